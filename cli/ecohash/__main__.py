@@ -1,0 +1,3 @@
+from ecohash.commands.main import cli
+
+cli(prog_name="ecohash")

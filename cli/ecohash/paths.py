@@ -1,0 +1,66 @@
+"""Where ecohash finds site inventories and keeps its own state."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ecohash.errors import SiteNotFoundError
+
+SITE_FILE_NAME = "site.yaml"
+
+
+def state_dir() -> Path:
+    """The directory for ecohash's state: $ECOHASH_STATE_DIR, else a per-user default.
+
+    Root gets /var/lib/ecohash, where the lab's base image and rollout state belong on
+    a shared machine; anyone else gets $XDG_STATE_HOME/ecohash.
+    """
+    configured = os.environ.get("ECOHASH_STATE_DIR")
+    if configured:
+        return Path(configured)
+    if os.geteuid() == 0:
+        return Path("/var/lib/ecohash")
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "ecohash"
+
+
+def inventory_roots() -> list[Path]:
+    """Directories searched, in order, for `<name>/site.yaml` when a site is named.
+
+    $ECOHASH_INVENTORIES (a path list) comes first, then ./inventories, then the state
+    directory's inventories/, where generated sites such as the lab's are written.
+    """
+    roots = [Path(p) for p in os.environ.get("ECOHASH_INVENTORIES", "").split(os.pathsep) if p]
+    roots.append(Path("inventories"))
+    roots.append(state_dir() / "inventories")
+    return roots
+
+
+def resolve_site(argument: str) -> Path:
+    """Turn a SITE argument (a site name, a site file, or a directory holding one) into a path."""
+    given = Path(argument)
+    if given.is_file():
+        return given
+    if given.is_dir() and (given / SITE_FILE_NAME).is_file():
+        return given / SITE_FILE_NAME
+    if "/" not in argument and not argument.endswith((".yaml", ".yml")):
+        for root in inventory_roots():
+            candidate = root / argument / SITE_FILE_NAME
+            if candidate.is_file():
+                return candidate
+    known = sorted(known_sites())
+    hint = f"; known sites: {', '.join(known)}" if known else ""
+    raise SiteNotFoundError(
+        f"no site {argument!r}: not a site file, and no <inventory>/{argument}/{SITE_FILE_NAME}"
+        f" under {', '.join(str(r) for r in inventory_roots())}{hint}"
+    )
+
+
+def known_sites() -> set[str]:
+    """Names of the sites found under the inventory roots."""
+    names: set[str] = set()
+    for root in inventory_roots():
+        if root.is_dir():
+            names.update(p.parent.name for p in root.glob(f"*/{SITE_FILE_NAME}"))
+    return names
