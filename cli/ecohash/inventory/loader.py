@@ -1,0 +1,381 @@
+"""Loading a site file: parse, validate every rule, report every problem at once, expand.
+
+Validation runs in two passes. The models check structure, types and ranges; then
+cross-checks that need the whole site (references, duplicates after expansion, IPs
+inside the management network) run over every node entry that is itself valid, so a
+typo in one container does not hide a duplicate IP in another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ecohash.errors import InventoryError, Problem, SiteNotFoundError
+from ecohash.inventory import messages
+from ecohash.inventory.catalog import builtin_catalog
+from ecohash.inventory.expand import TemplateError, expand
+from ecohash.inventory.model import (
+    _DNS_LABEL,
+    API_VERSION,
+    DNS_LABEL_RULE,
+    KIND,
+    GpuModel,
+    GpuModelFields,
+    NodeEntry,
+    SiteFile,
+    Sku,
+    SkuFields,
+)
+from ecohash.inventory.site import Container, Node, Rack, Site, YamlPath
+from ecohash.inventory.yaml_source import Parsed, YamlSyntaxError, parse
+
+
+def load_site(path: str | Path) -> Site:
+    """Load and validate a site file; raise InventoryError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SiteNotFoundError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SiteNotFoundError(f"{path}: is a directory, not a site file") from None
+    except UnicodeDecodeError as error:
+        raise InventoryError([Problem(str(path), 1, f"not UTF-8 text ({error.reason})")]) from None
+    except OSError as error:
+        raise SiteNotFoundError(f"{path}: {error.strerror}") from None
+    return load_site_text(text, path)
+
+
+def load_site_text(text: str, file: str | Path) -> Site:
+    """Validate site YAML given as text; `file` is only used in messages."""
+    return _Validation(Path(file)).run(text)
+
+
+@dataclass
+class _Entry:
+    """A node entry that passed its own checks, with where it sits in the site."""
+
+    container: str
+    rack: str
+    entry: NodeEntry
+    path: YamlPath
+
+
+class _Validation:
+    def __init__(self, file: Path):
+        self.file = file
+        self.problems: list[Problem] = []
+        self.parsed: Parsed | None = None
+        # Names of every node that could be expanded, and whether that is all of them:
+        # an unknown kubernetes server can only be told apart from an unreadable entry then.
+        self.node_names: set[str] = set()
+        self.all_entries_read = True
+
+    def problem(self, path: YamlPath, message: str, *, key: bool = False) -> None:
+        line = self.parsed.line_of(path, key=key) if self.parsed else 1
+        self.problems.append(Problem(str(self.file), line, message))
+
+    def run(self, text: str) -> Site:
+        try:
+            self.parsed = parse(text)
+        except YamlSyntaxError as error:
+            p = error.problem
+            raise InventoryError([Problem(str(self.file), p.line, p.message, p.column)]) from None
+        for line, key in self.parsed.duplicate_keys:
+            self.problems.append(
+                Problem(str(self.file), line, f"duplicate key {key!r}: a key may appear once")
+            )
+        data = self.parsed.data
+        if not isinstance(data, dict):
+            what = "empty" if data is None else f"a {_yaml_type(data)}"
+            raise InventoryError([Problem(
+                str(self.file), 1,
+                f"file is {what}: a site file is a mapping with apiVersion, kind, metadata and spec",
+            )])
+        if not self._is_site_document(data):
+            raise InventoryError(self.problems)
+
+        document: SiteFile | None = None
+        try:
+            document = SiteFile.model_validate(data)
+        except ValidationError as error:
+            for detail in error.errors():
+                path, key, message = messages.describe(dict(detail), SiteFile)
+                self.problem(path, message, key=key)
+
+        spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
+        gpu_models = self._merge_catalog(spec, "gpu_models", GpuModelFields, GpuModel)
+        skus = self._merge_catalog(spec, "skus", SkuFields, Sku)
+        self._check_catalog(gpu_models, skus, spec)
+        cidr = document.spec.network.mgmt_cidr if document else _valid_cidr(spec)
+        entries = list(_entries_of(document) if document else self._entries_of_raw(spec))
+        self._check_names(spec)
+        nodes = self._expand_and_check(entries, cidr, skus, gpu_models, spec)
+        self._check_servers(spec)
+
+        if self.problems or document is None or cidr is None:
+            raise InventoryError(self.problems)
+        return _build_site(document, self.file, self.parsed, gpu_models, skus, nodes)
+
+    def _is_site_document(self, data: dict[str, Any]) -> bool:
+        # A file of another kind would otherwise drown in 'unknown key' messages.
+        ok = True
+        for key, expected in (("apiVersion", API_VERSION), ("kind", KIND)):
+            if key not in data:
+                self.problem((), f"missing required key {key!r} (expected {expected!r})")
+                ok = False
+            elif data[key] != expected:
+                self.problem((key,), f"{key} must be {expected!r} (got {data[key]!r})")
+                ok = False
+        return ok
+
+    def _merge_catalog(self, spec: dict[str, Any], section: str,
+                       fields_model: type[BaseModel], complete_model: type[BaseModel]
+                       ) -> dict[str, Any]:
+        """Built-in entries with the site's fields merged over them, field by field."""
+        merged = {key: complete_model.model_validate(value)
+                  for key, value in builtin_catalog()[section].items()}
+        overrides = spec.get(section)
+        if not isinstance(overrides, dict):
+            return merged
+        for key, fields in overrides.items():
+            try:
+                given = fields_model.model_validate(fields)
+            except ValidationError:
+                continue  # already reported by the full validation
+            base = merged[key].model_dump(exclude_unset=True) if key in merged else {}
+            try:
+                merged[key] = complete_model.model_validate(
+                    {**base, **given.model_dump(exclude_unset=True)}
+                )
+            except ValidationError as error:
+                missing = [str(e["loc"][-1]) for e in error.errors() if e["type"] == "missing"]
+                self.problem(
+                    ("spec", section, key),
+                    f"spec.{section}.{key}: not in the built-in catalog, so it needs "
+                    + ", ".join(missing),
+                    key=True,
+                )
+        return merged
+
+    def _check_catalog(self, gpu_models: dict[str, GpuModel], skus: dict[str, Sku],
+                       spec: dict[str, Any]) -> None:
+        for key, model in gpu_models.items():
+            ceiling = model.max_cap_w or model.tdp_w
+            if not model.min_cap_w <= model.tdp_w <= ceiling:
+                self.problem(
+                    ("spec", "gpu_models", key),
+                    f"spec.gpu_models.{key}: needs min_cap_w <= tdp_w <= max_cap_w "
+                    f"(got {model.min_cap_w} <= {model.tdp_w} <= {ceiling})",
+                    key=True,
+                )
+        site_skus = spec.get("skus") if isinstance(spec.get("skus"), dict) else {}
+        for key, sku in skus.items():
+            where: YamlPath = ("spec", "skus", key)
+            if sku.gpus > 0 and sku.gpu is None:
+                self.problem(where, f"spec.skus.{key}: has {sku.gpus} GPUs but no gpu model",
+                             key=True)
+            elif sku.gpus == 0 and sku.gpu is not None:
+                self.problem(where, f"spec.skus.{key}: names gpu {sku.gpu!r} but has gpus: 0",
+                             key=True)
+            elif sku.gpu is not None and sku.gpu not in gpu_models:
+                if key in site_skus:
+                    where = (*where, "gpu")
+                self.problem(where, f"spec.skus.{key}.gpu: unknown gpu model {sku.gpu!r}"
+                             + messages.suggest(sku.gpu, sorted(gpu_models)))
+
+    def _check_names(self, spec: dict[str, Any]) -> None:
+        """Container names unique in the site, rack names unique in their container."""
+        containers = spec.get("containers")
+        if not isinstance(containers, list):
+            return
+        _report_duplicates(self, [(c.get("name"), ("spec", "containers", i))
+                                  for i, c in enumerate(containers) if isinstance(c, dict)],
+                           "container")
+        for i, container in enumerate(containers):
+            racks = container.get("racks") if isinstance(container, dict) else None
+            if isinstance(racks, list):
+                _report_duplicates(self, [(r.get("name"), ("spec", "containers", i, "racks", j))
+                                          for j, r in enumerate(racks) if isinstance(r, dict)],
+                                   "rack")
+
+    def _entries_of_raw(self, spec: dict[str, Any]) -> Iterator[_Entry]:
+        """The valid node entries of a site whose full validation failed."""
+        for ci, container in _items(spec.get("containers")):
+            for ri, rack in _items(container.get("racks")):
+                for ni, raw in _items(rack.get("nodes"), self):
+                    try:
+                        entry = NodeEntry.model_validate(raw)
+                    except ValidationError:
+                        self.all_entries_read = False
+                        continue
+                    path = ("spec", "containers", ci, "racks", ri, "nodes", ni)
+                    yield _Entry(str(container.get("name")), str(rack.get("name")), entry, path)
+
+    def _expand_and_check(self, entries: list[_Entry], cidr: IPv4Network | None,
+                          skus: dict[str, Sku], gpu_models: dict[str, GpuModel],
+                          spec: dict[str, Any]) -> list[Node]:
+        nodes: list[Node] = []
+        name_seen: dict[str, YamlPath] = {}
+        ip_seen: dict[IPv4Address, YamlPath] = {}
+        raw_skus = spec.get("skus") if isinstance(spec.get("skus"), dict) else {}
+        for placed in entries:
+            entry, path = placed.entry, placed.path
+            sku = skus.get(entry.sku)
+            if sku is None and entry.sku not in raw_skus:  # a broken site sku is reported there
+                self.problem((*path, "sku"), f"unknown sku {entry.sku!r}"
+                             + messages.suggest(entry.sku, sorted(skus)))
+            try:
+                expanded = list(expand(entry.name, entry.mgmt_ip, entry.count, entry.start))
+            except TemplateError as error:
+                self.problem((*path, "name"), str(error))
+                self.all_entries_read = False
+                continue
+            except OverflowError:
+                self.problem((*path, "count"), f"count {entry.count} runs past 255.255.255.255")
+                self.all_entries_read = False
+                continue
+            self.node_names.update(name for name, _ in expanded)
+            bad_name = next((n for n, _ in expanded if not _DNS_LABEL.fullmatch(n)), None)
+            if bad_name is not None:
+                self.problem((*path, "name"),
+                             f"node name {bad_name!r} is not a DNS label ({DNS_LABEL_RULE})")
+            if cidr is not None:
+                self._check_ips_in(cidr, entry, expanded, path)
+            self._first_duplicate(expanded, 0, name_seen, path, "node name")
+            self._first_duplicate(expanded, 1, ip_seen, path, "mgmt_ip")
+            if sku is None or bad_name is not None:
+                continue
+            gpu = gpu_models.get(sku.gpu) if sku.gpu else None
+            nodes.extend(
+                Node(name, placed.container, placed.rack, entry.sku, sku, gpu, ip, path)
+                for name, ip in expanded
+            )
+        return nodes
+
+    def _check_ips_in(self, cidr: IPv4Network, entry: NodeEntry,
+                      expanded: list[tuple[str, IPv4Address]], path: YamlPath) -> None:
+        first, last = expanded[0][1], expanded[-1][1]
+        if first not in cidr:
+            self.problem((*path, "mgmt_ip"), f"mgmt_ip {first} is outside mgmt_cidr {cidr}")
+        elif last not in cidr:
+            self.problem(
+                (*path, "count"),
+                f"count {entry.count} runs past mgmt_cidr {cidr}: the last node would get "
+                f"{last}, the network ends at {cidr.broadcast_address}",
+            )
+        elif cidr.prefixlen < 31:
+            reserved = {cidr.network_address: "network", cidr.broadcast_address: "broadcast"}
+            for _, ip in (expanded[0], expanded[-1]):
+                if ip in reserved:
+                    self.problem((*path, "mgmt_ip"),
+                                 f"{ip} is the {reserved[ip]} address of {cidr}")
+
+    def _first_duplicate(self, expanded: list[tuple[str, IPv4Address]], index: int,
+                         seen: dict[Any, YamlPath], path: YamlPath, what: str) -> None:
+        """Record the entry's values; report the first one defined before (one line per entry)."""
+        reported = False
+        for item in expanded:
+            value = item[index]
+            earlier = seen.get(value)
+            if earlier is None:
+                seen[value] = path
+            elif not reported:
+                line = self.parsed.line_of(earlier) if self.parsed else 1
+                where = "earlier in this entry" if earlier == path else f"at line {line}"
+                self.problem(path, f"duplicate {what} {value} (also {where})")
+                reported = True
+
+    def _check_servers(self, spec: dict[str, Any]) -> None:
+        kubernetes = spec.get("kubernetes")
+        servers = kubernetes.get("servers") if isinstance(kubernetes, dict) else None
+        if not isinstance(servers, list):
+            return
+        known = self.node_names
+        seen: set[str] = set()
+        for i, server in enumerate(servers):
+            path: YamlPath = ("spec", "kubernetes", "servers", i)
+            if not isinstance(server, str):
+                continue
+            if server in seen:
+                self.problem(path, f"kubernetes server {server!r} is listed twice")
+            elif server not in known and self.all_entries_read:
+                self.problem(path, f"kubernetes server {server!r} is not a node of this site"
+                             + messages.suggest(server, sorted(known)[:5000]))
+            seen.add(server)
+
+
+def _report_duplicates(validation: _Validation, named: list[tuple[Any, YamlPath]],
+                       what: str) -> None:
+    first: dict[str, YamlPath] = {}
+    for name, path in named:
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            line = validation.parsed.line_of(first[name]) if validation.parsed else 1
+            validation.problem((*path, "name"), f"duplicate {what} name {name!r} (also at line {line})")
+        else:
+            first[name] = path
+
+
+def _entries_of(document: SiteFile) -> Iterator[_Entry]:
+    for ci, container in enumerate(document.spec.containers):
+        for ri, rack in enumerate(container.racks):
+            for ni, entry in enumerate(rack.nodes):
+                path = ("spec", "containers", ci, "racks", ri, "nodes", ni)
+                yield _Entry(container.name, rack.name, entry, path)
+
+
+def _items(value: Any, validation: _Validation | None = None
+           ) -> Iterator[tuple[int, dict[str, Any]]]:
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, dict):
+                yield index, item
+            elif validation is not None:
+                validation.all_entries_read = False
+
+
+def _valid_cidr(spec: dict[str, Any]) -> IPv4Network | None:
+    network = spec.get("network")
+    text = network.get("mgmt_cidr") if isinstance(network, dict) else None
+    try:
+        return IPv4Network(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def _yaml_type(value: Any) -> str:
+    return {list: "list", str: "string", int: "number", bool: "boolean"}.get(type(value), "scalar")
+
+
+def _build_site(document: SiteFile, file: Path, parsed: Parsed, gpu_models: dict[str, GpuModel],
+                skus: dict[str, Sku], nodes: list[Node]) -> Site:
+    by_rack: dict[tuple[str, str], list[Node]] = {}
+    for node in nodes:
+        by_rack.setdefault((node.container, node.rack), []).append(node)
+    containers = tuple(
+        Container(
+            name=c.name, cooling=c.cooling, power_kw=c.power_kw, cooling_kw=c.cooling_kw,
+            path=("spec", "containers", ci),
+            racks=tuple(
+                Rack(name=r.name, container=c.name, power_kw=r.power_kw,
+                     nodes=tuple(by_rack.get((c.name, r.name), ())),
+                     path=("spec", "containers", ci, "racks", ri))
+                for ri, r in enumerate(c.racks)
+            ),
+        )
+        for ci, c in enumerate(document.spec.containers)
+    )
+    return Site(
+        name=document.metadata.name, region=document.metadata.region, file=file,
+        power=document.spec.power, mgmt_cidr=document.spec.network.mgmt_cidr,
+        kubernetes=document.spec.kubernetes, gpu_models=gpu_models, skus=skus,
+        containers=containers, document=document, parsed=parsed,
+    )

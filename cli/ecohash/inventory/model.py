@@ -1,0 +1,243 @@
+"""The site inventory format, as typed models: one class per concept.
+
+These classes are the single definition of the format. The loader validates files
+with them, `ecohash schema` prints their JSON Schema, and docs/inventory.md is
+generated from their descriptions.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from ipaddress import IPv4Address, IPv4Network
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+API_VERSION = "ecohash.io/v1"
+KIND = "Site"
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+DNS_LABEL_RULE = "lowercase letters, digits and '-', at most 63, starting and ending alphanumeric"
+
+
+def _exact_number(value: Any) -> Decimal:
+    # bool is an int in Python; `grid_mw: yes` is a mistake, not 1 MW.
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
+        raise PydanticCustomError("number_type", "must be a number")
+    number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    if not number.is_finite():
+        raise PydanticCustomError("number_finite", "must be a finite number")
+    return number
+
+
+def _dns_label(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "must be a string")
+    if not _DNS_LABEL.fullmatch(value):
+        raise PydanticCustomError("dns_label", f"must be a DNS label ({DNS_LABEL_RULE})")
+    return value
+
+
+def _ipv4_address(value: Any) -> IPv4Address:
+    if isinstance(value, IPv4Address):
+        return value
+    if isinstance(value, str):
+        try:
+            return IPv4Address(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("ipv4_address", "must be an IPv4 address such as 10.20.1.11")
+
+
+def _ipv4_network(value: Any) -> IPv4Network:
+    if isinstance(value, IPv4Network):
+        return value
+    if not isinstance(value, str) or "/" not in value:
+        raise PydanticCustomError("ipv4_network", "must be an IPv4 CIDR such as 10.20.0.0/20")
+    try:
+        return IPv4Network(value)
+    except ValueError as error:
+        if "host bits set" in str(error):
+            network = IPv4Network(value, strict=False)
+            raise PydanticCustomError(
+                "ipv4_network", "has host bits set; did you mean {suggestion}?",
+                {"suggestion": str(network)},
+            ) from None
+        raise PydanticCustomError(
+            "ipv4_network", "must be an IPv4 CIDR such as 10.20.0.0/20"
+        ) from None
+
+
+# A before-validator (not a plain one) so pydantic's own decimal checks still apply the
+# gt/ge/lt bounds given with Field(); SchemaGenerator writes these as JSON numbers.
+Number = Annotated[Decimal, BeforeValidator(_exact_number)]
+DnsLabel = Annotated[
+    str, PlainValidator(_dns_label),
+    WithJsonSchema({"type": "string", "pattern": f"^{_DNS_LABEL.pattern}$", "maxLength": 63}),
+]
+Ipv4 = Annotated[
+    IPv4Address, PlainValidator(_ipv4_address), WithJsonSchema({"type": "string", "format": "ipv4"})
+]
+Cidr = Annotated[
+    IPv4Network, PlainValidator(_ipv4_network),
+    WithJsonSchema({"type": "string", "pattern": r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$"}),
+]
+Watts = Annotated[int, Field(strict=True, gt=0)]
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a misspelt key must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False)
+
+
+class Metadata(_Strict):
+    name: DnsLabel = Field(description="The site's name: a DNS label, unique across the fleet.")
+    region: str | None = Field(None, description="Free-form region, for grouping sites.")
+    description: str | None = Field(None, description="What this site is, for people.")
+
+
+class Power(_Strict):
+    grid_mw: Number = Field(gt=0, description="Contracted grid capacity, in MW.")
+    reserve_pct: Number = Field(
+        0, ge=0, lt=100, validate_default=True,
+        description="Percentage of grid_mw held back (other loads, contract margin).",
+    )
+    pue: Number = Field(
+        ge=1, description="Design-point power usage effectiveness: facility power / IT power."
+    )
+
+
+class Network(_Strict):
+    mgmt_cidr: Cidr = Field(description="The management network; every node's mgmt_ip is in it.")
+
+
+class GpuModelFields(_Strict):
+    """A GPU model as a site may give it: any field overrides the built-in entry's."""
+
+    product: str | None = Field(None, description="Marketing name, for people.")
+    nvidia_smi_name: str | None = Field(
+        None, description="The name `nvidia-smi --query-gpu=name` prints for this GPU."
+    )
+    memory_gib: Annotated[int, Field(strict=True, gt=0)] | None = Field(
+        None, description="GPU memory in GiB."
+    )
+    tdp_w: Watts | None = Field(None, description="Default board power limit, W: the starting cap.")
+    min_cap_w: Watts | None = Field(
+        None, description="Lowest power limit the driver accepts (`nvidia-smi -q` Min Power Limit)."
+    )
+    max_cap_w: Watts | None = Field(
+        None, description="Highest power limit the driver accepts; defaults to tdp_w."
+    )
+    source: str | None = Field(None, description="Where the figures come from.")
+
+
+class GpuModel(GpuModelFields):
+    """A complete GPU model, after a site's fields are merged over the built-in catalog."""
+
+    tdp_w: Watts
+    min_cap_w: Watts
+
+
+class SkuFields(_Strict):
+    """A node SKU as a site may give it: any field overrides the built-in entry's."""
+
+    product: str | None = Field(None, description="Marketing name, for people.")
+    gpu: str | None = Field(None, description="GPU model key; omitted for CPU-only nodes.")
+    gpus: Annotated[int, Field(strict=True, ge=0)] | None = Field(
+        None, description="GPUs in one node (0 for a CPU-only node)."
+    )
+    host_w: Annotated[int, Field(strict=True, ge=0)] | None = Field(
+        None, description="What the node draws besides its GPUs at full load, W."
+    )
+    source: str | None = Field(None, description="Where the figures come from.")
+
+
+class Sku(SkuFields):
+    """A complete node SKU, after a site's fields are merged over the built-in catalog."""
+
+    gpus: Annotated[int, Field(strict=True, ge=0)]
+    host_w: Annotated[int, Field(strict=True, ge=0)]
+
+
+class Kubernetes(_Strict):
+    distribution: Literal["k3s", "rke2"] = Field("k3s", description="Kubernetes distribution.")
+    servers: list[DnsLabel] = Field(
+        min_length=1, description="Nodes that run the control plane; all others are agents."
+    )
+
+
+class NodeEntry(_Strict):
+    name: str = Field(
+        description="Node name (a DNS label); with `count`, a template holding {i} or {i:02d}."
+    )
+    sku: str = Field(description="Node SKU key, from spec.skus or the built-in catalog.")
+    mgmt_ip: Ipv4 = Field(description="Management IP; with `count`, the first of consecutive IPs.")
+    count: Annotated[int, Field(strict=True, ge=1)] | None = Field(
+        None, description="Expand this entry into `count` nodes."
+    )
+    start: Annotated[int, Field(strict=True, ge=0)] = Field(
+        1, description="First value of i when `count` is given."
+    )
+
+
+class Rack(_Strict):
+    name: DnsLabel = Field(description="Rack name, unique within its container.")
+    power_kw: Number | None = Field(None, gt=0, description="Rack or PDU limit, kW.")
+    nodes: list[NodeEntry] = Field(default_factory=list, description="Nodes in the rack.")
+
+
+class Container(_Strict):
+    name: DnsLabel = Field(description="Container name, unique within the site.")
+    cooling: Literal["air", "hydro", "immersion"] = Field(description="How the container is cooled.")
+    power_kw: Number = Field(gt=0, description="Electrical limit of the container, kW.")
+    cooling_kw: Number = Field(gt=0, description="Heat the container rejects at design ambient, kW.")
+    racks: list[Rack] = Field(default_factory=list, description="Racks in the container.")
+
+
+class Spec(_Strict):
+    power: Power
+    network: Network
+    gpu_models: dict[str, GpuModelFields] = Field(
+        default_factory=dict, description="GPU models merged over the built-in catalog."
+    )
+    skus: dict[str, SkuFields] = Field(
+        default_factory=dict, description="Node SKUs merged over the built-in catalog."
+    )
+    kubernetes: Kubernetes | None = None
+    containers: list[Container] = Field(min_length=1, description="The modular GPU containers.")
+
+
+class SiteFile(_Strict):
+    """A site inventory file: everything ecohash knows about one site."""
+
+    api_version: Literal["ecohash.io/v1"] = Field(alias="apiVersion")
+    kind: Literal["Site"]
+    metadata: Metadata
+    spec: Spec
+
+
+class SchemaGenerator(GenerateJsonSchema):
+    """JSON Schema for site files: exact decimals are plain JSON numbers with their bounds."""
+
+    def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
+        json_schema: JsonSchemaValue = {"type": "number"}
+        for bound, keyword in (("gt", "exclusiveMinimum"), ("ge", "minimum"),
+                               ("lt", "exclusiveMaximum"), ("le", "maximum")):
+            if bound in schema:
+                value = Decimal(schema[bound])  # type: ignore[literal-required]
+                json_schema[keyword] = int(value) if value == value.to_integral() else float(value)
+        return json_schema
+
+
+def site_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a site file, for editors and for the docs."""
+    schema = SiteFile.model_json_schema(by_alias=True, schema_generator=SchemaGenerator)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://ecohash.io/schemas/site-v1.json",
+        **schema,
+    }

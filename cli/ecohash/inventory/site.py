@@ -1,0 +1,93 @@
+"""The expanded site: every node spelt out, with its SKU and GPU model resolved.
+
+This is what the budget compiler, the Ansible inventory plugin and the stacks read.
+It is built only from a valid site file (see loader.py), so nothing here re-checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+from ecohash.inventory.model import GpuModel, Kubernetes, Power, SiteFile, Sku
+from ecohash.inventory.yaml_source import Parsed
+
+YamlPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    name: str
+    container: str
+    rack: str
+    sku_name: str
+    sku: Sku
+    gpu: GpuModel | None
+    mgmt_ip: IPv4Address
+    entry_path: YamlPath  # the node entry it came from, for FILE:LINE messages
+
+    @property
+    def gpus(self) -> int:
+        return self.sku.gpus
+
+    @property
+    def host_w(self) -> int:
+        return self.sku.host_w
+
+
+@dataclass(frozen=True, slots=True)
+class Rack:
+    name: str
+    container: str
+    power_kw: Decimal | None
+    nodes: tuple[Node, ...]
+    path: YamlPath
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.container}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    name: str
+    cooling: str
+    power_kw: Decimal
+    cooling_kw: Decimal
+    racks: tuple[Rack, ...]
+    path: YamlPath
+
+    @property
+    def nodes(self) -> Iterator[Node]:
+        for rack in self.racks:
+            yield from rack.nodes
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    region: str | None
+    file: Path
+    power: Power
+    mgmt_cidr: IPv4Network
+    kubernetes: Kubernetes | None
+    gpu_models: dict[str, GpuModel]
+    skus: dict[str, Sku]
+    containers: tuple[Container, ...]
+    document: SiteFile = field(repr=False)
+    parsed: Parsed = field(repr=False)
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [node for container in self.containers for node in container.nodes]
+
+    def line_of(self, path: Sequence[str | int]) -> int:
+        """The line in the site file where the value at `path` is written."""
+        return self.parsed.line_of(path)
+
+    def where(self, path: Sequence[str | int]) -> str:
+        """FILE:LINE for the value at `path`."""
+        return f"{self.file}:{self.line_of(path)}"
