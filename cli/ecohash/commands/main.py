@@ -8,9 +8,12 @@ from typing import Any
 import click
 
 from ecohash import __version__
+from ecohash.commands.capacity import capacity
+from ecohash.commands.options import CONTEXT_SETTINGS, echo_error
+from ecohash.commands.plan import plan
+from ecohash.commands.schema import schema
+from ecohash.commands.validate import validate
 from ecohash.errors import EcohashError
-
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class EcohashGroup(click.Group):
@@ -20,15 +23,8 @@ class EcohashGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EcohashError as error:
-            for line in str(error).splitlines() or [type(error).__name__]:
-                click.echo(f"ecohash: {line}" if _is_bare(line) else line, err=True)
+            echo_error(error)
             sys.exit(error.exit_code)
-
-
-def _is_bare(line: str) -> bool:
-    """True for a message that does not already start with FILE:LINE."""
-    head = line.split(": ", 1)[0]
-    return not (":" in head and head.rsplit(":", 1)[-1].isdigit())
 
 
 @click.group(cls=EcohashGroup, context_settings=CONTEXT_SETTINGS)
@@ -44,6 +40,5 @@ def cli() -> None:
     """
 
 
-def register(group: click.Group, *commands: click.Command) -> None:
-    for command in commands:
-        group.add_command(command)
+for command in (validate, plan, capacity, schema):
+    cli.add_command(command)

@@ -1,0 +1,51 @@
+"""Options and arguments shared by several commands."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ecohash.inventory import Site, load_site
+from ecohash.paths import resolve_site
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def site_argument(function: F) -> F:
+    return click.argument("site", metavar="SITE")(function)
+
+
+def load(site_argument_value: str) -> Site:
+    """A SITE argument (name or path) to a validated site."""
+    return load_site(resolve_site(site_argument_value))
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def echo_error(error: Exception) -> None:
+    """Print an error to stderr, one line per problem, prefixing lines that carry no FILE:LINE."""
+    for line in str(error).splitlines() or [type(error).__name__]:
+        click.echo(line if _has_location(line) else f"ecohash: {line}", err=True)
+
+
+def _has_location(line: str) -> bool:
+    head = line.split(": ", 1)[0]
+    return ":" in head and head.split(":")[1].isdigit()
+
+
+def console() -> Any:
+    """A rich console; off a terminal (pipes, CI logs) it is wide enough not to wrap tables."""
+    import shutil
+
+    from rich.console import Console
+
+    return Console(width=shutil.get_terminal_size((140, 24)).columns)
