@@ -71,8 +71,8 @@ def _checked_cap(gpu: GpuModel | None, sku_name: str, cap_w: int | None) -> int 
         return gpu.tdp_w
     if not gpu.min_cap_w <= cap_w <= gpu.tdp_w:
         raise InvalidInputError(
-            f"--cap {cap_w} is outside what sku {sku_name!r} can run at: its GPU "
-            f"{gpu.product or sku_name} takes caps from {gpu.min_cap_w} to {gpu.tdp_w} W"
+            f"--cap {cap_w} is outside what sku {sku_name!r} can run at: its "
+            f"{gpu.product or 'GPU'} takes caps from {gpu.min_cap_w} to {gpu.tdp_w} W"
         )
     return cap_w
 

@@ -8,7 +8,7 @@ from fractions import Fraction
 from rich.console import Console
 from rich.table import Table
 
-from ecohash.budget import NodePlan, Plan, it_budget_w, kw
+from ecohash.budget import DomainPlan, NodePlan, Plan, it_budget_w, kw
 from ecohash.capacity import Capacity
 
 
@@ -53,9 +53,23 @@ def print_plan(plan: Plan, console: Console) -> None:
     console.print(table)
     binding = [d for d in (*plan.racks, *plan.containers, plan.site_domain) if d.cap_w is not None]
     if binding:
-        console.print("Caps set by: " + "; ".join(f"{d.label} at {d.cap_w} W" for d in binding))
+        console.print("Caps set by: " + "; ".join(_binding_summary(binding)))
     else:
         console.print("Every GPU runs at its TDP: no budget domain needs a cap.")
+
+
+def _binding_summary(binding: list[DomainPlan]) -> list[str]:
+    """'rack c01/r01 at 612 W', or '36 racks at 612 W (c01/r01 ... c03/r12)' when many agree."""
+    groups: dict[tuple[str, int | None], list[str]] = {}
+    for domain in binding:
+        groups.setdefault((domain.kind, domain.cap_w), []).append(domain.name)
+    parts = []
+    for (kind, cap), names in groups.items():
+        if len(names) <= 3:
+            parts.extend(f"{kind} {name} at {cap} W" for name in names)
+        else:
+            parts.append(f"{len(names)} {kind}s at {cap} W ({names[0]} … {names[-1]})")
+    return parts
 
 
 def print_capacity(room: Capacity, console: Console) -> None:

@@ -16,14 +16,14 @@ class TemplateError(ValueError):
 
 
 def check_template(template: str) -> None:
-    if not _PLACEHOLDER.search(template):
-        raise TemplateError(
-            f"name {template!r} has count but no {{i}} placeholder (for example 'n{{i:02d}}')"
-        )
     leftover = _PLACEHOLDER.sub("", template)
     if "{" in leftover or "}" in leftover:
         raise TemplateError(
             f"name {template!r}: the only placeholders allowed are {{i}} and {{i:02d}}-style"
+        )
+    if leftover == template:
+        raise TemplateError(
+            f"name {template!r} has count but no {{i}} placeholder (for example 'n{{i:02d}}')"
         )
 
 

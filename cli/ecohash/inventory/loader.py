@@ -176,6 +176,7 @@ class _Validation:
                     key=True,
                 )
         site_skus = spec.get("skus") if isinstance(spec.get("skus"), dict) else {}
+        site_models = spec.get("gpu_models") if isinstance(spec.get("gpu_models"), dict) else {}
         for key, sku in skus.items():
             where: YamlPath = ("spec", "skus", key)
             if sku.gpus > 0 and sku.gpu is None:
@@ -184,7 +185,7 @@ class _Validation:
             elif sku.gpus == 0 and sku.gpu is not None:
                 self.problem(where, f"spec.skus.{key}: names gpu {sku.gpu!r} but has gpus: 0",
                              key=True)
-            elif sku.gpu is not None and sku.gpu not in gpu_models:
+            elif sku.gpu is not None and sku.gpu not in gpu_models and sku.gpu not in site_models:
                 if key in site_skus:
                     where = (*where, "gpu")
                 self.problem(where, f"spec.skus.{key}.gpu: unknown gpu model {sku.gpu!r}"
@@ -231,6 +232,9 @@ class _Validation:
             if sku is None and entry.sku not in raw_skus:  # a broken site sku is reported there
                 self.problem((*path, "sku"), f"unknown sku {entry.sku!r}"
                              + messages.suggest(entry.sku, sorted(skus)))
+            if cidr is not None and not self._check_ip_range(cidr, entry, path):
+                self.all_entries_read = False
+                continue
             try:
                 expanded = list(expand(entry.name, entry.mgmt_ip, entry.count, entry.start))
             except TemplateError as error:
@@ -246,8 +250,6 @@ class _Validation:
             if bad_name is not None:
                 self.problem((*path, "name"),
                              f"node name {bad_name!r} is not a DNS label ({DNS_LABEL_RULE})")
-            if cidr is not None:
-                self._check_ips_in(cidr, entry, expanded, path)
             self._first_duplicate(expanded, 0, name_seen, path, "node name")
             self._first_duplicate(expanded, 1, ip_seen, path, "mgmt_ip")
             if sku is None or bad_name is not None:
@@ -259,23 +261,27 @@ class _Validation:
             )
         return nodes
 
-    def _check_ips_in(self, cidr: IPv4Network, entry: NodeEntry,
-                      expanded: list[tuple[str, IPv4Address]], path: YamlPath) -> None:
-        first, last = expanded[0][1], expanded[-1][1]
+    def _check_ip_range(self, cidr: IPv4Network, entry: NodeEntry, path: YamlPath) -> bool:
+        """Whether the entry's IPs lie in the management network; checked before expanding."""
+        first = entry.mgmt_ip
+        last_int = int(first) + (entry.count or 1) - 1
         if first not in cidr:
             self.problem((*path, "mgmt_ip"), f"mgmt_ip {first} is outside mgmt_cidr {cidr}")
-        elif last not in cidr:
+            return False
+        if last_int > int(cidr.broadcast_address):
+            last = IPv4Address(last_int) if last_int <= 0xFFFFFFFF else "beyond 255.255.255.255"
             self.problem(
                 (*path, "count"),
                 f"count {entry.count} runs past mgmt_cidr {cidr}: the last node would get "
                 f"{last}, the network ends at {cidr.broadcast_address}",
             )
-        elif cidr.prefixlen < 31:
+            return False
+        if cidr.prefixlen < 31:
             reserved = {cidr.network_address: "network", cidr.broadcast_address: "broadcast"}
-            for _, ip in (expanded[0], expanded[-1]):
+            for ip in {first, IPv4Address(last_int)}:
                 if ip in reserved:
-                    self.problem((*path, "mgmt_ip"),
-                                 f"{ip} is the {reserved[ip]} address of {cidr}")
+                    self.problem((*path, "mgmt_ip"), f"{ip} is the {reserved[ip]} address of {cidr}")
+        return True
 
     def _first_duplicate(self, expanded: list[tuple[str, IPv4Address]], index: int,
                          seen: dict[Any, YamlPath], path: YamlPath, what: str) -> None:

@@ -17,6 +17,9 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 API_VERSION = "ecohash.io/v1"
+# A bound on one entry's expansion, so a typo cannot make validation allocate millions
+# of nodes; far above any real container (the benchmarks' 50,000-node site included).
+MAX_COUNT = 100_000
 KIND = "Site"
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -176,7 +179,7 @@ class NodeEntry(_Strict):
     )
     sku: str = Field(description="Node SKU key, from spec.skus or the built-in catalog.")
     mgmt_ip: Ipv4 = Field(description="Management IP; with `count`, the first of consecutive IPs.")
-    count: Annotated[int, Field(strict=True, ge=1)] | None = Field(
+    count: Annotated[int, Field(strict=True, ge=1, le=MAX_COUNT)] | None = Field(
         None, description="Expand this entry into `count` nodes."
     )
     start: Annotated[int, Field(strict=True, ge=0)] = Field(
@@ -199,25 +202,27 @@ class Container(_Strict):
 
 
 class Spec(_Strict):
-    power: Power
-    network: Network
+    power: Power = Field(description="The grid connection and PUE: the site's IT budget.")
+    network: Network = Field(description="The management network.")
     gpu_models: dict[str, GpuModelFields] = Field(
         default_factory=dict, description="GPU models merged over the built-in catalog."
     )
     skus: dict[str, SkuFields] = Field(
         default_factory=dict, description="Node SKUs merged over the built-in catalog."
     )
-    kubernetes: Kubernetes | None = None
+    kubernetes: Kubernetes | None = Field(None, description="The site's Kubernetes cluster.")
     containers: list[Container] = Field(min_length=1, description="The modular GPU containers.")
 
 
 class SiteFile(_Strict):
     """A site inventory file: everything ecohash knows about one site."""
 
-    api_version: Literal["ecohash.io/v1"] = Field(alias="apiVersion")
-    kind: Literal["Site"]
-    metadata: Metadata
-    spec: Spec
+    api_version: Literal["ecohash.io/v1"] = Field(
+        alias="apiVersion", description="Format version of the file."
+    )
+    kind: Literal["Site"] = Field(description="Always `Site`.")
+    metadata: Metadata = Field(description="Who the site is.")
+    spec: Spec = Field(description="What the site has.")
 
 
 class SchemaGenerator(GenerateJsonSchema):

@@ -1,0 +1,60 @@
+"""Shared fixtures: a small valid site as text, and a way to write variants of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The issue's example site. Line numbers in tests refer to this text.
+EXAMPLE_SITE = """\
+apiVersion: ecohash.io/v1
+kind: Site
+metadata:
+  name: tx-odessa
+  region: us-south
+spec:
+  power:
+    grid_mw: 12.5
+    reserve_pct: 5
+    pue: 1.25
+  network:
+    mgmt_cidr: 10.20.0.0/20
+  gpu_models:
+    h100-sxm: {tdp_w: 700, min_cap_w: 200}
+  skus:
+    hgx-h100-8: {gpu: h100-sxm, gpus: 8, host_w: 2600}
+  kubernetes:
+    distribution: k3s
+    servers: [c01-r01-n01]
+  containers:
+    - name: c01
+      cooling: hydro
+      power_kw: 1000
+      cooling_kw: 950
+      racks:
+        - name: r01
+          power_kw: 45
+          nodes:
+            - {name: c01-r01-n01, sku: hgx-h100-8, mgmt_ip: 10.20.1.11}
+            - {name: "c01-r01-n{i:02d}", count: 3, start: 2, sku: hgx-h100-8, mgmt_ip: 10.20.1.12}
+"""
+
+
+@pytest.fixture
+def write_site(tmp_path: Path) -> Callable[..., Path]:
+    """Write site text (default: the example, with (old, new) replacements) to a file."""
+
+    def write(text: str = EXAMPLE_SITE, *replacements: tuple[str, str], name: str = "site.yaml"
+              ) -> Path:
+        for old, new in replacements:
+            assert old in text, f"test setup: {old!r} not in the site text"
+            text = text.replace(old, new, 1)
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write

@@ -1,0 +1,158 @@
+from decimal import Decimal
+from ipaddress import IPv4Address
+
+import pytest
+
+from ecohash.errors import InventoryError, SiteNotFoundError
+from ecohash.inventory import load_site
+from tests.conftest import EXAMPLE_SITE
+
+NODE_LINE = 29  # the single node entry
+COUNT_LINE = 30  # the entry with count: 3
+
+
+def problems(path):
+    with pytest.raises(InventoryError) as raised:
+        load_site(path)
+    return [f"{p.line}: {p.message}" for p in raised.value.problems]
+
+
+def test_example_site_expands_counts_with_consecutive_ips(write_site):
+    site = load_site(write_site())
+    assert [(n.name, n.mgmt_ip) for n in site.nodes] == [
+        ("c01-r01-n01", IPv4Address("10.20.1.11")),
+        ("c01-r01-n02", IPv4Address("10.20.1.12")),
+        ("c01-r01-n03", IPv4Address("10.20.1.13")),
+        ("c01-r01-n04", IPv4Address("10.20.1.14")),
+    ]
+    assert site.power.grid_mw == Decimal("12.5")
+    assert {n.rack for n in site.nodes} == {"r01"}
+    assert site.nodes[0].gpu.tdp_w == 700 and site.nodes[0].host_w == 2600
+
+
+def test_site_skus_merge_field_by_field_over_the_catalog(write_site):
+    path = write_site(EXAMPLE_SITE, ("hgx-h100-8: {gpu: h100-sxm, gpus: 8, host_w: 2600}",
+                                     "hgx-h100-8: {host_w: 1234}"))
+    sku = load_site(path).skus["hgx-h100-8"]
+    assert (sku.gpu, sku.gpus, sku.host_w) == ("h100-sxm", 8, 1234)
+
+
+@pytest.mark.parametrize(
+    ("replacements", "expected"),
+    [
+        ([("pue: 1.25", "pue: 0.9")], ["10: spec.power.pue: must be greater than or equal to 1 (got 0.9)"]),
+        ([("grid_mw: 12.5", "grid_mwx: 12.5")], [
+            "8: spec.power: missing required key 'grid_mw'",
+            "8: spec.power: unknown key 'grid_mwx' (did you mean 'grid_mw'?)",
+        ]),
+        ([("count: 3,", "count: -3,")],
+         [f"{COUNT_LINE}: spec.containers[0].racks[0].nodes[1].count: must be greater than or equal to 1 (got -3)"]),
+        ([("mgmt_cidr: 10.20.0.0/20", "mgmt_cidr: 10.20.0.0/40")],
+         ["12: spec.network.mgmt_cidr: must be an IPv4 CIDR such as 10.20.0.0/20 (got '10.20.0.0/40')"]),
+        ([("cooling: hydro", "cooling: water")],
+         ["22: spec.containers[0].cooling: must be 'air', 'hydro' or 'immersion' (got 'water')"]),
+        ([("apiVersion: ecohash.io/v1", "apiVersion: ecohash.io/v2")],
+         ["1: apiVersion must be 'ecohash.io/v1' (got 'ecohash.io/v2')"]),
+        ([("kind: Site", "kind: Deployment")], ["2: kind must be 'Site' (got 'Deployment')"]),
+        ([("sku: hgx-h100-8, mgmt_ip: 10.20.1.11", "sku: hgx-h100-9, mgmt_ip: 10.20.1.11")],
+         [f"{NODE_LINE}: unknown sku 'hgx-h100-9' (did you mean 'hgx-h100-8'?)"]),
+        ([("gpu: h100-sxm,", "gpu: h100-sxn,")],
+         ["16: spec.skus.hgx-h100-8.gpu: unknown gpu model 'h100-sxn' (did you mean 'h100-sxm'?)"]),
+        ([("mgmt_ip: 10.20.1.12", "mgmt_ip: 10.20.1.11")],
+         [f"{COUNT_LINE}: duplicate mgmt_ip 10.20.1.11 (also at line {NODE_LINE})"]),
+        ([("name: c01-r01-n01, sku", "name: c01-r01-n03, sku"), ("servers: [c01-r01-n01]", "servers: [c01-r01-n02]")],
+         [f"{COUNT_LINE}: duplicate node name c01-r01-n03 (also at line {NODE_LINE})"]),
+        ([("mgmt_ip: 10.20.1.11", "mgmt_ip: 10.30.1.11")],
+         [f"{NODE_LINE}: mgmt_ip 10.30.1.11 is outside mgmt_cidr 10.20.0.0/20"]),
+        ([("mgmt_ip: 10.20.1.12", "mgmt_ip: 10.20.15.254")],
+         [f"{COUNT_LINE}: count 3 runs past mgmt_cidr 10.20.0.0/20: the last node would get "
+          "10.20.16.0, the network ends at 10.20.15.255"]),
+        ([("name: \"c01-r01-n{i:02d}\"", "name: \"c01-r01-nx\"")],
+         [f"{COUNT_LINE}: name 'c01-r01-nx' has count but no {{i}} placeholder (for example 'n{{i:02d}}')"]),
+        ([("name: \"c01-r01-n{i:02d}\"", "name: \"c01-r01-n{i.__class__}\"")],
+         [f"{COUNT_LINE}: name 'c01-r01-n{{i.__class__}}': the only placeholders allowed are {{i}} and {{i:02d}}-style"]),
+        ([("servers: [c01-r01-n01]", "servers: [c01-r01-n1]")],
+         ["19: kubernetes server 'c01-r01-n1' is not a node of this site (did you mean 'c01-r01-n01'?)"]),
+        ([("servers: [c01-r01-n01]", "servers: [c01-r01-n01, c01-r01-n01]")],
+         ["19: kubernetes server 'c01-r01-n01' is listed twice"]),
+        ([("name: c01\n", "name: C01\n")], [
+            "21: spec.containers[0].name: must be a DNS label (lowercase letters, digits and '-', "
+            "at most 63, starting and ending alphanumeric) (got 'C01')",
+        ]),
+        ([("region: us-south", "region: us-south\n  region: eu")],
+         ["6: duplicate key 'region': a key may appear once"]),
+        ([("h100-sxm: {tdp_w: 700, min_cap_w: 200}", "h100-sxm: {tdp_w: 700, min_cap_w: 800}")],
+         ["14: spec.gpu_models.h100-sxm: needs min_cap_w <= tdp_w <= max_cap_w (got 800 <= 700 <= 700)"]),
+        ([("h100-sxm: {tdp_w: 700, min_cap_w: 200}", "x100: {tdp_w: 700}"),
+          ("gpu: h100-sxm,", "gpu: x100,")],
+         ["14: spec.gpu_models.x100: not in the built-in catalog, so it needs min_cap_w"]),
+        ([("grid_mw: 12.5", "grid_mw: yes")], ["8: spec.power.grid_mw: must be a number (got True)"]),
+        ([("power_kw: 45", "power_kw: .inf")],
+         ["27: spec.containers[0].racks[0].power_kw: must be a finite number (got Infinity)"]),
+    ],
+)
+def test_each_problem_is_reported_at_its_line(write_site, replacements, expected):
+    assert problems(write_site(EXAMPLE_SITE, *replacements)) == expected
+
+
+def test_every_problem_is_reported_at_once(write_site):
+    path = write_site(
+        EXAMPLE_SITE,
+        ("pue: 1.25", "pue: 0.5"),
+        ("cooling: hydro", "cooling: water"),
+        ("mgmt_ip: 10.20.1.12", "mgmt_ip: 10.20.1.11"),
+        ("sku: hgx-h100-8, mgmt_ip: 10.20.1.11", "sku: nope, mgmt_ip: 10.20.1.11"),
+    )
+    found = problems(path)
+    assert len(found) == 4, found
+    assert [p.split(":")[0] for p in found] == ["10", "22", str(NODE_LINE), str(COUNT_LINE)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "1: file is empty: a site file is a mapping with apiVersion, kind, metadata and spec"),
+        ("- a\n- b\n", "1: file is a list: a site file is a mapping with apiVersion, kind, metadata and spec"),
+        ("just text\n", "1: file is a string: a site file is a mapping with apiVersion, kind, metadata and spec"),
+    ],
+)
+def test_files_that_are_not_mappings(write_site, text, expected):
+    assert problems(write_site(text)) == [expected]
+
+
+def test_yaml_syntax_error_has_line_and_column(write_site):
+    with pytest.raises(InventoryError) as raised:
+        load_site(write_site(EXAMPLE_SITE, ("pue: 1.25", "pue: [1.25")))
+    (problem,) = raised.value.problems
+    assert (problem.line, problem.column) is not None
+    assert str(problem).startswith(f"{problem.file}:{problem.line}:{problem.column}: YAML syntax error")
+    assert problem.line == 11
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(SiteNotFoundError, match="no such file"):
+        load_site(tmp_path / "nope.yaml")
+
+
+def test_non_utf8_file_is_a_problem_not_a_crash(tmp_path):
+    path = tmp_path / "site.yaml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InventoryError, match="not UTF-8"):
+        load_site(path)
+
+
+def test_huge_count_is_refused_before_expanding(write_site):
+    path = write_site(EXAMPLE_SITE, ("count: 3,", "count: 2000000000,"))
+    assert problems(path) == [
+        f"{COUNT_LINE}: spec.containers[0].racks[0].nodes[1].count: must be less than or equal to 100000 (got 2000000000)"
+    ]
+    path = write_site(EXAMPLE_SITE, ("count: 3,", "count: 99999,"))
+    assert problems(path) == [
+        f"{COUNT_LINE}: count 99999 runs past mgmt_cidr 10.20.0.0/20: the last node would get "
+        "10.21.135.170, the network ends at 10.20.15.255"
+    ]
+
+
+def test_network_and_broadcast_addresses_are_refused(write_site):
+    path = write_site(EXAMPLE_SITE, ("mgmt_ip: 10.20.1.11", "mgmt_ip: 10.20.0.0"))
+    assert problems(path) == [f"{NODE_LINE}: 10.20.0.0 is the network address of 10.20.0.0/20"]
