@@ -8,6 +8,7 @@ generated from their descriptions.
 from __future__ import annotations
 
 import re
+import socket
 from decimal import Decimal
 from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Any, Literal
@@ -48,6 +49,14 @@ def _ipv4_address(value: Any) -> IPv4Address:
     if isinstance(value, IPv4Address):
         return value
     if isinstance(value, str):
+        # inet_pton is ~20x faster than ipaddress's parser on large sites; anything it
+        # accepts in a non-canonical spelling goes to ipaddress, so the rules stay its own.
+        try:
+            packed = socket.inet_pton(socket.AF_INET, value)
+            if socket.inet_ntop(socket.AF_INET, packed) == value:
+                return IPv4Address(int.from_bytes(packed, "big"))
+        except OSError:
+            pass
         try:
             return IPv4Address(value)
         except ValueError:
