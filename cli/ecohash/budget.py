@@ -60,10 +60,6 @@ class NodePlan:
     def draw_w(self) -> int:
         return self.node.host_w + self.node.gpus * (self.gpu_cap_w or 0)
 
-    @property
-    def draw_at_tdp_w(self) -> int:
-        return self.node.host_w + self.node.gpus * (self.node.gpu.tdp_w if self.node.gpu else 0)
-
 
 @dataclass(frozen=True)
 class Plan:

@@ -29,11 +29,10 @@ def _domain(domain: DomainPlan) -> dict[str, Any]:
 
 def plan_data(plan: Plan) -> dict[str, Any]:
     site = plan.site
-    containers_by_name = {c.name: c for c in site.containers}
-    racks_of: dict[str, list[dict[str, Any]]] = {}
-    for rack in plan.racks:
-        container_name, rack_name = rack.name.split("/", 1)
-        racks_of.setdefault(container_name, []).append({"name": rack_name, **_domain(rack)})
+    # plan.racks follows the site's container and rack order.
+    rack_plans = iter(plan.racks)
+    racks_of = {c.name: [{"name": r.name, **_domain(next(rack_plans))} for r in c.racks]
+                for c in site.containers}
     return {
         "site": site.name,
         "file": str(site.file),
@@ -45,12 +44,12 @@ def plan_data(plan: Plan) -> dict[str, Any]:
         "cap_w": plan.site_domain.cap_w,
         "containers": [
             {
-                "name": c.name,
-                "cooling": containers_by_name[c.name].cooling,
+                "name": container.name,
+                "cooling": container.cooling,
                 **_domain(c),
-                "racks": racks_of.get(c.name, []),
+                "racks": racks_of[c.name],
             }
-            for c in plan.containers
+            for container, c in zip(site.containers, plan.containers, strict=True)
         ],
         "nodes": [
             {

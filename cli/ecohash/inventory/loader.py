@@ -196,15 +196,26 @@ class _Validation:
         containers = spec.get("containers")
         if not isinstance(containers, list):
             return
-        _report_duplicates(self, [(c.get("name"), ("spec", "containers", i))
+        self._report_duplicates([(c.get("name"), ("spec", "containers", i))
                                   for i, c in enumerate(containers) if isinstance(c, dict)],
                            "container")
         for i, container in enumerate(containers):
             racks = container.get("racks") if isinstance(container, dict) else None
             if isinstance(racks, list):
-                _report_duplicates(self, [(r.get("name"), ("spec", "containers", i, "racks", j))
+                self._report_duplicates([(r.get("name"), ("spec", "containers", i, "racks", j))
                                           for j, r in enumerate(racks) if isinstance(r, dict)],
                                    "rack")
+
+    def _report_duplicates(self, named: list[tuple[Any, YamlPath]], what: str) -> None:
+        first: dict[str, YamlPath] = {}
+        for name, path in named:
+            if not isinstance(name, str):
+                continue
+            if name in first:
+                line = self.parsed.line_of(first[name]) if self.parsed else 1
+                self.problem((*path, "name"), f"duplicate {what} name {name!r} (also at line {line})")
+            else:
+                first[name] = path
 
     def _entries_of_raw(self, spec: dict[str, Any]) -> Iterator[_Entry]:
         """The valid node entries of a site whose full validation failed."""
@@ -315,19 +326,6 @@ class _Validation:
                 self.problem(path, f"kubernetes server {server!r} is not a node of this site"
                              + messages.suggest(server, sorted(known)[:5000]))
             seen.add(server)
-
-
-def _report_duplicates(validation: _Validation, named: list[tuple[Any, YamlPath]],
-                       what: str) -> None:
-    first: dict[str, YamlPath] = {}
-    for name, path in named:
-        if not isinstance(name, str):
-            continue
-        if name in first:
-            line = validation.parsed.line_of(first[name]) if validation.parsed else 1
-            validation.problem((*path, "name"), f"duplicate {what} name {name!r} (also at line {line})")
-        else:
-            first[name] = path
 
 
 def _entries_of(document: SiteFile) -> Iterator[_Entry]:

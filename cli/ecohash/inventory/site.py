@@ -87,7 +87,3 @@ class Site:
     def line_of(self, path: Sequence[str | int]) -> int:
         """The line in the site file where the value at `path` is written."""
         return self.parsed.line_of(path)
-
-    def where(self, path: Sequence[str | int]) -> str:
-        """FILE:LINE for the value at `path`."""
-        return f"{self.file}:{self.line_of(path)}"
