@@ -138,12 +138,16 @@ def stop_all(processes: Sequence[TrackedProcess], grace_s: float = 15.0) -> None
     """Send SIGTERM to every process at once, then wait; SIGKILL whatever outlives the grace.
 
     Signalling all first matters: each host takes a second or two to shut down, and the
-    hosts do it in parallel instead of one after another.
+    hosts do it in parallel instead of one after another. SIGTERM is repeated every second
+    because a host still booting can miss it: nspawn forwards it to systemd as SIGRTMIN+3,
+    which PID 1 ignores until its own handlers are installed.
     """
-    for process in processes:
-        process.signal(signal.SIGTERM)
-    if _wait_gone(processes, grace_s):
-        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        for process in processes:
+            process.signal(signal.SIGTERM)
+        if _wait_gone(processes, min(1.0, max(0.0, deadline - time.monotonic()))):
+            return
     for process in processes:
         process.signal(signal.SIGKILL)
     if not _wait_gone(processes, 10.0):
