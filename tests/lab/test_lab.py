@@ -14,7 +14,7 @@ import yaml
 
 from ecohash import lab as lab_library
 from ecohash.errors import EcohashError
-from ecohash.lab import lifecycle, mounts, network, process, state
+from ecohash.lab import cgroups, lifecycle, mounts, network, process, state
 from ecohash.lab.layout import BRIDGE_NAME, inventory_file
 from ecohash.paths import resolve_site
 
@@ -126,15 +126,29 @@ def test_inventory_describes_the_running_hosts(lab: Lab) -> None:
 
 
 def test_status_shows_a_dead_host_as_down(lab: Lab) -> None:
+    victim = lab.host_names[-1]
+    # A crash: every process of the host killed at once, its systemd included.
+    crashed = [p for p in map(process.TrackedProcess.find, cgroups.process_ids(victim)) if p]
+    assert crashed
+    process.kill_all(crashed)
+    states = {h.name: h.state for h in lab.status().hosts}
+    assert states[victim] == "down"
+    assert sorted(set(states.values())) == ["down", "up"]
+
+
+def test_a_host_whose_nspawn_was_killed_is_down_and_down_still_removes_it(lab: Lab) -> None:
     record = state.load(lab.paths.state_file)
     assert record is not None
-    victim = record.hosts[-1]
+    victim = record.hosts[0]
     assert victim.process is not None
     os.kill(victim.process.pid, signal.SIGKILL)
     process.stop_all([victim.process], grace_s=5)
-    states = {h.name: h.state for h in lab.status().hosts}
-    assert states[victim.name] == "down"
-    assert sorted(set(states.values())) == ["down", "up"]
+    assert {h.name: h.state for h in lab.status().hosts}[victim.name] == "down"
+    # Its systemd lives on, reparented; only its cgroup still finds it.
+    assert cgroups.process_ids(victim.name)
+    lab_library.down()
+    assert_nothing_left(lab)
+    lab.up()
 
 
 def test_up_over_an_existing_lab_recreates_it(lab: Lab) -> None:
@@ -186,3 +200,5 @@ def assert_nothing_left(lab: Lab) -> None:
     assert process.processes_rooted_under(lab.paths.run) == []
     assert not lab.paths.run.exists()
     assert not inventory_file().exists()
+    assert cgroups.leftover_groups() == []
+    assert cgroups.process_ids() == []

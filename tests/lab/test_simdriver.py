@@ -27,7 +27,9 @@ def smi(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def test_query_matches_real_nvidia_smi_csv(h100_host: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_query_matches_real_nvidia_smi_csv(
+    h100_host: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = smi(
         capsys, "--query-gpu=index,name,power.limit,persistence_mode,count", "--format=csv"
     )

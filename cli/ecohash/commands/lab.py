@@ -31,7 +31,9 @@ def lab() -> None:
 
 
 @lab.command(context_settings=CONTEXT_SETTINGS)
-@click.option("--nodes", default=4, show_default=True, type=click.IntRange(1), help="Hosts to start.")
+@click.option(
+    "--nodes", default=4, show_default=True, type=click.IntRange(1), help="Hosts to start."
+)
 @click.option(
     "--containers",
     default=2,

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 from ecohash.errors import EcohashError
-from ecohash.lab import process
+from ecohash.lab import cgroups, process
 from ecohash.lab.layout import BRIDGE_ADDRESS, MIRROR_PORT, PROXY_PORT
 from ecohash.lab.network import netns_path
 from ecohash.lab.process import TrackedProcess
@@ -109,6 +109,7 @@ def start(host: HostRecord, log_file: Path) -> TrackedProcess:
         "private",
         "/bin/sh",
         "-c",
+        f"{cgroups.enter_command(cgroups.create(host.name))} && "
         f'mount -t tmpfs -o mode=0755 ecolab-nspawn {NSPAWN_RUN_DIR} && exec "$@"',
         "ecolab-host",
         *nspawn,

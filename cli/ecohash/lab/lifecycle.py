@@ -18,7 +18,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ecohash.errors import EcohashError, InvalidInputError
-from ecohash.lab import base, hosts, inventory, mirror, mounts, network, process, proxy, state
+from ecohash.lab import (
+    base,
+    cgroups,
+    hosts,
+    inventory,
+    mirror,
+    mounts,
+    network,
+    process,
+    proxy,
+    state,
+)
 from ecohash.lab.layout import (
     BRIDGE_NAME,
     MAX_NODES,
@@ -92,7 +103,8 @@ def _check_tools() -> None:
     missing = missing_packages()
     if missing:
         raise InvalidInputError(
-            f"the lab needs these Debian packages: {' '.join(missing)} (apt-get install {' '.join(missing)})"
+            f"the lab needs these Debian packages: {' '.join(missing)}"
+            f" (apt-get install {' '.join(missing)})"
         )
 
 
@@ -116,12 +128,14 @@ def up(nodes: int = 4, containers: int = 2, progress: Progress = _ignore) -> Lab
     check_can_run()
     if not 1 <= containers <= nodes <= MAX_NODES:
         raise InvalidInputError(
-            f"need 1 <= containers <= nodes <= {MAX_NODES}; got nodes={nodes}, containers={containers}"
+            f"need 1 <= containers <= nodes <= {MAX_NODES};"
+            f" got nodes={nodes}, containers={containers}"
         )
     _check_tools()
     paths = LabPaths.current()
     with _locked(paths):
-        if paths.run.exists() or network.lab_namespaces() or network.lab_links():
+        leftovers = network.lab_namespaces() or network.lab_links() or cgroups.leftover_groups()
+        if paths.run.exists() or leftovers:
             progress("removing the lab that is already here")
             _down(paths)
         started = time.monotonic()
@@ -240,7 +254,11 @@ def _down(paths: LabPaths) -> None:
         p for p in process.processes_rooted_under(paths.run) if p not in host_processes + daemons
     ]
     process.stop_all(host_processes + stray + daemons)
+    # Whatever of a host outlived its nspawn (its systemd, if nspawn was killed) dies now.
+    orphans = [p for p in map(process.TrackedProcess.find, cgroups.process_ids()) if p]
+    process.kill_all(orphans)
 
+    cgroups.remove_all()
     mounts.unmount_all_under(paths.run)
     for netns in {h.netns for h in record.hosts} | set(network.lab_namespaces()):
         network.delete_namespace(netns)
@@ -249,10 +267,8 @@ def _down(paths: LabPaths) -> None:
     if record.created_run_netns_mount:
         network.release_run_netns_mount()
     if record.created_nspawn_dir:
-        try:
+        with suppress(OSError):  # not empty: something else uses it now
             hosts.NSPAWN_RUN_DIR.rmdir()
-        except OSError:
-            pass  # not empty: something else uses it now
     mounts.remove_tree(paths.run)
     lab_inventory = inventory_file()
     if lab_inventory.exists():

@@ -116,6 +116,10 @@ def field_value(field: str, gpu: dict, hardware: dict, setting: dict) -> float |
     return values[field]
 
 
+def enabled(flag: bool) -> str:
+    return "Enabled" if flag else "Disabled"
+
+
 def header_of(field: str) -> str:
     if field in WATT_FIELDS:
         return f"{field} [W]"
@@ -206,7 +210,8 @@ def set_power_limit(watts: str, hardware: dict, state: dict, ids: str | None) ->
         low, high = float(hardware["min_limit_w"]), float(hardware["max_limit_w"])
         if not low <= requested <= high:
             raise SmiError(
-                f"Provided power limit {requested:.2f} W is not a valid power limit which should be "
+                f"Provided power limit {requested:.2f} W is not a valid power limit"
+                " which should be "
                 f"between {low:.2f} W and {high:.2f} W for GPU {gpu['pci_bus_id']}\n"
                 "Terminating early due to previous errors.",
                 EXIT_INVALID_ARGUMENT,
@@ -241,16 +246,17 @@ def full_query(hardware: dict, state: dict, ids: str | None) -> str:
     ]
     for gpu in selected_gpus(hardware, ids):
         setting = state["gpus"][str(gpu["index"])]
+        draw = field_value("power.draw", gpu, hardware, setting)
         lines += [
             f"GPU {gpu['pci_bus_id']}",
             f"    Product Name                          : {hardware['name']}",
-            f"    Persistence Mode                      : {'Enabled' if setting['persistence_mode'] else 'Disabled'}",
+            f"    Persistence Mode                      : {enabled(setting['persistence_mode'])}",
             f"    Serial Number                         : {gpu['serial']}",
             f"    GPU UUID                              : {gpu['uuid']}",
             "    GPU Power Readings",
-            f"        Power Draw                        : {field_value('power.draw', gpu, hardware, setting):.2f} W",
+            f"        Power Draw                        : {draw:.2f} W",
             f"        Current Power Limit               : {setting['power_limit_w']:.2f} W",
-            f"        Default Power Limit               : {float(hardware['default_limit_w']):.2f} W",
+            f"        Default Power Limit               : {hardware['default_limit_w']:.2f} W",
             f"        Min Power Limit                   : {float(hardware['min_limit_w']):.2f} W",
             f"        Max Power Limit                   : {float(hardware['max_limit_w']):.2f} W",
             "",
@@ -260,7 +266,8 @@ def full_query(hardware: dict, state: dict, ids: str | None) -> str:
 
 def summary(hardware: dict, state: dict) -> str:
     lines = [
-        f"NVIDIA-SMI {DRIVER_VERSION}    Driver Version: {DRIVER_VERSION}    CUDA Version: {CUDA_VERSION}",
+        f"NVIDIA-SMI {DRIVER_VERSION}    Driver Version: {DRIVER_VERSION}"
+        f"    CUDA Version: {CUDA_VERSION}",
         f"({SIMULATED_NOTE})",
     ]
     for gpu in hardware["gpus"]:
@@ -312,7 +319,8 @@ def parse(argv: list[str]) -> dict[str, str | bool | None]:
                 raise SmiError(f"Option {key} requires a value.", EXIT_INVALID_ARGUMENT)
         else:
             raise SmiError(
-                f"Invalid combination of input arguments. Please run 'nvidia-smi -h' for help.\n({argument})",
+                "Invalid combination of input arguments. Please run 'nvidia-smi -h' for help."
+                f"\n({argument})",
                 EXIT_INVALID_ARGUMENT,
             )
         position += 1
@@ -327,7 +335,9 @@ def main(argv: list[str]) -> int:
             return EXIT_OK
         if options.get("version"):
             print(
-                f"NVIDIA-SMI version  : {DRIVER_VERSION}\nDRIVER version      : {DRIVER_VERSION}\nCUDA Version        : {CUDA_VERSION}"
+                f"NVIDIA-SMI version  : {DRIVER_VERSION}\n"
+                f"DRIVER version      : {DRIVER_VERSION}\n"
+                f"CUDA Version        : {CUDA_VERSION}"
             )
             print(SIMULATED_NOTE, file=sys.stderr)
             return EXIT_OK

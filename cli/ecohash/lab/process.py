@@ -73,6 +73,12 @@ class TrackedProcess:
             raise EcohashError(f"process {pid} exited right after it was started")
         return cls(pid=pid, start_ticks=ticks)
 
+    @classmethod
+    def find(cls, pid: int) -> TrackedProcess | None:
+        """The process now running as `pid`, or None if there is none."""
+        ticks = start_ticks_of(pid)
+        return None if ticks is None else cls(pid=pid, start_ticks=ticks)
+
     def is_alive(self) -> bool:
         """True while the same process (not a later one reusing its PID) runs and is no zombie."""
         return start_ticks_of(self.pid) == self.start_ticks and not _is_zombie(self.pid)
@@ -153,6 +159,11 @@ def stop_all(processes: Sequence[TrackedProcess], grace_s: float = 15.0) -> None
     if not _wait_gone(processes, 10.0):
         alive = [str(p.pid) for p in processes if p.is_alive()]
         raise EcohashError(f"processes did not exit after SIGKILL: {', '.join(alive)}")
+
+
+def kill_all(processes: Sequence[TrackedProcess]) -> None:
+    """SIGKILL at once: for processes that have no orderly shutdown left to wait for."""
+    stop_all(processes, grace_s=0)
 
 
 def _wait_gone(processes: Sequence[TrackedProcess], timeout_s: float) -> bool:
