@@ -26,7 +26,12 @@ def populate(mirror_dir: Path) -> None:
     """Build the lab's packages into apt/ and index them; files/ is the file store."""
     repository = mirror_dir / "apt"
     simdriver.build(repository)
-    (mirror_dir / "files").mkdir(parents=True, exist_ok=True)
+    files = mirror_dir / "files"
+    files.mkdir(parents=True, exist_ok=True)
+    (files / "README").write_text(
+        "The ecohash lab's file store: artifacts a site fetches by URL (installers, images),\n"
+        f"served from {mirror_url()}/files/ like a real site mirror's.\n"
+    )
     index_repository(repository)
 
 
