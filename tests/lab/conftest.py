@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from ecohash import lab as lab_library
+from ecohash.lab import network
 from ecohash.lab.layout import LabPaths
 from ecohash.lab.lifecycle import missing_packages
 
@@ -53,6 +54,8 @@ class Lab:
     nodes: int
     containers: int
     paths: LabPaths
+    # Whether /run/netns was a mount before the lab: if so, it is not the lab's to remove.
+    run_netns_was_mounted: bool
 
     def up(self) -> lab_library.LabStatus:
         return lab_library.up(nodes=self.nodes, containers=self.containers)
@@ -93,7 +96,12 @@ def lab() -> Iterator[Lab]:
     reason = lab_unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
-    running = Lab(nodes=LAB_NODES, containers=LAB_CONTAINERS, paths=LabPaths.current())
+    running = Lab(
+        nodes=LAB_NODES,
+        containers=LAB_CONTAINERS,
+        paths=LabPaths.current(),
+        run_netns_was_mounted=network.run_netns_is_mounted(),
+    )
     running.up()
     try:
         yield running

@@ -199,6 +199,8 @@ def assert_nothing_left(lab: Lab) -> None:
     assert not Path(f"/sys/class/net/{BRIDGE_NAME}").exists()
     assert process.processes_rooted_under(lab.paths.run) == []
     assert not lab.paths.run.exists()
+    if not lab.run_netns_was_mounted:
+        assert not network.run_netns_is_mounted()
     assert not inventory_file().exists()
     assert cgroups.leftover_groups() == []
     assert cgroups.process_ids() == []

@@ -47,6 +47,8 @@ def cli() -> None:
 def register(group: click.Group, *commands: click.Command) -> None:
     for command in commands:
         group.add_command(command)
+
+
 from ecohash.commands.lab import lab  # noqa: E402
 
 cli.add_command(lab)

@@ -101,12 +101,18 @@ def delete_link(name: str) -> None:
 
 
 def release_run_netns_mount() -> None:
-    """Drop the /run/netns mount iproute2 made for the lab once no namespace is left in it."""
-    if run_netns_is_mounted() and not any(NETNS_DIR.iterdir()):
+    """Drop the /run/netns mount iproute2 made for the lab once no namespace is left in it.
+
+    Mount propagation can stack several mounts there (one per peer group the bind mount
+    reached), so unmount until none is left.
+    """
+    for _attempt in range(10):
+        if not run_netns_is_mounted() or any(NETNS_DIR.iterdir()):
+            break
         try:
             process.run(["umount", NETNS_DIR])
         except EcohashError:
             # Busy means someone else now has namespaces there: theirs to keep.
             return
-        if not run_netns_is_mounted() and not any(NETNS_DIR.iterdir()):
-            NETNS_DIR.rmdir()
+    if NETNS_DIR.is_dir() and not run_netns_is_mounted() and not any(NETNS_DIR.iterdir()):
+        NETNS_DIR.rmdir()
