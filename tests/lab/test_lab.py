@@ -14,7 +14,7 @@ import yaml
 
 from ecohash import lab as lab_library
 from ecohash.errors import EcohashError
-from ecohash.lab import cgroups, lifecycle, mounts, network, process, state
+from ecohash.lab import cgroups, hosts, lifecycle, mounts, network, process, state
 from ecohash.lab.layout import BRIDGE_NAME, inventory_file
 from ecohash.paths import resolve_site
 
@@ -199,6 +199,7 @@ def assert_nothing_left(lab: Lab) -> None:
     assert not Path(f"/sys/class/net/{BRIDGE_NAME}").exists()
     assert process.processes_rooted_under(lab.paths.run) == []
     assert not lab.paths.run.exists()
+    assert not hosts.NSPAWN_RUN_DIR.exists()
     if not lab.run_netns_was_mounted:
         assert not network.run_netns_is_mounted()
     assert not inventory_file().exists()

@@ -172,7 +172,6 @@ def _build(paths: LabPaths, rootfs: Path, nodes: int, containers: int, progress:
             )
         )
     record.created_run_netns_mount = not network.run_netns_is_mounted()
-    record.created_nspawn_dir = not hosts.NSPAWN_RUN_DIR.exists()
     record.bridge = BRIDGE_NAME
     state.save(paths.state_file, record)
 
@@ -266,7 +265,9 @@ def _down(paths: LabPaths) -> None:
         network.delete_link(link)
     if record.created_run_netns_mount:
         network.release_run_netns_mount()
-    if record.created_nspawn_dir:
+    # Made by the lab (or by an earlier lab whose record is gone); nspawn recreates it
+    # whenever it needs it, so an empty one is removed either way.
+    if not mounts.is_mount_point(hosts.NSPAWN_RUN_DIR):
         with suppress(OSError):  # not empty: something else uses it now
             hosts.NSPAWN_RUN_DIR.rmdir()
     mounts.remove_tree(paths.run)

@@ -41,7 +41,6 @@ class LabRecord:
     base: str = ""
     bridge: str | None = None
     created_run_netns_mount: bool = False
-    created_nspawn_dir: bool = False
     hosts: list[HostRecord] = field(default_factory=list)
     proxy: TrackedProcess | None = None
     mirror: TrackedProcess | None = None
