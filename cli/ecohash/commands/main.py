@@ -9,6 +9,7 @@ import click
 
 from ecohash import __version__
 from ecohash.commands.capacity import capacity
+from ecohash.commands.lab import lab
 from ecohash.commands.options import CONTEXT_SETTINGS, echo_error
 from ecohash.commands.plan import plan
 from ecohash.commands.schema import schema
@@ -40,5 +41,5 @@ def cli() -> None:
     """
 
 
-for command in (validate, plan, capacity, schema):
+for command in (validate, plan, capacity, schema, lab):
     cli.add_command(command)

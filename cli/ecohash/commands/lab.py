@@ -1,0 +1,116 @@
+"""`ecohash lab`: a whole site of real Debian hosts on this machine, for roles and rollouts."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ecohash import lab as lab_library
+from ecohash.commands.options import CONTEXT_SETTINGS, json_option, print_json
+
+
+def _progress(message: str) -> None:
+    click.echo(f"lab: {message}", err=True)
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+def lab() -> None:
+    """Run the lab: Debian 12 hosts with systemd and sshd in network namespaces (root, Linux).
+
+    Example:
+
+        sudo ecohash lab up --nodes 4
+
+        sudo ecohash lab ssh c01-r01-n01 -- systemctl is-system-running
+
+        sudo ecohash lab down
+    """
+
+
+@lab.command(context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--nodes", default=4, show_default=True, type=click.IntRange(1), help="Hosts to start."
+)
+@click.option(
+    "--containers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Containers to spread the hosts over (one rack each).",
+)
+def up(nodes: int, containers: int) -> None:
+    """Start the lab's hosts, replacing any running lab; write the `lab` site inventory.
+
+    The Debian base is built with debootstrap once (about a minute) and reused after that.
+
+    Example:
+
+        sudo ecohash lab up --nodes 4 --containers 2
+
+        ecohash plan lab
+    """
+    result = lab_library.up(nodes=nodes, containers=containers, progress=_progress)
+    _print_status(result)
+
+
+@lab.command(context_settings=CONTEXT_SETTINGS)
+def down() -> None:
+    """Stop every lab host and remove all the lab made: processes, mounts, namespaces, links.
+
+    The cached base and the apt proxy's cache stay for the next `ecohash lab up`.
+
+    Example:
+
+        sudo ecohash lab down
+    """
+    lab_library.down(progress=_progress)
+
+
+@lab.command(context_settings=CONTEXT_SETTINGS)
+@json_option
+def status(as_json: bool) -> None:
+    """Show the lab's hosts, their addresses, and whether each is up.
+
+    Example:
+
+        sudo ecohash lab status
+
+        sudo ecohash lab status --json
+    """
+    result = lab_library.status()
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        _print_status(result)
+
+
+@lab.command(context_settings={**CONTEXT_SETTINGS, "ignore_unknown_options": True})
+@click.argument("node")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def ssh(node: str, command: tuple[str, ...]) -> None:
+    """Open SSH to a lab host (lab key, strict host-key checking), or run COMMAND there.
+
+    Example:
+
+        sudo ecohash lab ssh c01-r01-n01
+
+        sudo ecohash lab ssh c01-r01-n01 -- nvidia-smi -L
+    """
+    argv = lab_library.ssh_command(node, list(command))
+    os.execvp(argv[0], argv)
+
+
+def _print_status(result: lab_library.LabStatus) -> None:
+    if not result.hosts:
+        click.echo("no lab is running; start one with `ecohash lab up`")
+        return
+    width = max(len(h.name) for h in result.hosts)
+    for host in result.hosts:
+        click.echo(f"{host.name:<{width}}  {host.address:<12}  {host.state:<4}  {host.detail}")
+    click.echo(f"apt proxy:   {result.proxy}")
+    click.echo(f"site mirror: {result.mirror}")
+    if result.inventory:
+        click.echo(f"inventory:   {result.inventory}")
+    if result.ssh_config:
+        click.echo(f"ssh config:  {result.ssh_config}")

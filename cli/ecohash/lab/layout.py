@@ -1,0 +1,109 @@
+"""Where the lab keeps things, and the fixed names and addresses it uses on this machine.
+
+Everything lives under ecohash's state directory: the cached base root filesystem and the
+apt proxy's cache survive `lab down`; the run directory (hosts' writable layers, keys,
+logs, state) belongs to one running lab and goes with it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecohash.paths import state_dir
+
+# The lab's subnet exists only on this machine: a bridge with no uplink and no NAT.
+SUBNET = ipaddress.IPv4Network("10.213.0.0/24")
+BRIDGE_ADDRESS = ipaddress.IPv4Address("10.213.0.1")
+FIRST_HOST_ADDRESS = ipaddress.IPv4Address("10.213.0.11")
+MAX_NODES = 200  # .11 to .210 stays clear of the bridge and the broadcast address
+
+# Every kernel object the lab creates carries this prefix, so `down` can find leftovers
+# of a lab whose state file was lost.
+NAME_PREFIX = "ecolab"
+BRIDGE_NAME = f"{NAME_PREFIX}0"
+
+PROXY_PORT = 3142  # apt-cacher-ng's usual port
+MIRROR_PORT = 8080
+
+
+@dataclass(frozen=True)
+class LabPaths:
+    """The lab's directories and files under one state directory."""
+
+    root: Path
+
+    @classmethod
+    def current(cls) -> LabPaths:
+        return cls(root=state_dir() / "lab")
+
+    @property
+    def base_cache(self) -> Path:
+        return self.root / "base"
+
+    @property
+    def apt_cache(self) -> Path:
+        return self.root / "apt-cache"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "lock"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def state_file(self) -> Path:
+        return self.run / "state.json"
+
+    @property
+    def hosts(self) -> Path:
+        return self.run / "hosts"
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.run / "ssh"
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.ssh_dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.ssh_dir / "known_hosts"
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.ssh_dir / "config"
+
+    @property
+    def proxy_dir(self) -> Path:
+        return self.run / "proxy"
+
+    @property
+    def mirror_dir(self) -> Path:
+        return self.run / "mirror"
+
+    @property
+    def logs(self) -> Path:
+        return self.run / "logs"
+
+
+def inventory_file() -> Path:
+    """The lab's generated site inventory, found by `ecohash plan lab`."""
+    return state_dir() / "inventories" / "lab" / "site.yaml"
+
+
+def host_address(index: int) -> ipaddress.IPv4Address:
+    return FIRST_HOST_ADDRESS + index
+
+
+def netns_name(host: str) -> str:
+    return f"{NAME_PREFIX}-{host}"
+
+
+def veth_name(index: int) -> str:
+    # Interface names are limited to 15 characters; the index keeps them short and unique.
+    return f"{NAME_PREFIX}-h{index + 1:03d}"

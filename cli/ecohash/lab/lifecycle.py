@@ -1,0 +1,340 @@
+"""Bringing the whole lab up and down, and reporting on it: the order things are made in.
+
+`up` records each thing in the state file before making it; `down` undoes the record in
+reverse (processes, mounts, namespaces, links, files) and then sweeps for anything named
+like the lab's that the record missed, so a half-built lab is cleaned too.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ecohash.errors import EcohashError, InvalidInputError
+from ecohash.lab import (
+    base,
+    cgroups,
+    hosts,
+    inventory,
+    mirror,
+    mounts,
+    network,
+    process,
+    proxy,
+    state,
+)
+from ecohash.lab.layout import (
+    BRIDGE_NAME,
+    MAX_NODES,
+    SUBNET,
+    LabPaths,
+    host_address,
+    inventory_file,
+    netns_name,
+    veth_name,
+)
+from ecohash.lab.simhardware import SimulatedGpus
+from ecohash.lab.state import HostRecord, LabRecord
+
+Progress = Callable[[str], None]
+
+# Debian packages providing the commands the lab runs on this machine.
+REQUIRED_COMMANDS = {
+    "debootstrap": "debootstrap",
+    "systemd-nspawn": "systemd-container",
+    "apt-cacher-ng": "apt-cacher-ng",
+    "dpkg-deb": "dpkg",
+    "dpkg-scanpackages": "dpkg-dev",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+    "ip": "iproute2",
+    "unshare": "util-linux",
+    "mount": "mount",
+}
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    name: str
+    address: str
+    container: str
+    sku: str
+    state: str  # "up" or "down"
+    detail: str
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    hosts: list[HostStatus]
+    inventory: str | None
+    ssh_config: str | None
+    proxy: str
+    mirror: str
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def check_can_run() -> None:
+    """One-line refusal, before touching anything, when the lab cannot work here."""
+    if platform.system() != "Linux":
+        raise InvalidInputError(f"the lab needs Linux; this is {platform.system()}")
+    if os.geteuid() != 0:
+        raise InvalidInputError(
+            "the lab needs root (network namespaces, mounts, systemd-nspawn); run it with sudo"
+        )
+
+
+def missing_packages() -> list[str]:
+    """Debian packages whose commands the lab needs and this machine lacks."""
+    return sorted(
+        {pkg for command, pkg in REQUIRED_COMMANDS.items() if shutil.which(command) is None}
+    )
+
+
+def _check_tools() -> None:
+    missing = missing_packages()
+    if missing:
+        raise InvalidInputError(
+            f"the lab needs these Debian packages: {' '.join(missing)}"
+            f" (apt-get install {' '.join(missing)})"
+        )
+
+
+@contextmanager
+def _locked(paths: LabPaths) -> Iterator[None]:
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with open(paths.lock_file, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EcohashError(f"another `ecohash lab` command holds {paths.lock_file}") from None
+        yield
+
+
+def _ignore(_message: str) -> None:
+    return None
+
+
+def up(nodes: int = 4, containers: int = 2, progress: Progress = _ignore) -> LabStatus:
+    """Start a lab of `nodes` hosts in `containers` containers, replacing any running lab."""
+    check_can_run()
+    if not 1 <= containers <= nodes <= MAX_NODES:
+        raise InvalidInputError(
+            f"need 1 <= containers <= nodes <= {MAX_NODES};"
+            f" got nodes={nodes}, containers={containers}"
+        )
+    _check_tools()
+    paths = LabPaths.current()
+    with _locked(paths):
+        leftovers = network.lab_namespaces() or network.lab_links() or cgroups.leftover_groups()
+        if paths.run.exists() or leftovers:
+            progress("removing the lab that is already here")
+            _down(paths)
+        started = time.monotonic()
+        rootfs = base.ensure_base(paths, progress)
+        network.check_subnet_unused()
+        try:
+            _build(paths, rootfs, nodes, containers, progress)
+        except BaseException:
+            # A half-built lab is worse than none: remove what was made, keep the first error.
+            try:
+                _down(paths)
+            except EcohashError as cleanup_error:
+                progress(f"cleaning up the failed lab also failed: {cleanup_error}")
+            raise
+        progress(f"{nodes} lab hosts up in {time.monotonic() - started:.1f} s")
+        return _status(paths)
+
+
+def _build(paths: LabPaths, rootfs: Path, nodes: int, containers: int, progress: Progress) -> None:
+    record = LabRecord(base=str(rootfs), containers=containers)
+    addresses = [str(host_address(i)) for i in range(nodes)]
+    placed = inventory.layout_nodes(nodes, containers, addresses)
+    for index, node in enumerate(placed):
+        record.hosts.append(
+            HostRecord(
+                name=node.name,
+                index=index,
+                address=node.address,
+                container=node.container,
+                sku=node.sku.name,
+                netns=netns_name(node.name),
+                veth=veth_name(index),
+                directory=str(paths.hosts / node.name),
+            )
+        )
+    record.created_run_netns_mount = not network.run_netns_is_mounted()
+    record.bridge = BRIDGE_NAME
+    state.save(paths.state_file, record)
+
+    _make_client_keys(paths)
+    network.create_bridge()
+
+    progress("starting the apt proxy and the site mirror on the bridge")
+    record.proxy = proxy.start(paths.proxy_dir, paths.apt_cache, paths.logs)
+    state.save(paths.state_file, record)
+    mirror.populate(paths.mirror_dir)
+    record.mirror = mirror.start(paths.mirror_dir, paths.logs / "mirror.log")
+    state.save(paths.state_file, record)
+
+    progress(f"starting {nodes} hosts")
+    authorized_key = paths.ssh_key.with_suffix(".pub").read_text()
+    known_hosts: list[str] = []
+    for host, node in zip(record.hosts, placed, strict=False):
+        hosts.mount_root(rootfs, host)
+        key_dir = hosts.host_key_files(Path(host.directory) / "hostkeys", host.name)
+        known_hosts.append(f"{host.name},{host.address} {hosts.public_host_key(key_dir)}")
+        hosts.personalise(
+            host, key_dir, authorized_key, SimulatedGpus(host.name, node.sku.gpu, node.sku.gpus)
+        )
+        network.add_host_network(host.netns, host.veth, host.address)
+        host.process = hosts.start(host, hosts.console_log(paths.logs, host.name))
+        state.save(paths.state_file, record)
+    paths.known_hosts.write_text("\n".join(known_hosts) + "\n")
+    _write_ssh_config(paths, record)
+    hosts.wait_until_reachable(record.hosts, paths.logs)
+    inventory.write(inventory_file(), placed, str(SUBNET))
+
+
+def _make_client_keys(paths: LabPaths) -> None:
+    paths.ssh_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    process.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ecohash-lab", "-f", paths.ssh_key]
+    )
+
+
+def _write_ssh_config(paths: LabPaths, record: LabRecord) -> None:
+    """An ssh_config for the lab, usable by Ansible and people: `ssh -F <it> c01-r01-n01`."""
+    blocks = []
+    for host in record.hosts:
+        blocks.append(
+            f"Host {host.name} {host.address}\n"
+            f"    HostName {host.address}\n"
+            f"    HostKeyAlias {host.name}\n"
+            "    User root\n"
+        )
+    blocks.append(
+        "Host *\n"
+        f"    IdentityFile {paths.ssh_key}\n"
+        "    IdentitiesOnly yes\n"
+        f"    UserKnownHostsFile {paths.known_hosts}\n"
+        "    StrictHostKeyChecking yes\n"
+        "    GlobalKnownHostsFile /dev/null\n"
+        "    BatchMode yes\n"
+        "    LogLevel ERROR\n"
+    )
+    paths.ssh_config.write_text("\n".join(blocks))
+
+
+def down(progress: Progress = _ignore) -> None:
+    """Remove every process, mount, namespace, link and file of the running lab."""
+    check_can_run()
+    paths = LabPaths.current()
+    with _locked(paths):
+        started = time.monotonic()
+        _down(paths)
+        progress(f"lab down in {time.monotonic() - started:.1f} s")
+
+
+def _down(paths: LabPaths) -> None:
+    record = state.load(paths.state_file) or LabRecord()
+    # Hosts first and all at once (each takes a second or two to power off), then daemons.
+    host_processes = [h.process for h in record.hosts if h.process is not None]
+    daemons = [p for p in (record.proxy, record.mirror) if p is not None]
+    stray = [
+        p for p in process.processes_rooted_under(paths.run) if p not in host_processes + daemons
+    ]
+    process.stop_all(host_processes + stray + daemons)
+    # Whatever of a host outlived its nspawn (its systemd, if nspawn was killed) dies now.
+    orphans = [p for p in map(process.TrackedProcess.find, cgroups.process_ids()) if p]
+    process.kill_all(orphans)
+
+    cgroups.remove_all()
+    mounts.unmount_all_under(paths.run)
+    for netns in {h.netns for h in record.hosts} | set(network.lab_namespaces()):
+        network.delete_namespace(netns)
+    for link in network.lab_links():
+        network.delete_link(link)
+    if record.created_run_netns_mount:
+        network.release_run_netns_mount()
+    # Made by the lab (or by an earlier lab whose record is gone); nspawn recreates it
+    # whenever it needs it, so an empty one is removed either way.
+    if not mounts.is_mount_point(hosts.NSPAWN_RUN_DIR):
+        with suppress(OSError):  # not empty: something else uses it now
+            hosts.NSPAWN_RUN_DIR.rmdir()
+    mounts.remove_tree(paths.run)
+    lab_inventory = inventory_file()
+    if lab_inventory.exists():
+        lab_inventory.unlink()
+        with suppress(OSError):
+            lab_inventory.parent.rmdir()
+
+
+def status() -> LabStatus:
+    """The lab's hosts and whether each is up (its PID 1 runs and sshd answers)."""
+    check_can_run()
+    return _status(LabPaths.current())
+
+
+def _status(paths: LabPaths) -> LabStatus:
+    record = state.load(paths.state_file)
+    if record is None:
+        return LabStatus(hosts=[], inventory=None, ssh_config=None, proxy="down", mirror="down")
+    reports = []
+    for host in record.hosts:
+        alive = host.process is not None and host.process.is_alive()
+        answers = alive and hosts.ssh_answers(host.address)
+        if answers:
+            state_word, detail = "up", "sshd answers"
+        elif alive:
+            state_word, detail = "down", "running, but sshd does not answer"
+        else:
+            state_word, detail = "down", "not running"
+        reports.append(
+            HostStatus(host.name, host.address, host.container, host.sku, state_word, detail)
+        )
+    lab_inventory = inventory_file()
+    return LabStatus(
+        hosts=reports,
+        inventory=str(lab_inventory) if lab_inventory.exists() else None,
+        ssh_config=str(paths.ssh_config) if paths.ssh_config.exists() else None,
+        proxy=_daemon_word(record.proxy, proxy_url()),
+        mirror=_daemon_word(record.mirror, mirror.mirror_url()),
+    )
+
+
+def proxy_url() -> str:
+    from ecohash.lab.layout import BRIDGE_ADDRESS, PROXY_PORT
+
+    return f"http://{BRIDGE_ADDRESS}:{PROXY_PORT}"
+
+
+def _daemon_word(tracked: process.TrackedProcess | None, url: str) -> str:
+    return f"up at {url}" if tracked is not None and tracked.is_alive() else "down"
+
+
+def ssh_command(node: str, command: list[str]) -> list[str]:
+    """The ssh argv that reaches `node` with the lab's key and strict host-key checking."""
+    check_can_run()
+    paths = LabPaths.current()
+    record = state.load(paths.state_file)
+    if record is None:
+        raise InvalidInputError("no lab is running; start one with `ecohash lab up`")
+    host = record.host(node)
+    return [
+        "ssh",
+        "-F",
+        str(paths.ssh_config),
+        "-o",
+        "StrictHostKeyChecking=yes",
+        host.name,
+        *command,
+    ]

@@ -1,0 +1,86 @@
+"""The record of what a running lab made, so `down` removes exactly that.
+
+`up` writes the record *before* creating each thing (a mount, a namespace, a process), so a
+lab that failed half way is still fully described and `down` can clean it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ecohash.errors import EcohashError
+from ecohash.lab.process import TrackedProcess
+
+
+@dataclass
+class HostRecord:
+    """One lab host: where its root is, how it is wired, and its PID 1's supervisor."""
+
+    name: str
+    index: int
+    address: str
+    container: str
+    sku: str
+    netns: str
+    veth: str
+    directory: str
+    process: TrackedProcess | None = None
+
+    @property
+    def root(self) -> Path:
+        return Path(self.directory) / "root"
+
+
+@dataclass
+class LabRecord:
+    """Everything one `ecohash lab up` made on this machine."""
+
+    base: str = ""
+    bridge: str | None = None
+    created_run_netns_mount: bool = False
+    hosts: list[HostRecord] = field(default_factory=list)
+    proxy: TrackedProcess | None = None
+    mirror: TrackedProcess | None = None
+    containers: int = 0
+
+    def host(self, name: str) -> HostRecord:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        from ecohash.errors import InvalidInputError
+
+        valid = ", ".join(h.name for h in self.hosts) or "none (run `ecohash lab up`)"
+        raise InvalidInputError(f"no lab host {name!r}; lab hosts: {valid}")
+
+
+def load(path: Path) -> LabRecord | None:
+    """The recorded lab, or None if there is none."""
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise EcohashError(
+            f"{path}: unreadable lab state ({error}); run `ecohash lab down`"
+        ) from error
+    hosts = [
+        HostRecord(**{**h, "process": _process(h.get("process"))}) for h in raw.pop("hosts", [])
+    ]
+    proxy = _process(raw.pop("proxy", None))
+    mirror = _process(raw.pop("mirror", None))
+    return LabRecord(**raw, hosts=hosts, proxy=proxy, mirror=mirror)
+
+
+def save(path: Path, record: LabRecord) -> None:
+    """Write the record atomically: a crash mid-write must not lose what was made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(asdict(record), indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def _process(raw: dict[str, int] | None) -> TrackedProcess | None:
+    return TrackedProcess(**raw) if raw else None
