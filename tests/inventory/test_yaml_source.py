@@ -52,3 +52,8 @@ def test_control_characters_are_a_syntax_problem_not_a_crash():
     with pytest.raises(YamlSyntaxError) as raised:
         parse("a: 1\nb: \x07\n")
     assert raised.value.problem.line == 2
+
+
+def test_key_line_is_the_last_steps_even_when_an_earlier_step_is_equal():
+    parsed = parse("x:\n  y: 1\n  x: 2\n")
+    assert parsed.line_of(["x", "x"], key=True) == 3

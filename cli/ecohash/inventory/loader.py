@@ -109,7 +109,7 @@ class _Validation:
                 path, key, message = messages.describe(dict(detail), SiteFile)
                 self.problem(path, message, key=key)
 
-        spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
+        spec = _mapping(data, "spec")
         gpu_models = self._merge_catalog(spec, "gpu_models", GpuModelFields, GpuModel)
         skus = self._merge_catalog(spec, "skus", SkuFields, Sku)
         self._check_catalog(gpu_models, skus, spec)
@@ -141,10 +141,7 @@ class _Validation:
         """Built-in entries with the site's fields merged over them, field by field."""
         merged = {key: complete_model.model_validate(value)
                   for key, value in builtin_catalog()[section].items()}
-        overrides = spec.get(section)
-        if not isinstance(overrides, dict):
-            return merged
-        for key, fields in overrides.items():
+        for key, fields in _mapping(spec, section).items():
             try:
                 given = fields_model.model_validate(fields)
             except ValidationError:
@@ -175,8 +172,7 @@ class _Validation:
                     f"(got {model.min_cap_w} <= {model.tdp_w} <= {ceiling})",
                     key=True,
                 )
-        site_skus = spec.get("skus") if isinstance(spec.get("skus"), dict) else {}
-        site_models = spec.get("gpu_models") if isinstance(spec.get("gpu_models"), dict) else {}
+        site_skus, site_models = _mapping(spec, "skus"), _mapping(spec, "gpu_models")
         for key, sku in skus.items():
             where: YamlPath = ("spec", "skus", key)
             if sku.gpus > 0 and sku.gpu is None:
@@ -236,7 +232,7 @@ class _Validation:
         nodes: list[Node] = []
         name_seen: dict[str, YamlPath] = {}
         ip_seen: dict[IPv4Address, YamlPath] = {}
-        raw_skus = spec.get("skus") if isinstance(spec.get("skus"), dict) else {}
+        raw_skus = _mapping(spec, "skus")
         for placed in entries:
             entry, path = placed.entry, placed.path
             sku = skus.get(entry.sku)
@@ -334,6 +330,12 @@ def _entries_of(document: SiteFile) -> Iterator[_Entry]:
             for ni, entry in enumerate(rack.nodes):
                 path = ("spec", "containers", ci, "racks", ri, "nodes", ni)
                 yield _Entry(container.name, rack.name, entry, path)
+
+
+def _mapping(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """parent[key] when it is a mapping, else an empty one: raw data may be any shape."""
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _items(value: Any, validation: _Validation | None = None

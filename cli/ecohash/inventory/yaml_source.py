@@ -44,11 +44,12 @@ class Parsed:
         if node is None:
             return 1
         line = node.start_mark.line + 1
-        for step in path:
+        last = len(path) - 1
+        for index, step in enumerate(path):
             child_key, child = _child(node, step)
             if child is None:
                 break
-            if key and step is path[-1] and child_key is not None:
+            if key and index == last and child_key is not None:
                 return child_key.start_mark.line + 1
             node = child
             line = node.start_mark.line + 1
