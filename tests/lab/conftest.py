@@ -8,8 +8,6 @@ cannot run: not Linux, not root, or the Debian packages it needs are missing.
 
 from __future__ import annotations
 
-import os
-import platform
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,23 +16,21 @@ from pathlib import Path
 import pytest
 
 from ecohash import lab as lab_library
-from ecohash.lab import network
+from ecohash.errors import InvalidInputError
+from ecohash.lab import lifecycle, network
 from ecohash.lab.layout import LabPaths
-from ecohash.lab.lifecycle import missing_packages
 
 LAB_NODES = 4
 LAB_CONTAINERS = 2
 
 
 def lab_unavailable_reason() -> str | None:
-    """Why the lab cannot run here, or None when it can."""
-    if platform.system() != "Linux":
-        return f"the lab needs Linux, not {platform.system()}"
-    if os.geteuid() != 0:
-        return "the lab needs root (network namespaces, mounts, systemd-nspawn)"
-    missing = missing_packages()
-    if missing:
-        return f"the lab needs these Debian packages: {' '.join(missing)}"
+    """Why the lab cannot run here, in the library's own words, or None when it can."""
+    try:
+        lifecycle.check_can_run()
+        lifecycle.check_tools()
+    except InvalidInputError as refusal:
+        return str(refusal)
     return None
 
 

@@ -99,7 +99,7 @@ def missing_packages() -> list[str]:
     )
 
 
-def _check_tools() -> None:
+def check_tools() -> None:
     missing = missing_packages()
     if missing:
         raise InvalidInputError(
@@ -131,7 +131,7 @@ def up(nodes: int = 4, containers: int = 2, progress: Progress = _ignore) -> Lab
             f"need 1 <= containers <= nodes <= {MAX_NODES};"
             f" got nodes={nodes}, containers={containers}"
         )
-    _check_tools()
+    check_tools()
     paths = LabPaths.current()
     with _locked(paths):
         leftovers = network.lab_namespaces() or network.lab_links() or cgroups.leftover_groups()
@@ -306,15 +306,9 @@ def _status(paths: LabPaths) -> LabStatus:
         hosts=reports,
         inventory=str(lab_inventory) if lab_inventory.exists() else None,
         ssh_config=str(paths.ssh_config) if paths.ssh_config.exists() else None,
-        proxy=_daemon_word(record.proxy, proxy_url()),
+        proxy=_daemon_word(record.proxy, proxy.proxy_url()),
         mirror=_daemon_word(record.mirror, mirror.mirror_url()),
     )
-
-
-def proxy_url() -> str:
-    from ecohash.lab.layout import BRIDGE_ADDRESS, PROXY_PORT
-
-    return f"http://{BRIDGE_ADDRESS}:{PROXY_PORT}"
 
 
 def _daemon_word(tracked: process.TrackedProcess | None, url: str) -> str:

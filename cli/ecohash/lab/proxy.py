@@ -15,6 +15,10 @@ from ecohash.lab.layout import BRIDGE_ADDRESS, PROXY_PORT
 from ecohash.lab.process import TrackedProcess
 
 
+def proxy_url() -> str:
+    return f"http://{BRIDGE_ADDRESS}:{PROXY_PORT}"
+
+
 def write_config(config_dir: Path, cache_dir: Path, log_dir: Path) -> None:
     config_dir.mkdir(parents=True, exist_ok=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
