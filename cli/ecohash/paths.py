@@ -64,3 +64,12 @@ def known_sites() -> set[str]:
         if root.is_dir():
             names.update(p.parent.name for p in root.glob(f"*/{SITE_FILE_NAME}"))
     return names
+
+
+def project_root() -> Path:
+    """The checkout ecohash runs from: ansible.cfg, roles/, playbooks/ and the node standard.
+
+    ecohash is installed from its repository (editable), and the Ansible content is part
+    of the product, so it is found next to the package rather than copied into it.
+    """
+    return Path(__file__).resolve().parents[2]

@@ -210,6 +210,98 @@ class Container(_Strict):
     racks: list[Rack] = Field(default_factory=list, description="Racks in the container.")
 
 
+_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_REGISTRY = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._/-]+)?")
+_BATCH = re.compile(r"[1-9][0-9]*%?")
+
+
+def _pattern(pattern: re.Pattern[str], rule: str, example: str) -> PlainValidator:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise PydanticCustomError("pattern", f"must be {rule} such as {example}")
+        return value.rstrip("/") if pattern is _URL else value
+
+    return PlainValidator(check)
+
+
+Url = Annotated[
+    str, _pattern(_URL, "an http(s) URL", "http://mirror.site.example:8080"),
+    WithJsonSchema({"type": "string", "pattern": f"^{_URL.pattern}$"}),
+]
+Sha256 = Annotated[
+    str, _pattern(_SHA256, "a sha256 in lowercase hex", "'e3b0c442...' (64 characters)"),
+    WithJsonSchema({"type": "string", "pattern": f"^{_SHA256.pattern}$"}),
+]
+Registry = Annotated[
+    str, _pattern(_REGISTRY, "a registry host[:port][/path]", "registry.site.example:5000"),
+    WithJsonSchema({"type": "string", "pattern": f"^{_REGISTRY.pattern}$"}),
+]
+# Ansible's `serial`: a host count or a percentage of the play's hosts.
+Batch = Annotated[
+    int | str, PlainValidator(lambda value: _batch(value)),
+    WithJsonSchema({"oneOf": [{"type": "integer", "minimum": 1},
+                              {"type": "string", "pattern": f"^{_BATCH.pattern}$"}]}),
+]
+
+
+def _batch(value: Any) -> int | str:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if isinstance(value, str) and _BATCH.fullmatch(value):
+        return int(value) if value.isdigit() else value
+    raise PydanticCustomError("batch", "must be a number of hosts (>= 1) or a percentage such as 10%")
+
+
+class Ssh(_Strict):
+    user: str = Field("root", description="User Ansible logs in as; not root means become root with sudo.")
+    port: Annotated[int, Field(strict=True, ge=1, le=65535)] = Field(22, description="SSH port.")
+    config_file: str | None = Field(
+        None, description="An ssh_config file (`ssh -F`), relative to the site file: jump hosts, "
+        "keys, known_hosts. Host keys are always checked.",
+    )
+
+
+class Mirror(_Strict):
+    url: Url = Field(
+        description="The site mirror: a signed apt repository at URL/apt and artifacts at "
+        "URL/files. When set it replaces every upstream source of the node standard.",
+    )
+    keyring_sha256: Sha256 = Field(
+        description="sha256 of the mirror's signing keyring, served at URL/keys/site-mirror.gpg; "
+        "nodes refuse any other key.",
+    )
+
+
+class Rollout(_Strict):
+    serial: Batch | list[Batch] = Field(
+        "10%", description="Nodes per batch: a count, a percentage, or a list of them for "
+        "growing batches (e.g. [1, 10%, 25%]). Unreachable nodes are set aside before batching.",
+    )
+    max_fail_percentage: Annotated[int, Field(strict=True, ge=0, le=100)] = Field(
+        25, description="Stop the rollout when more than this % of a batch fails.",
+    )
+
+
+class Provisioning(_Strict):
+    ssh: Ssh = Field(default_factory=Ssh, description="How Ansible reaches the nodes.")
+    apt_proxy: Url | None = Field(
+        None, description="HTTP proxy for the nodes' OS packages (an apt caching proxy).",
+    )
+    mirror: Mirror | None = Field(None, description="The site mirror, for offline installs.")
+    registry: Registry | None = Field(
+        None, description="Site container registry that inference images are pre-pulled from.",
+    )
+    ntp_servers: list[str] = Field(
+        default_factory=list, description="Time servers; empty means the OS's default pool.",
+    )
+    standard: str | None = Field(
+        None, description="The node-standard lock file, relative to the site file; default "
+        "the repository's node-standard.lock.yml.",
+    )
+    rollout: Rollout = Field(default_factory=Rollout, description="Batching of node rollouts.")
+
+
 class Spec(_Strict):
     power: Power = Field(description="The grid connection and PUE: the site's IT budget.")
     network: Network = Field(description="The management network.")
@@ -221,6 +313,9 @@ class Spec(_Strict):
     )
     kubernetes: Kubernetes | None = Field(None, description="The site's Kubernetes cluster.")
     containers: list[Container] = Field(min_length=1, description="The modular GPU containers.")
+    provisioning: Provisioning = Field(
+        default_factory=Provisioning, description="How nodes are reached and where they install from."
+    )
 
 
 class SiteFile(_Strict):

@@ -2,8 +2,8 @@
 
 A host's root is an overlay whose lower layer is the shared read-only base and whose upper
 layer is the host's own. Before boot the lab writes the host's identity into that upper
-layer (hostname, machine id, SSH host key, the lab's authorized key, apt's proxy, the
-simulated hardware), then boots it with `systemd-nspawn --boot` inside the host's network
+layer (hostname, machine id, SSH host key, the lab's authorized key, the simulated
+hardware), then boots it with `systemd-nspawn --boot` inside the host's network
 namespace.
 """
 
@@ -17,7 +17,6 @@ from pathlib import Path
 
 from ecohash.errors import EcohashError
 from ecohash.lab import cgroups, process
-from ecohash.lab.layout import BRIDGE_ADDRESS, MIRROR_PORT, PROXY_PORT
 from ecohash.lab.network import netns_path
 from ecohash.lab.process import TrackedProcess
 from ecohash.lab.simhardware import SimulatedGpus
@@ -68,17 +67,8 @@ def personalise(
     (root_ssh / "authorized_keys").write_text(authorized_key)
     (root_ssh / "authorized_keys").chmod(0o600)
 
-    # Hosts have no route off the bridge: the proxy is their only way to Debian, and the
-    # site mirror on the bridge must be reached directly, not through the proxy.
-    (root / "etc" / "apt" / "apt.conf.d" / "01ecohash-lab-proxy").write_text(
-        f'Acquire::http::Proxy "http://{BRIDGE_ADDRESS}:{PROXY_PORT}";\n'
-        f'Acquire::http::Proxy::{BRIDGE_ADDRESS} "DIRECT";\n'
-        'Acquire::https::Proxy "DIRECT";\n'
-    )
-    (root / "etc" / "apt" / "sources.list.d" / "ecohash-site-mirror.list").write_text(
-        "# The site mirror the lab serves on its bridge, as real air-gapped sites have.\n"
-        f"deb [trusted=yes] http://{BRIDGE_ADDRESS}:{MIRROR_PORT}/apt ./\n"
-    )
+    # Nothing about apt: like a freshly installed node, a host knows neither the site's
+    # proxy nor its mirror until the base role configures them from the site file.
     gpus.write_into(root)
 
 

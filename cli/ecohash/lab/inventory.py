@@ -39,6 +39,28 @@ UNCAPPED_HEADROOM = 1.1
 
 
 @dataclass(frozen=True)
+class LabProvisioning:
+    """How the lab's site is reached and installed: the lab's SSH config, proxy and mirror."""
+
+    ssh_config: Path
+    apt_proxy: str
+    mirror_url: str
+    mirror_keyring_sha256: str
+    standard_file: Path
+
+    def document(self) -> dict[str, object]:
+        return {
+            "ssh": {"user": "root", "config_file": str(self.ssh_config)},
+            "apt_proxy": self.apt_proxy,
+            "mirror": {"url": self.mirror_url, "keyring_sha256": self.mirror_keyring_sha256},
+            "standard": str(self.standard_file),
+            # Batches of two: a small lab still rolls out in more than one batch, and one
+            # dead host in a batch (50%) does not stop the others.
+            "rollout": {"serial": 2, "max_fail_percentage": 50},
+        }
+
+
+@dataclass(frozen=True)
 class LabNode:
     name: str
     container: str
@@ -80,7 +102,9 @@ def container_budget_kw(members: list[LabNode]) -> float:
     return math.floor(watts / 100) / 10
 
 
-def site_document(nodes: list[LabNode], subnet: str) -> dict[str, object]:
+def site_document(
+    nodes: list[LabNode], subnet: str, provisioning: LabProvisioning | None = None
+) -> dict[str, object]:
     containers = []
     total_kw = 0.0
     for container in sorted({n.container for n in nodes}):
@@ -120,6 +144,7 @@ def site_document(nodes: list[LabNode], subnet: str) -> dict[str, object]:
             },
             "kubernetes": {"distribution": "k3s", "servers": [nodes[0].name]},
             "containers": containers,
+            **({"provisioning": provisioning.document()} if provisioning else {}),
         },
     }
 
@@ -130,7 +155,9 @@ HEADER = """\
 """
 
 
-def write(path: Path, nodes: list[LabNode], subnet: str) -> None:
+def write(path: Path, nodes: list[LabNode], subnet: str, provisioning: LabProvisioning) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = yaml.safe_dump(site_document(nodes, subnet), sort_keys=False, default_flow_style=False)
+    body = yaml.safe_dump(
+        site_document(nodes, subnet, provisioning), sort_keys=False, default_flow_style=False
+    )
     path.write_text(HEADER + body)

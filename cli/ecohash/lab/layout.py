@@ -47,6 +47,16 @@ class LabPaths:
         return self.root / "apt-cache"
 
     @property
+    def deb_cache(self) -> Path:
+        """Pinned .debs the mirror carries, downloaded once and kept like the base."""
+        return self.root / "debs"
+
+    @property
+    def mirror_key(self) -> Path:
+        """The GnuPG home holding the mirror's signing key, kept across labs."""
+        return self.root / "mirror-key"
+
+    @property
     def lock_file(self) -> Path:
         return self.root / "lock"
 

@@ -42,6 +42,7 @@ from ecohash.lab.layout import (
 )
 from ecohash.lab.simhardware import SimulatedGpus
 from ecohash.lab.state import HostRecord, LabRecord
+from ecohash.standard import load_standard
 
 Progress = Callable[[str], None]
 
@@ -57,6 +58,7 @@ REQUIRED_COMMANDS = {
     "ip": "iproute2",
     "unshare": "util-linux",
     "mount": "mount",
+    "gpg": "gpg",
 }
 
 
@@ -181,7 +183,7 @@ def _build(paths: LabPaths, rootfs: Path, nodes: int, containers: int, progress:
     progress("starting the apt proxy and the site mirror on the bridge")
     record.proxy = proxy.start(paths.proxy_dir, paths.apt_cache, paths.logs)
     state.save(paths.state_file, record)
-    mirror.populate(paths.mirror_dir)
+    content = mirror.populate(paths, load_standard())
     record.mirror = mirror.start(paths.mirror_dir, paths.logs / "mirror.log")
     state.save(paths.state_file, record)
 
@@ -201,7 +203,18 @@ def _build(paths: LabPaths, rootfs: Path, nodes: int, containers: int, progress:
     paths.known_hosts.write_text("\n".join(known_hosts) + "\n")
     _write_ssh_config(paths, record)
     hosts.wait_until_reachable(record.hosts, paths.logs)
-    inventory.write(inventory_file(), placed, str(SUBNET))
+    inventory.write(
+        inventory_file(),
+        placed,
+        str(SUBNET),
+        inventory.LabProvisioning(
+            ssh_config=paths.ssh_config,
+            apt_proxy=proxy.proxy_url(),
+            mirror_url=mirror.mirror_url(),
+            mirror_keyring_sha256=content.keyring_sha256,
+            standard_file=content.standard_file,
+        ),
+    )
 
 
 def _make_client_keys(paths: LabPaths) -> None:

@@ -7,11 +7,10 @@ it is simulated, so nobody mistakes it for the real driver.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
-from ecohash.lab import nvidia_smi_sim, process
+from ecohash.lab import nvidia_smi_sim
+from ecohash.lab.debs import build_deb
 
 PACKAGE_NAME = "nvidia-driver-sim"
 PACKAGE_VERSION = f"{nvidia_smi_sim.DRIVER_VERSION}-1~ecohashsim1"
@@ -40,26 +39,18 @@ def deb_file_name() -> str:
 
 def build(output_dir: Path) -> Path:
     """Build the package into `output_dir` with dpkg-deb and return the .deb's path."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="ecohash-simdriver-") as staging_name:
-        staging = Path(staging_name) / "pkg"
-        (staging / "DEBIAN").mkdir(parents=True)
-        (staging / "DEBIAN" / "control").write_text(CONTROL)
-        smi = staging / "usr" / "bin" / "nvidia-smi"
-        smi.parent.mkdir(parents=True)
-        shutil.copyfile(Path(nvidia_smi_sim.__file__), smi)
-        smi.chmod(0o755)
-        # Where the simulated driver keeps settings across invocations, as the real one does
-        # until reboot; owned by the package so purging it removes them.
-        (staging / "var" / "lib" / PACKAGE_NAME).mkdir(parents=True)
-        doc = staging / "usr" / "share" / "doc" / PACKAGE_NAME
-        doc.mkdir(parents=True)
-        (doc / "README.simulated").write_text(
-            "This is a SIMULATED NVIDIA driver built by the ecohash lab. There is no GPU.\n"
-        )
-        for directory in [staging, *staging.rglob("*")]:
-            if directory.is_dir():
-                directory.chmod(0o755)
-        target = output_dir / deb_file_name()
-        process.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", staging, target])
-    return target
+    return build_deb(
+        output_dir,
+        deb_file_name(),
+        CONTROL,
+        {
+            "/usr/bin/nvidia-smi": (Path(nvidia_smi_sim.__file__).read_text(), 0o755),
+            # Where the simulated driver keeps settings across invocations, as the real one
+            # does until reboot; owned by the package so purging it removes them.
+            f"/var/lib/{PACKAGE_NAME}/": ("", 0o755),
+            f"/usr/share/doc/{PACKAGE_NAME}/README.simulated": (
+                "This is a SIMULATED NVIDIA driver built by the ecohash lab. There is no GPU.\n",
+                0o644,
+            ),
+        },
+    )

@@ -1,0 +1,1 @@
+"""ecohash's side of Ansible: the site file as an inventory, and running playbooks."""

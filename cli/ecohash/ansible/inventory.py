@@ -1,0 +1,146 @@
+"""The site file as an Ansible inventory: groups, host vars and the caps the budget sets.
+
+The inventory plugin (plugins/inventory/ecohash_site.py) is a thin adapter over this
+module, so the mapping is tested without Ansible and the plugin holds no site logic.
+Every value comes from the site file, the budget compiled from it, and the node standard
+it names: nothing is copied into a second file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecohash.budget import Plan, compile_budget
+from ecohash.inventory.loader import load_site
+from ecohash.inventory.site import Site
+from ecohash.standard import NodeStandard, default_standard_file, load_standard
+
+_NOT_IN_GROUP_NAMES = re.compile(r"[^A-Za-z0-9_]")
+SERVERS_GROUP = "k8s_servers"
+AGENTS_GROUP = "k8s_agents"
+GPU_NODES_GROUP = "gpu_nodes"
+
+
+def group_name(prefix: str, *parts: str) -> str:
+    """An Ansible-safe group name: Ansible warns on '-' in names, so it becomes '_'."""
+    return _NOT_IN_GROUP_NAMES.sub("_", "_".join((prefix, *parts)))
+
+
+@dataclass
+class Inventory:
+    """Groups (with their hosts and child groups) and variables, ready for Ansible."""
+
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> its variables
+    groups: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # -> hosts
+    children: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    all_vars: dict[str, Any] = field(default_factory=dict)
+
+    def as_ansible_json(self) -> dict[str, Any]:
+        """The `ansible-inventory --list` shape, for tests and for tools without Ansible."""
+        data: dict[str, Any] = {
+            "_meta": {"hostvars": self.hosts},
+            "all": {"children": sorted(self.children.get("all", [])), "vars": self.all_vars},
+        }
+        for group in sorted(set(self.groups) | set(self.children)):
+            if group == "all":
+                continue
+            entry: dict[str, Any] = {}
+            if self.groups.get(group):
+                entry["hosts"] = self.groups[group]
+            if self.children.get(group):
+                entry["children"] = self.children[group]
+            data[group] = entry
+        return data
+
+
+def standard_file_of(site: Site) -> Path:
+    named = site.document.spec.provisioning.standard
+    return _relative_to_site(site, named) if named else default_standard_file()
+
+
+def load_inventory(site_file: str | Path) -> Inventory:
+    """Load, validate and plan the site, and map it onto Ansible's groups and variables."""
+    site = load_site(site_file)
+    return build_inventory(site, compile_budget(site), load_standard(standard_file_of(site)))
+
+
+def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory:
+    inventory = Inventory()
+    provisioning = site.document.spec.provisioning
+    site_group = group_name("site", site.name)
+    inventory.children["all"].append(site_group)
+    connection = _connection_vars(site)
+    kubernetes = site.kubernetes
+    servers = set(kubernetes.servers) if kubernetes else set()
+
+    for container in site.containers:
+        container_group = group_name("container", container.name)
+        inventory.children[site_group].append(container_group)
+        for rack in container.racks:
+            rack_group = group_name("rack", container.name, rack.name)
+            inventory.children[container_group].append(rack_group)
+    for node_plan in plan.nodes:
+        node = node_plan.node
+        inventory.groups[group_name("rack", node.container, node.rack)].append(node.name)
+        inventory.groups[group_name("sku", node.sku_name)].append(node.name)
+        if node.gpu is not None:
+            inventory.groups[group_name("gpu", node.sku.gpu or "")].append(node.name)
+            inventory.groups[GPU_NODES_GROUP].append(node.name)
+        if kubernetes:
+            role_group = SERVERS_GROUP if node.name in servers else AGENTS_GROUP
+            inventory.groups[role_group].append(node.name)
+        inventory.hosts[node.name] = {
+            "ansible_host": str(node.mgmt_ip),
+            **connection,
+            "ecohash_container": node.container,
+            "ecohash_rack": node.rack,
+            "ecohash_sku": node.sku_name,
+            "ecohash_gpu_model": node.sku.gpu,
+            "ecohash_gpu_count": node.gpus,
+            "ecohash_gpu_nvidia_smi_name": node.gpu.nvidia_smi_name if node.gpu else None,
+            "ecohash_gpu_cap_w": node_plan.gpu_cap_w,
+            "ecohash_gpu_capped_by": node_plan.capped_by,
+            "ecohash_k8s_role": (
+                None if not kubernetes else "server" if node.name in servers else "agent"
+            ),
+        }
+
+    nodes_by_name = {node.name: node for node in site.nodes}
+    mirror = provisioning.mirror
+    inventory.all_vars = {
+        "ecohash_site": site.name,
+        "ecohash_site_file": str(site.file),
+        "ecohash_standard": standard.for_ansible(),
+        "ecohash_apt_proxy": provisioning.apt_proxy,
+        "ecohash_mirror_url": mirror.url if mirror else None,
+        "ecohash_mirror_keyring_sha256": mirror.keyring_sha256 if mirror else None,
+        "ecohash_registry": provisioning.registry,
+        "ecohash_ntp_servers": list(provisioning.ntp_servers),
+        "ecohash_rollout_serial": provisioning.rollout.serial,
+        "ecohash_rollout_max_fail_percentage": provisioning.rollout.max_fail_percentage,
+        "ecohash_k8s_distribution": kubernetes.distribution if kubernetes else None,
+        # Agents join the first server; servers after the first join it too (embedded etcd).
+        "ecohash_k8s_servers": [
+            {"name": name, "address": str(nodes_by_name[name].mgmt_ip)}
+            for name in (kubernetes.servers if kubernetes else [])
+        ],
+    }
+    return inventory
+
+
+def _connection_vars(site: Site) -> dict[str, Any]:
+    ssh = site.document.spec.provisioning.ssh
+    variables: dict[str, Any] = {"ansible_user": ssh.user, "ansible_port": ssh.port}
+    if ssh.user != "root":
+        variables["ansible_become"] = True
+    if ssh.config_file:
+        variables["ansible_ssh_common_args"] = f"-F {_relative_to_site(site, ssh.config_file)}"
+    return variables
+
+
+def _relative_to_site(site: Site, path: str) -> Path:
+    return (site.file.parent / path).resolve()

@@ -1,0 +1,128 @@
+"""The node standard: the lock file pinning every version and checksum a node is built from.
+
+node-standard.lock.yml at the repository root is the production standard; a site may name
+another (the lab names its simulated one). The Ansible inventory plugin hands the loaded
+standard to the roles as `ecohash_standard`, so the file is read in one place only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ecohash.errors import InvalidInputError, Problem, ProblemsError
+from ecohash.inventory import messages
+from ecohash.inventory.model import Sha256, Url
+from ecohash.inventory.yaml_source import YamlSyntaxError, parse
+from ecohash.paths import project_root
+
+STANDARD_FILE_NAME = "node-standard.lock.yml"
+PLATFORMS = ("debian12", "ubuntu2204", "ubuntu2404")
+Platform = Literal["debian12", "ubuntu2204", "ubuntu2404"]
+PackageName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.+-]+$")]
+Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Metadata(_Strict):
+    name: str
+    simulated: bool = False
+
+
+class AptRepository(_Strict):
+    url: str = Field(description="Repository URL; {platform} is replaced per node.")
+    suite: str
+    keyring_url: str
+    keyring_sha256: Sha256 | None = Field(
+        description="sha256 of the signing key; null refuses the repository (mirror only)."
+    )
+
+
+class NvidiaDriver(_Strict):
+    branch: str
+    version: str = Field(pattern=r"^\d+\.\d+(\.\d+)?$")
+    apt_version: str
+    pin_packages: str
+    packages: dict[Platform, list[PackageName]]
+    kernel_headers: bool
+    reboot_on_change: bool
+    repository: AptRepository | None = None
+
+
+class ContainerToolkit(_Strict):
+    version: str
+    packages: list[PackageName]
+    repository: AptRepository | None = None
+
+
+class PinnedDeb(_Strict):
+    version: str
+    url: Url
+    sha256: Sha256
+
+
+class K3s(_Strict):
+    version: str = Field(pattern=r"^v\d+\.\d+\.\d+\+k3s\d+$")
+    url: Url
+    sha256: Sha256
+
+
+class InferenceRuntime(_Strict):
+    image: str
+    tag: str
+    digest: Digest
+
+
+class NodeStandard(_Strict):
+    api_version: Literal["ecohash.io/v1"] = Field(alias="apiVersion")
+    kind: Literal["NodeStandard"]
+    metadata: Metadata
+    nvidia_driver: NvidiaDriver
+    nvidia_container_toolkit: ContainerToolkit
+    containerd: dict[Platform, dict[PackageName, PinnedDeb]]
+    k3s: K3s
+    inference_runtime: InferenceRuntime
+
+    @property
+    def simulated(self) -> bool:
+        return self.metadata.simulated
+
+    def for_ansible(self) -> dict[str, Any]:
+        """The standard as the roles see it (`ecohash_standard`): plain YAML types."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def default_standard_file() -> Path:
+    return project_root() / STANDARD_FILE_NAME
+
+
+def load_standard(path: Path | None = None) -> NodeStandard:
+    """Load and check a node-standard file; problems come back as FILE:LINE errors."""
+    file = path or default_standard_file()
+    try:
+        text = file.read_text()
+    except OSError as error:
+        raise InvalidInputError(
+            f"{file}: cannot read the node standard: {error.strerror or error}"
+        ) from None
+    try:
+        parsed = parse(text)
+    except YamlSyntaxError as error:
+        raise ProblemsError([Problem(str(file), error.problem.line, error.problem.message,
+                                     error.problem.column)]) from None
+    try:
+        # The site parser reads numbers as Decimal; here every version is a string, and a
+        # bare number where one belongs must be reported, so validate plain YAML values.
+        return NodeStandard.model_validate(yaml.safe_load(text) or {})
+    except ValidationError as error:
+        problems = []
+        for detail in error.errors():
+            path_, key, message = messages.describe(dict(detail), NodeStandard)
+            problems.append(Problem(str(file), parsed.line_of(path_, key=key), message))
+        raise ProblemsError(problems) from None
