@@ -17,6 +17,7 @@ from typing import Any
 from ecohash.budget import Plan, compile_budget
 from ecohash.inventory.loader import load_site
 from ecohash.inventory.site import Site
+from ecohash.paths import state_dir
 from ecohash.standard import NodeStandard, default_standard_file, load_standard
 
 _NOT_IN_GROUP_NAMES = re.compile(r"[^A-Za-z0-9_]")
@@ -113,6 +114,8 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
     mirror = provisioning.mirror
     inventory.all_vars = {
         "ecohash_site": site.name,
+        # Where the controller keeps this site's secrets (the k3s join token), mode 0700.
+        "ecohash_secrets_dir": str(state_dir() / "secrets" / site.name),
         "ecohash_site_file": str(site.file),
         "ecohash_standard": standard.for_ansible(),
         "ecohash_apt_proxy": provisioning.apt_proxy,

@@ -1,0 +1,170 @@
+#!/usr/bin/python
+"""Ansible module: acceptance checks for an ecohash GPU node, decided and written down.
+
+Runs on the node. Asks nvidia-smi (and optionally dcgmi) for what the node has, compares
+it with what the node standard and the site budget require, and writes a JSON verdict.
+The verdict holds only what was checked and found, never a timestamp, so a node whose
+state did not change is reported unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+module: ecohash_node_health
+short_description: Decide whether a GPU node passes ecohash's acceptance checks
+description:
+  - Checks GPU count, GPU model, driver version, power limits and persistence mode,
+    uncorrected ECC errors and pending retired pages, and optionally a DCGM diagnostic,
+    and writes the verdict as JSON. Fails nothing itself; the role decides what a
+    failed verdict does.
+options:
+  verdict_path: {type: path, required: true, description: Where the JSON verdict is written.}
+  gpu_count: {type: int, required: true, description: GPUs the node's SKU has.}
+  gpu_name: {type: str, description: Name nvidia-smi must print for every GPU.}
+  driver_version: {type: str, required: true, description: Driver version the standard pins.}
+  power_limit_w: {type: int, description: Power limit the site budget sets per GPU.}
+  simulated: {type: bool, default: false, description: The node was built from a simulated standard.}
+  dcgm_level: {type: int, default: 0, choices: [0, 1, 2, 3, 4], description: dcgmi diag level; 0 skips it.}
+author: ecohash
+"""
+
+FIELDS = [
+    "index",
+    "name",
+    "driver_version",
+    "power.limit",
+    "persistence_mode",
+    "ecc.errors.uncorrected.volatile.total",
+    "retired_pages.pending",
+]
+NOT_AVAILABLE = ("[N/A]", "N/A", "[Not Supported]")
+
+
+def query_gpus(module):
+    smi = module.get_bin_path("nvidia-smi")
+    if smi is None:
+        return None, "nvidia-smi is not installed"
+    rc, out, err = module.run_command(
+        [smi, "--query-gpu=" + ",".join(FIELDS), "--format=csv,noheader,nounits"]
+    )
+    if rc != 0:
+        return None, "nvidia-smi failed (exit %d): %s" % (rc, (err or out).strip())
+    gpus = []
+    for line in out.splitlines():
+        if line.strip():
+            gpus.append(dict(zip(FIELDS, [value.strip() for value in line.split(",")])))
+    return gpus, None
+
+
+def check(name, passed, found, expected=None):
+    result = {"check": name, "passed": bool(passed), "found": found}
+    if expected is not None:
+        result["expected"] = expected
+    return result
+
+
+def gpu_checks(params, gpus):
+    checks = [check("gpu_count", len(gpus) == params["gpu_count"], len(gpus), params["gpu_count"])]
+    drivers = sorted({g["driver_version"] for g in gpus})
+    checks.append(check("driver_version", drivers == [params["driver_version"]], drivers,
+                        params["driver_version"]))
+    if params["gpu_name"]:
+        names = sorted({g["name"] for g in gpus})
+        checks.append(check("gpu_model", names == [params["gpu_name"]], names, params["gpu_name"]))
+    if params["power_limit_w"] is not None:
+        limits = [g["power.limit"] for g in gpus]
+        ok = all(_number(v) == float(params["power_limit_w"]) for v in limits)
+        checks.append(check("power_limit_w", ok, limits, params["power_limit_w"]))
+    modes = sorted({g["persistence_mode"] for g in gpus})
+    checks.append(check("persistence_mode", modes == ["Enabled"], modes, "Enabled"))
+    ecc = [g["ecc.errors.uncorrected.volatile.total"] for g in gpus]
+    checks.append(check("ecc_uncorrected", all(_zero_or_na(v) for v in ecc), ecc, 0))
+    retired = [g["retired_pages.pending"] for g in gpus]
+    # "Yes" means pages wait for retirement at the next reboot: the GPU has bad memory.
+    checks.append(check("retired_pages_pending", all(v in ("No",) + NOT_AVAILABLE for v in retired),
+                        retired, "No"))
+    return checks
+
+
+def dcgm_check(module, level):
+    dcgmi = module.get_bin_path("dcgmi")
+    if dcgmi is None:
+        return check("dcgm_diag", False, "dcgmi is not installed", "level %d passes" % level)
+    rc, out, err = module.run_command([dcgmi, "diag", "-r", str(level)])
+    failed = rc != 0 or "Fail" in out
+    return check("dcgm_diag", not failed, "exit %d" % rc, "level %d passes" % level)
+
+
+def _number(value):
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _zero_or_na(value):
+    return value in NOT_AVAILABLE or _number(value) == 0
+
+
+def write_if_changed(path, content):
+    try:
+        with open(path) as existing:
+            if existing.read() == content:
+                return False
+    except OSError:
+        pass
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".verdict-")
+    with os.fdopen(handle, "w") as out:
+        out.write(content)
+    os.chmod(temporary, 0o644)
+    shutil.move(temporary, path)
+    return True
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            verdict_path=dict(type="path", required=True),
+            gpu_count=dict(type="int", required=True),
+            gpu_name=dict(type="str"),
+            driver_version=dict(type="str", required=True),
+            power_limit_w=dict(type="int"),
+            simulated=dict(type="bool", default=False),
+            dcgm_level=dict(type="int", default=0, choices=[0, 1, 2, 3, 4]),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    gpus, problem = query_gpus(module)
+    if gpus is None:
+        checks = [check("nvidia_smi", False, problem)]
+    else:
+        checks = gpu_checks(params, gpus)
+        if params["dcgm_level"] > 0:
+            checks.append(dcgm_check(module, params["dcgm_level"]))
+    failed = [c["check"] for c in checks if not c["passed"]]
+    verdict = {
+        "node": os.uname()[1],
+        "passed": not failed,
+        "failed_checks": failed,
+        # A simulated node can pass its checks, but it is never mistaken for a real one.
+        "simulated": params["simulated"],
+        "checks": checks,
+    }
+    content = json.dumps(verdict, indent=2, sort_keys=True) + "\n"
+    changed = False if module.check_mode else write_if_changed(params["verdict_path"], content)
+    module.exit_json(changed=changed, verdict=verdict)
+
+
+if __name__ == "__main__":
+    main()
