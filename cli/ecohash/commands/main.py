@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ecohash import __version__
+from ecohash.commands.bootstrap import bootstrap
 from ecohash.commands.capacity import capacity
 from ecohash.commands.lab import lab
 from ecohash.commands.options import CONTEXT_SETTINGS, echo_error
@@ -41,5 +42,5 @@ def cli() -> None:
     """
 
 
-for command in (validate, plan, capacity, schema, lab):
+for command in (validate, plan, capacity, bootstrap, schema, lab):
     cli.add_command(command)

@@ -1,0 +1,191 @@
+"""Running the repository's playbooks against a site through ansible-runner.
+
+Each run gets a fresh private data directory under the state directory
+(runs/<site>/<time>-<playbook>): ansible-runner silently reuses extra vars and
+environment it finds in an old one, and a run's artifacts (events, stdout, the
+summary) stay there for later reading. Nothing secret is passed in: the k3s join
+token is read on the controller by the k8s_node role, in tasks that are no_log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecohash.errors import InvalidInputError
+from ecohash.paths import project_root, state_dir
+
+# Events that end one task on one host, and what each says about the host.
+HOST_RESULTS = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_unreachable": "unreachable",
+    "runner_on_skipped": "skipped",
+}
+
+
+@dataclass
+class HostProgress:
+    """What one host has done so far in the run."""
+
+    name: str
+    task: str = ""
+    counts: Counter[str] = field(default_factory=Counter)
+    failure: str | None = None
+    health: dict[str, Any] | None = None
+
+    @property
+    def state(self) -> str:
+        if self.counts["unreachable"]:
+            return "unreachable"
+        if self.counts["failed"]:
+            return "failed"
+        return "running" if self.task else "waiting"
+
+
+@dataclass
+class PlaybookRun:
+    """One ansible-playbook run's request."""
+
+    site_name: str
+    site_file: Path
+    playbook: str  # file name under playbooks/
+    limit: str | None = None
+    check: bool = False
+    serial: str | None = None
+    max_fail_percentage: int | None = None
+
+    def extravars(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.serial is not None:
+            extra["ecohash_serial"] = int(self.serial) if self.serial.isdigit() else self.serial
+        if self.max_fail_percentage is not None:
+            extra["ecohash_max_fail_percentage"] = self.max_fail_percentage
+        return extra
+
+
+@dataclass
+class RunResult:
+    rc: int
+    status: str
+    directory: Path
+    hosts: dict[str, HostProgress]
+    stats: dict[str, dict[str, int]]
+
+    @property
+    def failed_hosts(self) -> list[str]:
+        failed = set(self.stats.get("failures", {})) | set(self.stats.get("dark", {}))
+        return sorted(failed)
+
+    def summary(self) -> dict[str, Any]:
+        hosts = {}
+        for name in sorted(self.hosts):
+            progress = self.hosts[name]
+            hosts[name] = {
+                "ok": progress.counts["ok"],
+                "changed": progress.counts["changed"],
+                "failed": progress.counts["failed"],
+                "unreachable": progress.counts["unreachable"],
+                "skipped": progress.counts["skipped"],
+                "failure": progress.failure,
+                "health": progress.health,
+            }
+        return {"rc": self.rc, "status": self.status, "failed_hosts": self.failed_hosts,
+                "hosts": hosts}
+
+
+def check_playbook(name: str) -> Path:
+    path = project_root() / "playbooks" / name
+    if not path.is_file():
+        raise InvalidInputError(f"no playbook {name} in {path.parent}")
+    return path
+
+
+def new_run_directory(site_name: str, playbook: str) -> Path:
+    """A fresh directory for one run; never an old one, whose env/ ansible-runner would reuse."""
+    runs = state_dir() / "runs" / site_name
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    base = f"{stamp}-{Path(playbook).stem}"
+    for attempt in range(1000):
+        candidate = runs / (base if attempt == 0 else f"{base}.{attempt}")
+        try:
+            candidate.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        return candidate
+    raise InvalidInputError(f"cannot make a new run directory under {runs}")
+
+
+def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]) -> RunResult:
+    """Run the playbook; call `on_update` whenever a host's progress changes."""
+    import ansible_runner
+
+    playbook = check_playbook(request.playbook)
+    directory = new_run_directory(request.site_name, request.playbook)
+    hosts: dict[str, HostProgress] = {}
+
+    def handle(event: dict[str, Any]) -> bool:
+        data = event.get("event_data", {})
+        host = data.get("host")
+        if not host:
+            return True
+        progress = hosts.setdefault(host, HostProgress(host))
+        kind = event.get("event", "")
+        if kind == "runner_on_start":
+            progress.task = data.get("task", "")
+        elif kind in HOST_RESULTS:
+            result = data.get("res", {}) or {}
+            outcome = HOST_RESULTS[kind]
+            if outcome == "failed" and data.get("ignore_errors"):
+                outcome = "ignored"
+            progress.counts[outcome] += 1
+            if outcome == "ok" and result.get("changed"):
+                progress.counts["changed"] += 1
+            if outcome in ("failed", "unreachable"):
+                progress.failure = f"{data.get('task', '')}: {_message(result)}"
+            if isinstance(result.get("verdict"), dict):
+                progress.health = result["verdict"]
+        on_update(progress)
+        return True  # keep every event in the artifacts
+
+    environment = {
+        # This repository's settings whatever the working directory, and the Ansible that
+        # was installed with ecohash (its inventory plugin imports ecohash).
+        "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(state_dir() / "facts"),
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
+    runner = ansible_runner.run(
+        private_data_dir=str(directory),
+        playbook=str(playbook),
+        inventory=str(request.site_file.resolve()),
+        limit=request.limit,
+        cmdline="--check --diff" if request.check else None,
+        extravars=request.extravars() or None,
+        envvars=environment,
+        event_handler=handle,
+        quiet=True,
+    )
+    result = RunResult(
+        rc=runner.rc if runner.rc is not None else 1,
+        status=runner.status,
+        directory=directory,
+        hosts=hosts,
+        stats=runner.stats or {},
+    )
+    (directory / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
+    return result
+
+
+def _message(result: dict[str, Any]) -> str:
+    message = result.get("msg") or result.get("stderr") or result.get("reason") or "failed"
+    return str(message).strip().splitlines()[0][:300] if str(message).strip() else "failed"
