@@ -1,11 +1,16 @@
-"""Shared fixtures: a small valid site as text, and a way to write variants of it."""
+"""Shared fixtures: a small valid site as text, a way to write variants of it, and the lab."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from ecohash import lab as lab_library
+from ecohash.lab import network
+from ecohash.lab.layout import LabPaths
+from tests.labhosts import LAB_CONTAINERS, LAB_NODES, Lab, lab_unavailable_reason
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,3 +63,33 @@ def write_site(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+# The lab (tests/labhosts.py): one session-wide set of real hosts for lab, role and
+# rollout tests, skipped with the reason where it cannot run.
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    reason = lab_unavailable_reason()
+    if reason is None:
+        return
+    for item in items:
+        if item.get_closest_marker("lab") is not None:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """A lab of LAB_NODES hosts, shared by every test in the session."""
+    reason = lab_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    running = Lab(
+        nodes=LAB_NODES,
+        containers=LAB_CONTAINERS,
+        paths=LabPaths.current(),
+        run_netns_was_mounted=network.run_netns_is_mounted(),
+    )
+    running.up()
+    try:
+        yield running
+    finally:
+        lab_library.down()

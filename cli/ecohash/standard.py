@@ -27,7 +27,8 @@ Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `simulated: "yes"` is a mistake, not True.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Metadata(_Strict):
@@ -107,6 +108,8 @@ def load_standard(path: Path | None = None) -> NodeStandard:
     file = path or default_standard_file()
     try:
         text = file.read_text()
+    except UnicodeDecodeError as error:
+        raise ProblemsError([Problem(str(file), 1, f"not UTF-8 text ({error.reason})")]) from None
     except OSError as error:
         raise InvalidInputError(
             f"{file}: cannot read the node standard: {error.strerror or error}"
@@ -116,13 +119,18 @@ def load_standard(path: Path | None = None) -> NodeStandard:
     except YamlSyntaxError as error:
         raise ProblemsError([Problem(str(file), error.problem.line, error.problem.message,
                                      error.problem.column)]) from None
+    # A second `k3s:` would silently replace the reviewed one.
+    problems = [Problem(str(file), line, f"duplicate key {key!r}: a key may appear once")
+                for line, key in parsed.duplicate_keys]
     try:
         # The site parser reads numbers as Decimal; here every version is a string, and a
         # bare number where one belongs must be reported, so validate plain YAML values.
-        return NodeStandard.model_validate(yaml.safe_load(text) or {})
+        standard = NodeStandard.model_validate(yaml.safe_load(text) or {})
     except ValidationError as error:
-        problems = []
         for detail in error.errors():
             path_, key, message = messages.describe(dict(detail), NodeStandard)
             problems.append(Problem(str(file), parsed.line_of(path_, key=key), message))
         raise ProblemsError(problems) from None
+    if problems:
+        raise ProblemsError(problems)
+    return standard

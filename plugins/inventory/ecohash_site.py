@@ -9,6 +9,7 @@ hands it to Ansible, so Ansible, the CLI and the stacks read the site one way.
 from __future__ import annotations
 
 import os
+import re
 
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
@@ -25,6 +26,8 @@ description:
 """
 
 SITE_FILE_NAMES = ("site.yaml", "site.yml")
+# A top-level `kind: Site`, however quoted or commented.
+SITE_KIND = re.compile(rb"""^kind:[ \t]*(["']?)Site\1[ \t]*(#.*)?\r?$""", re.MULTILINE)
 
 
 class InventoryModule(BaseInventoryPlugin):
@@ -34,9 +37,9 @@ class InventoryModule(BaseInventoryPlugin):
         if not super().verify_file(path) or os.path.basename(path) not in SITE_FILE_NAMES:
             return False
         with open(path, "rb") as handle:
-            head = handle.read(4096)
+            text = handle.read()
         # Claim only ecohash site files, so other YAML inventories reach their own plugins.
-        return b"kind: Site" in head
+        return SITE_KIND.search(text) is not None
 
     def parse(self, inventory, loader, path, cache=True):  # noqa: ANN001 - Ansible's signature
         super().parse(inventory, loader, path, cache)

@@ -19,7 +19,7 @@ from ecohash.lab.layout import BRIDGE_NAME, inventory_file
 from ecohash.paths import resolve_site
 
 if TYPE_CHECKING:
-    from conftest import Lab  # tests/lab/conftest.py, which pytest loads itself
+    from tests.labhosts import Lab
 
 pytestmark = pytest.mark.lab
 
@@ -70,8 +70,16 @@ def test_hosts_have_no_route_off_the_lab_subnet(lab: Lab) -> None:
     assert "10.213.0.0/24" in routes
 
 
+def test_hosts_start_without_apt_settings_like_a_fresh_node(lab: Lab) -> None:
+    # The base role must configure the site's proxy and mirror; the lab gives no head start.
+    listing = lab.ssh(lab.host_names[0], "ls /etc/apt/apt.conf.d /etc/apt/sources.list.d").stdout
+    assert "proxy" not in listing
+    assert "mirror" not in listing
+
+
 def test_apt_installs_from_debian_through_the_lab_proxy(lab: Lab) -> None:
     host = lab.host_names[0]
+    lab.use_site_mirror(host)
     lab.ssh(host, "apt-get update -q")
     lab.ssh(host, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q less")
     assert lab.ssh(host, "command -v less").stdout.strip() == "/usr/bin/less"
@@ -79,6 +87,7 @@ def test_apt_installs_from_debian_through_the_lab_proxy(lab: Lab) -> None:
 
 def test_simulated_nvidia_smi_answers_once_installed_from_the_site_mirror(lab: Lab) -> None:
     host = "c01-r01-n01"  # an H100 node
+    lab.use_site_mirror(host)
     lab.ssh(host, "apt-get update -q")
     lab.ssh(host, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q nvidia-driver-sim")
     csv = lab.ssh(host, f"nvidia-smi --query-gpu={QUERY} --format=csv").stdout.splitlines()
@@ -103,6 +112,7 @@ def test_simulated_nvidia_smi_answers_once_installed_from_the_site_mirror(lab: L
 
 def test_l40s_nodes_simulate_their_own_hardware(lab: Lab) -> None:
     host = "c02-r01-n01"
+    lab.use_site_mirror(host)
     lab.ssh(host, "apt-get update -q && apt-get install -y -q nvidia-driver-sim")
     listing = lab.ssh(host, "nvidia-smi -L").stdout.splitlines()
     assert [line.split(" (UUID")[0] for line in listing] == [

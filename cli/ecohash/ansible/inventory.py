@@ -9,12 +9,14 @@ it names: nothing is copied into a second file.
 from __future__ import annotations
 
 import re
+import shlex
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ecohash.budget import Plan, compile_budget
+from ecohash.errors import InventoryError, Problem
 from ecohash.inventory.loader import load_site
 from ecohash.inventory.site import Site
 from ecohash.paths import state_dir
@@ -78,11 +80,21 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
     kubernetes = site.kubernetes
     servers = set(kubernetes.servers) if kubernetes else set()
 
+    racks_by_group: dict[str, str] = {}
     for container in site.containers:
         container_group = group_name("container", container.name)
         inventory.children[site_group].append(container_group)
         for rack in container.racks:
             rack_group = group_name("rack", container.name, rack.name)
+            # '-' and '_' both become '_': c01 / a-b and c01-a / b would share a group, and
+            # `--limit rack_c01_a_b` would reach both racks.
+            other = racks_by_group.setdefault(rack_group, rack.qualified_name)
+            if other != rack.qualified_name:
+                raise InventoryError([Problem(
+                    str(site.file), site.line_of(rack.path),
+                    f"rack {rack.qualified_name} and rack {other} both make the Ansible group "
+                    f"{rack_group}; rename one",
+                )])
             inventory.children[container_group].append(rack_group)
     for node_plan in plan.nodes:
         node = node_plan.node
@@ -116,7 +128,7 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
         "ecohash_site": site.name,
         # Where the controller keeps this site's secrets (the k3s join token), mode 0700.
         "ecohash_secrets_dir": str(state_dir() / "secrets" / site.name),
-        "ecohash_site_file": str(site.file),
+        "ecohash_site_file": str(site.file.resolve()),
         "ecohash_standard": standard.for_ansible(),
         "ecohash_apt_proxy": provisioning.apt_proxy,
         "ecohash_mirror_url": mirror.url if mirror else None,
@@ -141,7 +153,9 @@ def _connection_vars(site: Site) -> dict[str, Any]:
     if ssh.user != "root":
         variables["ansible_become"] = True
     if ssh.config_file:
-        variables["ansible_ssh_common_args"] = f"-F {_relative_to_site(site, ssh.config_file)}"
+        # Ansible splits these arguments like a shell: quote the path.
+        config = shlex.quote(str(_relative_to_site(site, ssh.config_file)))
+        variables["ansible_ssh_common_args"] = f"-F {config}"
     return variables
 
 

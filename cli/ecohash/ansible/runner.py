@@ -161,8 +161,15 @@ def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]
         # was installed with ecohash (its inventory plugin imports ecohash).
         "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"),
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(state_dir() / "facts"),
+        # Facts kept between runs, one directory per site (node names repeat across sites);
+        # an hour, so a re-run skips gathering but a rebooted node is soon seen afresh.
+        "ANSIBLE_CACHE_PLUGIN": "jsonfile",
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(state_dir() / "facts" / request.site_name),
+        "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "3600",
         "ANSIBLE_FORCE_COLOR": "0",
+        # ansible-runner turns host key checking off unless told otherwise: a node that
+        # answers with a key other than the known one must be refused.
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
     }
     runner = ansible_runner.run(
         private_data_dir=str(directory),

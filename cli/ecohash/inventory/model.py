@@ -237,12 +237,9 @@ Registry = Annotated[
     str, _pattern(_REGISTRY, "a registry host[:port][/path]", "registry.site.example:5000"),
     WithJsonSchema({"type": "string", "pattern": f"^{_REGISTRY.pattern}$"}),
 ]
-# Ansible's `serial`: a host count or a percentage of the play's hosts.
-Batch = Annotated[
-    int | str, PlainValidator(lambda value: _batch(value)),
-    WithJsonSchema({"oneOf": [{"type": "integer", "minimum": 1},
-                              {"type": "string", "pattern": f"^{_BATCH.pattern}$"}]}),
-]
+_BATCH_SCHEMA = {"oneOf": [{"type": "integer", "minimum": 1},
+                           {"type": "string", "pattern": f"^{_BATCH.pattern}$"}]}
+_BATCH_RULE = "a number of hosts (>= 1) or a percentage such as 10%"
 
 
 def _batch(value: Any) -> int | str:
@@ -250,11 +247,38 @@ def _batch(value: Any) -> int | str:
         return value
     if isinstance(value, str) and _BATCH.fullmatch(value):
         return int(value) if value.isdigit() else value
-    raise PydanticCustomError("batch", "must be a number of hosts (>= 1) or a percentage such as 10%")
+    raise PydanticCustomError("batch", f"must be {_BATCH_RULE}, or a list of them")
+
+
+def _serial(value: Any) -> int | str | list[int | str]:
+    # One validator for the whole union, so a mistake gets one message, not one per branch.
+    if isinstance(value, list):
+        if not value:
+            raise PydanticCustomError("batch", "must list at least one batch size")
+        batches = []
+        for item in value:
+            try:
+                batches.append(_batch(item))
+            except PydanticCustomError:
+                raise PydanticCustomError(
+                    "batch", f"each batch must be {_BATCH_RULE}; {item!r} is not"
+                ) from None
+        return batches
+    return _batch(value)
+
+
+# Ansible's `serial`: a host count, a percentage of the play's hosts, or a list of them.
+Serial = Annotated[
+    int | str | list[int | str], PlainValidator(_serial),
+    WithJsonSchema({"oneOf": [*_BATCH_SCHEMA["oneOf"],
+                              {"type": "array", "minItems": 1, "items": _BATCH_SCHEMA}]}),
+]
 
 
 class Ssh(_Strict):
-    user: str = Field("root", description="User Ansible logs in as; not root means become root with sudo.")
+    user: str = Field(
+        "root", min_length=1, description="User Ansible logs in as; not root means become root with sudo."
+    )
     port: Annotated[int, Field(strict=True, ge=1, le=65535)] = Field(22, description="SSH port.")
     config_file: str | None = Field(
         None, description="An ssh_config file (`ssh -F`), relative to the site file: jump hosts, "
@@ -274,7 +298,7 @@ class Mirror(_Strict):
 
 
 class Rollout(_Strict):
-    serial: Batch | list[Batch] = Field(
+    serial: Serial = Field(
         "10%", description="Nodes per batch: a count, a percentage, or a list of them for "
         "growing batches (e.g. [1, 10%, 25%]). Unreachable nodes are set aside before batching.",
     )

@@ -16,9 +16,12 @@ END = "<!-- END GENERATED -->"
 
 # The order a reader meets these sections in a site file.
 _SECTIONS = ["SiteFile", "Metadata", "Spec", "Power", "Network", "GpuModelFields", "SkuFields",
-             "Kubernetes", "Container", "Rack", "NodeEntry"]
+             "Kubernetes", "Container", "Rack", "NodeEntry", "Provisioning", "Ssh", "Mirror",
+             "Rollout"]
 _TITLES = {"SiteFile": "Site file (top level)", "GpuModelFields": "spec.gpu_models.<key>",
-           "SkuFields": "spec.skus.<key>"}
+           "SkuFields": "spec.skus.<key>", "Provisioning": "spec.provisioning",
+           "Ssh": "spec.provisioning.ssh",
+           "Mirror": "spec.provisioning.mirror", "Rollout": "spec.provisioning.rollout"}
 
 
 def schema_text() -> str:

@@ -72,7 +72,9 @@ def _pinned_deb(cache: Path, name: str, pinned: PinnedDeb) -> Path:
             with urllib.request.urlopen(pinned.url, timeout=60) as response, open(partial, "wb") as out:
                 shutil.copyfileobj(response, out)
         except OSError as error:
-            raise EcohashError(f"cannot download {name} {pinned.version} from {pinned.url}: {error}") from None
+            raise EcohashError(
+                f"cannot download {name} {pinned.version} from {pinned.url}: {error}"
+            ) from None
         actual = _sha256(partial)
         if actual != pinned.sha256:
             partial.unlink()

@@ -105,8 +105,9 @@ def field_value(field: str, gpu: dict, hardware: dict, setting: dict) -> float |
         "power.min_limit": float(hardware["min_limit_w"]),
         "power.max_limit": float(hardware["max_limit_w"]),
         "power.default_limit": float(hardware["default_limit_w"]),
-        "ecc.errors.uncorrected.volatile.total": "0",
-        "retired_pages.pending": "No",
+        # Faults a test can inject into the host's gpus.json, per GPU.
+        "ecc.errors.uncorrected.volatile.total": str(gpu.get("ecc_uncorrected_volatile", 0)),
+        "retired_pages.pending": "Yes" if gpu.get("retired_pages_pending") else "No",
         "pstate": "P0",
         "temperature.gpu": "31",
         "utilization.gpu": "0",

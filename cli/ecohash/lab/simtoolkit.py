@@ -41,7 +41,8 @@ CTK = f"""\
 #!/bin/sh
 # SIMULATED nvidia-ctk (ecohash lab).
 case "$1" in
-  --version|-v) echo "NVIDIA Container Toolkit CLI version {UPSTREAM_VERSION} (SIMULATED by the ecohash lab)";;
+  --version|-v)
+    echo "NVIDIA Container Toolkit CLI version {UPSTREAM_VERSION} (SIMULATED by the ecohash lab)";;
   *) echo "nvidia-ctk: SIMULATED by the ecohash lab; only --version is supported" >&2; exit 1;;
 esac
 """

@@ -1,15 +1,15 @@
-"""The lab as a pytest session fixture: real Debian hosts for role and rollout tests.
+"""The lab for tests: real Debian hosts that lab, role and rollout tests run against.
 
-The base root filesystem is built once (cached in ecohash's state directory across
-sessions), the hosts are started once per session (about a second), and the lab is torn
-down when the session ends. Tests marked `lab` skip, with the reason, where the lab
-cannot run: not Linux, not root, or the Debian packages it needs are missing.
+tests/conftest.py turns this into the session fixture `lab`. The base root filesystem is
+built once (cached in ecohash's state directory across sessions), the hosts are started
+once per session (about a second), and the lab is torn down when the session ends.
+Tests marked `lab` skip, with the reason, where the lab cannot run: not Linux, not
+root, or the Debian packages it needs are missing.
 """
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +17,8 @@ import pytest
 
 from ecohash import lab as lab_library
 from ecohash.errors import InvalidInputError
-from ecohash.lab import lifecycle, network
-from ecohash.lab.layout import LabPaths
+from ecohash.lab import lifecycle, mirror, proxy
+from ecohash.lab.layout import BRIDGE_ADDRESS, LabPaths
 
 LAB_NODES = 4
 LAB_CONTAINERS = 2
@@ -32,15 +32,6 @@ def lab_unavailable_reason() -> str | None:
     except InvalidInputError as refusal:
         return str(refusal)
     return None
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    reason = lab_unavailable_reason()
-    if reason is None:
-        return
-    for item in items:
-        if item.get_closest_marker("lab") is not None:
-            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @dataclass
@@ -68,15 +59,20 @@ class Lab:
         return self.paths.ssh_config
 
     def ssh(
-        self, node: str, command: str, check: bool = True, timeout_s: float = 300
+        self, node: str, command: str, check: bool = True, timeout_s: float = 300,
+        input_bytes: bytes | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run a shell command on a lab host as root; fail the test with its output if asked."""
         result = subprocess.run(
             lab_library.ssh_command(node, [command]),
             capture_output=True,
-            text=True,
+            input=input_bytes,
             timeout=timeout_s,
             check=False,
+        )
+        result = subprocess.CompletedProcess(
+            result.args, result.returncode,
+            result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace"),
         )
         if check and result.returncode != 0:
             pytest.fail(
@@ -85,21 +81,19 @@ class Lab:
             )
         return result
 
+    def use_site_mirror(self, node: str) -> None:
+        """Point a host's apt at the lab's proxy and signed mirror, as the base role does.
 
-@pytest.fixture(scope="session")
-def lab() -> Iterator[Lab]:
-    """A lab of LAB_NODES hosts, shared by every test in the session."""
-    reason = lab_unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    running = Lab(
-        nodes=LAB_NODES,
-        containers=LAB_CONTAINERS,
-        paths=LabPaths.current(),
-        run_netns_was_mounted=network.run_netns_is_mounted(),
-    )
-    running.up()
-    try:
-        yield running
-    finally:
-        lab_library.down()
+        For lab tests that install packages without running the roles; role tests start
+        from hosts that know neither (see tests/roles).
+        """
+        keyring = (self.paths.mirror_dir / mirror.KEYRING_PATH).read_bytes()
+        self.ssh(node, "mkdir -p /etc/apt/keyrings && cat > /etc/apt/keyrings/lab-mirror.gpg",
+                 input_bytes=keyring)
+        self.ssh(
+            node,
+            f"echo 'Acquire::http::Proxy \"{proxy.proxy_url()}\";' "
+            f"'Acquire::http::Proxy::{BRIDGE_ADDRESS} \"DIRECT\";' > /etc/apt/apt.conf.d/01lab-proxy"
+            f" && echo 'deb [signed-by=/etc/apt/keyrings/lab-mirror.gpg] {mirror.mirror_url()}/apt ./'"
+            " > /etc/apt/sources.list.d/lab-mirror.list",
+        )

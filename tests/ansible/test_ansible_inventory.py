@@ -1,0 +1,387 @@
+"""The site as an Ansible inventory: groups, host vars and caps, without running Ansible.
+
+(No __init__.py in tests/ansible: as a package it would be importable as `ansible` and
+shadow Ansible itself, since pytest puts tests/ on sys.path. Hence the file names, which
+must not clash with tests/lab/test_inventory.py either.)
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ecohash.ansible.inventory import build_inventory, load_inventory
+from ecohash.budget import compile_budget
+from ecohash.errors import InfeasibleSiteError, InvalidInputError, InventoryError, ProblemsError
+from ecohash.inventory import load_site
+from ecohash.standard import load_standard
+from tests.conftest import EXAMPLE_SITE, REPO
+from tests.sitegen import C, R, S
+
+EXAMPLE_SITES = sorted((REPO / "inventories").glob("*/site.yaml"))
+LOCK_TEXT = (REPO / "node-standard.lock.yml").read_text()
+
+# Budget test figures (tests/test_budget.py): a 4 x 500 W GPU node with a 1000 W host.
+GPU = {"g500": (500, 100)}
+SKUS = {"n4": ("g500", 4, 1000), "cpu": (None, 0, 400)}
+
+# EXAMPLE_SITE has 30 lines; `provisioning:` appended to its spec is line 31.
+PROVISIONING_LINE = 31
+
+
+def with_provisioning(block: str, site: str = EXAMPLE_SITE) -> str:
+    """The site text with `block` (YAML, any indentation) as its spec.provisioning."""
+    return site + "  provisioning:\n" + textwrap.indent(textwrap.dedent(block), "    ")
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path_factory, monkeypatch) -> Path:
+    # ecohash_secrets_dir comes from the state directory; keep it off /var/lib/ecohash.
+    path = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("ECOHASH_STATE_DIR", str(path))
+    return path
+
+
+def test_example_sites_are_all_here():
+    assert [p.parent.name for p in EXAMPLE_SITES] == ["ga-dalton", "nd-williston", "tx-odessa"]
+
+
+@pytest.mark.parametrize("site_file", EXAMPLE_SITES, ids=lambda p: p.parent.name)
+def test_every_cap_is_the_budget_compilers(site_file):
+    # One source of truth: the inventory hands Ansible exactly what compile_budget decided.
+    plan = compile_budget(load_site(site_file))
+    inventory = load_inventory(site_file)
+    assert list(inventory.hosts) == [n.node.name for n in plan.nodes]
+    for node_plan in plan.nodes:
+        host = inventory.hosts[node_plan.node.name]
+        assert (host["ecohash_gpu_cap_w"], host["ecohash_gpu_capped_by"]) == (
+            node_plan.gpu_cap_w, node_plan.capped_by
+        ), node_plan.node.name
+
+
+@pytest.mark.parametrize(
+    ("site", "expected"),
+    [
+        # The caps each example site's header comment works out by hand.
+        ("tx-odessa", {("c01", 612), ("c02", 612), ("c03", 612), ("c04", 664)}),
+        ("nd-williston", {("c01", None), ("c01", 350), ("c02", 337)}),
+        ("ga-dalton", {("c01", 636), ("c02", 350), ("c02", 400), ("c03", 636)}),
+    ],
+)
+def test_example_caps_match_the_hand_computed_ones(site, expected):
+    hosts = load_inventory(REPO / "inventories" / site / "site.yaml").hosts.values()
+    assert {(h["ecohash_container"], h["ecohash_gpu_cap_w"]) for h in hosts} == expected
+
+
+def test_hand_computed_caps_on_a_small_site(write_site):
+    # Rack r1 (5 kW) holds 2 nodes: hosts 2000 W, 8 GPUs -> (5000 - 2000) / 8 = 375 W.
+    # Rack r2 has no limit, and container and site are far from binding: TDP, 500 W.
+    path = write_site(S([C([R(["n4", "n4"], "5"), R(["cpu", "n4"])])], gpu_models=GPU, skus=SKUS).yaml())
+    site = load_site(path)
+    inventory = build_inventory(site, compile_budget(site), load_standard())
+    assert {name: (h["ecohash_gpu_cap_w"], h["ecohash_gpu_capped_by"]) for name, h in inventory.hosts.items()} == {
+        "c1-r1-n1": (375, "rack c1/r1"),
+        "c1-r1-n2": (375, "rack c1/r1"),
+        "c1-r2-n1": (None, None),
+        "c1-r2-n2": (500, None),
+    }
+    assert inventory.hosts["c1-r1-n1"] == {
+        "ansible_host": "10.0.0.2",
+        "ansible_user": "root",
+        "ansible_port": 22,
+        "ecohash_container": "c1",
+        "ecohash_rack": "r1",
+        "ecohash_sku": "n4",
+        "ecohash_gpu_model": "g500",
+        "ecohash_gpu_count": 4,
+        "ecohash_gpu_nvidia_smi_name": None,
+        "ecohash_gpu_cap_w": 375,
+        "ecohash_gpu_capped_by": "rack c1/r1",
+        "ecohash_k8s_role": None,
+    }
+    cpu = inventory.hosts["c1-r2-n1"]
+    assert (cpu["ecohash_gpu_model"], cpu["ecohash_gpu_count"], cpu["ecohash_gpu_nvidia_smi_name"]) == (None, 0, None)
+
+
+def test_groups_of_the_example_site(write_site):
+    inventory = load_inventory(write_site())
+    nodes = ["c01-r01-n01", "c01-r01-n02", "c01-r01-n03", "c01-r01-n04"]
+    assert dict(inventory.children) == {
+        "all": ["site_tx_odessa"],
+        "site_tx_odessa": ["container_c01"],
+        "container_c01": ["rack_c01_r01"],
+    }
+    # '-' becomes '_' in every group name (hgx-h100-8, h100-sxm, tx-odessa).
+    assert dict(inventory.groups) == {
+        "rack_c01_r01": nodes,
+        "sku_hgx_h100_8": nodes,
+        "gpu_h100_sxm": nodes,
+        "gpu_nodes": nodes,
+        "k8s_servers": ["c01-r01-n01"],
+        "k8s_agents": nodes[1:],
+    }
+    assert [inventory.hosts[n]["ecohash_k8s_role"] for n in nodes] == ["server", "agent", "agent", "agent"]
+    assert [inventory.hosts[n]["ansible_host"] for n in nodes] == [
+        "10.20.1.11", "10.20.1.12", "10.20.1.13", "10.20.1.14",
+    ]
+
+
+def test_groups_of_a_site_with_cpu_only_nodes():
+    inventory = load_inventory(REPO / "inventories" / "nd-williston" / "site.yaml")
+    gpu_nodes = [f"c0{c}-r0{r}-n0{n}" for c, racks in ((1, 2), (2, 5)) for r in range(1, racks + 1)
+                 for n in range(1, 9)]
+    assert inventory.children["site_nd_williston"] == ["container_c01", "container_c02"]
+    assert inventory.children["container_c01"] == ["rack_c01_cp", "rack_c01_r01", "rack_c01_r02"]
+    assert inventory.children["container_c02"] == [f"rack_c02_r0{r}" for r in range(1, 6)]
+    assert inventory.groups["rack_c01_cp"] == ["c01-cp-n01"]
+    assert inventory.groups["rack_c02_r03"] == [f"c02-r03-n0{n}" for n in range(1, 9)]
+    assert inventory.groups["sku_cpu_1u"] == ["c01-cp-n01"]
+    # The CPU-only control-plane node is in no GPU group.
+    assert inventory.groups["gpu_nodes"] == gpu_nodes
+    assert inventory.groups["gpu_l40s"] == gpu_nodes
+    assert inventory.groups["sku_l40s_8"] == gpu_nodes
+    assert inventory.groups["k8s_servers"] == ["c01-cp-n01"]
+    assert inventory.groups["k8s_agents"] == gpu_nodes
+    assert set(inventory.groups) | set(inventory.children) == {
+        "all", "site_nd_williston", "container_c01", "container_c02", "rack_c01_cp", "rack_c01_r01",
+        "rack_c01_r02", *(f"rack_c02_r0{r}" for r in range(1, 6)), "sku_cpu_1u", "sku_l40s_8", "gpu_l40s",
+        "gpu_nodes", "k8s_servers", "k8s_agents",
+    }
+
+
+@pytest.mark.parametrize("site_file", EXAMPLE_SITES, ids=lambda p: p.parent.name)
+def test_every_node_is_in_exactly_its_rack_sku_and_gpu_groups(site_file):
+    site = load_site(site_file)
+    inventory = load_inventory(site_file)
+    membership: dict[str, set[str]] = {}
+    for group, hosts in inventory.groups.items():
+        assert len(hosts) == len(set(hosts)), group
+        for host in hosts:
+            membership.setdefault(host, set()).add(group)
+    servers = set(site.kubernetes.servers)
+    for node in site.nodes:
+        expected = {f"rack_{node.container}_{node.rack}".replace("-", "_"),
+                    f"sku_{node.sku_name}".replace("-", "_"),
+                    "k8s_servers" if node.name in servers else "k8s_agents"}
+        if node.gpu is not None:
+            expected |= {f"gpu_{node.sku.gpu}".replace("-", "_"), "gpu_nodes"}
+        assert membership[node.name] == expected, node.name
+
+
+def test_a_site_without_kubernetes_has_no_k8s_groups(write_site):
+    inventory = load_inventory(write_site(S([C([R(["n4", "cpu"])])], gpu_models=GPU, skus=SKUS).yaml()))
+    assert set(inventory.groups) == {"rack_c1_r1", "sku_n4", "sku_cpu", "gpu_g500", "gpu_nodes"}
+    assert inventory.groups["gpu_nodes"] == ["c1-r1-n1"]
+    assert [h["ecohash_k8s_role"] for h in inventory.hosts.values()] == [None, None]
+    assert (inventory.all_vars["ecohash_k8s_distribution"], inventory.all_vars["ecohash_k8s_servers"]) == (None, [])
+
+
+def test_k8s_servers_var_lists_each_server_with_its_address():
+    inventory = load_inventory(REPO / "inventories" / "ga-dalton" / "site.yaml")
+    assert inventory.all_vars["ecohash_k8s_distribution"] == "rke2"
+    assert inventory.all_vars["ecohash_k8s_servers"] == [
+        {"name": "c01-r01-n01", "address": "10.60.0.11"},
+        {"name": "c02-r01-n01", "address": "10.60.1.11"},
+        {"name": "c03-r01-n01", "address": "10.60.2.11"},
+    ]
+
+
+def test_site_vars_of_a_site_without_provisioning(write_site, state_dir):
+    path = write_site()
+    all_vars = load_inventory(path).all_vars
+    assert all_vars == {
+        "ecohash_site": "tx-odessa",
+        "ecohash_secrets_dir": str(state_dir / "secrets" / "tx-odessa"),
+        "ecohash_site_file": str(path),
+        "ecohash_standard": load_standard().for_ansible(),
+        "ecohash_apt_proxy": None,
+        "ecohash_mirror_url": None,
+        "ecohash_mirror_keyring_sha256": None,
+        "ecohash_registry": None,
+        "ecohash_ntp_servers": [],
+        "ecohash_rollout_serial": "10%",
+        "ecohash_rollout_max_fail_percentage": 25,
+        "ecohash_k8s_distribution": "k3s",
+        "ecohash_k8s_servers": [{"name": "c01-r01-n01", "address": "10.20.1.11"}],
+    }
+
+
+def test_provisioning_vars(write_site):
+    keyring = "ab" * 32
+    all_vars = load_inventory(write_site(with_provisioning(f"""\
+        apt_proxy: http://10.20.0.5:3142
+        mirror: {{url: "http://mirror.odessa.example:8080/", keyring_sha256: {keyring}}}
+        registry: registry.odessa.example:5000
+        ntp_servers: [10.20.0.1, ntp.odessa.example]
+        rollout: {{serial: [1, "5", 10%, 50%], max_fail_percentage: 0}}
+    """))).all_vars
+    assert all_vars["ecohash_apt_proxy"] == "http://10.20.0.5:3142"
+    # The trailing '/' goes, so roles can append /apt and /files.
+    assert all_vars["ecohash_mirror_url"] == "http://mirror.odessa.example:8080"
+    assert all_vars["ecohash_mirror_keyring_sha256"] == keyring
+    assert all_vars["ecohash_registry"] == "registry.odessa.example:5000"
+    assert all_vars["ecohash_ntp_servers"] == ["10.20.0.1", "ntp.odessa.example"]
+    # Ansible's serial takes ints and "N%" strings; a quoted count becomes an int.
+    assert all_vars["ecohash_rollout_serial"] == [1, 5, "10%", "50%"]
+    assert all_vars["ecohash_rollout_max_fail_percentage"] == 0
+
+
+def test_example_site_provisioning_reaches_ansible_as_written():
+    site_file = REPO / "inventories" / "tx-odessa" / "site.yaml"
+    written = yaml.safe_load(site_file.read_text())["spec"]["provisioning"]
+    inventory = load_inventory(site_file)
+    all_vars = inventory.all_vars
+    assert all_vars["ecohash_apt_proxy"] == written["apt_proxy"]
+    assert all_vars["ecohash_mirror_url"] == written["mirror"]["url"].rstrip("/")
+    assert all_vars["ecohash_mirror_keyring_sha256"] == written["mirror"]["keyring_sha256"]
+    assert all_vars["ecohash_registry"] == written["registry"]
+    assert all_vars["ecohash_ntp_servers"] == written["ntp_servers"]
+    assert all_vars["ecohash_rollout_serial"] == written["rollout"]["serial"]
+    assert all_vars["ecohash_rollout_max_fail_percentage"] == written["rollout"]["max_fail_percentage"]
+    assert written["ssh"]["user"] != "root"
+    for host in inventory.hosts.values():
+        assert (host["ansible_user"], host["ansible_become"]) == (written["ssh"]["user"], True)
+
+
+def test_connection_vars_for_root_need_no_become(write_site):
+    host = load_inventory(write_site()).hosts["c01-r01-n01"]
+    assert (host["ansible_user"], host["ansible_port"]) == ("root", 22)
+    assert "ansible_become" not in host
+    assert "ansible_ssh_common_args" not in host
+
+
+def test_connection_vars_for_another_user_and_an_ssh_config(tmp_path, monkeypatch):
+    sites = tmp_path / "inventories" / "tx-odessa"
+    sites.mkdir(parents=True)
+    (sites / "site.yaml").write_text(with_provisioning("""\
+        ssh: {user: deploy, port: 2222, config_file: ../../ssh/odessa.conf}
+    """))
+    # Loaded through a relative path from elsewhere: -F still names the file beside the site.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    inventory = load_inventory(Path("..") / "inventories" / "tx-odessa" / "site.yaml")
+    expected_config = (tmp_path / "ssh" / "odessa.conf").resolve()
+    for host in inventory.hosts.values():
+        assert (host["ansible_user"], host["ansible_port"], host["ansible_become"]) == ("deploy", 2222, True)
+        assert host["ansible_ssh_common_args"] == f"-F {expected_config}"
+
+
+def test_ssh_config_path_with_a_space_survives_ansibles_split(tmp_path):
+    site_dir = tmp_path / "my sites"
+    site_dir.mkdir()
+    (site_dir / "site.yaml").write_text(with_provisioning("ssh: {config_file: ssh_config}\n"))
+    host = load_inventory(site_dir / "site.yaml").hosts["c01-r01-n01"]
+    # Ansible's ssh connection plugin splits ssh_common_args with shlex.
+    assert shlex.split(host["ansible_ssh_common_args"]) == ["-F", str((site_dir / "ssh_config").resolve())]
+
+
+def test_site_names_its_own_standard(tmp_path, monkeypatch):
+    site_dir = tmp_path / "site"
+    (tmp_path / "standards").mkdir()
+    site_dir.mkdir()
+    text = LOCK_TEXT
+    for key, value in (("name", "test-standard"), ("simulated", "true")):
+        # metadata's keys are the lock file's only keys indented by two spaces
+        text, replaced = re.subn(rf"^  {key}: .*$", f"  {key}: {value}", text, flags=re.MULTILINE)
+        assert replaced == 1, f"test setup: no single metadata.{key} in the lock file"
+    (tmp_path / "standards" / "test.lock.yml").write_text(text)
+    (site_dir / "site.yaml").write_text(with_provisioning("standard: ../standards/test.lock.yml\n"))
+    monkeypatch.chdir(tmp_path)  # from here the path would miss: it is relative to the site file
+    standard = load_inventory(site_dir / "site.yaml").all_vars["ecohash_standard"]
+    assert standard["metadata"] == {"name": "test-standard", "simulated": True}
+    assert standard == {**load_standard().for_ansible(), "metadata": {"name": "test-standard", "simulated": True}}
+
+
+def test_a_broken_standard_is_reported_in_its_own_file(tmp_path):
+    standard_file = tmp_path / "node.lock.yml"
+    standard_file.write_text(LOCK_TEXT.replace("kind: NodeStandard", "kind: NodeStandards"))
+    line = LOCK_TEXT[: LOCK_TEXT.index("kind: NodeStandard")].count("\n") + 1
+    (tmp_path / "site.yaml").write_text(with_provisioning("standard: node.lock.yml\n"))
+    with pytest.raises(ProblemsError) as raised:
+        load_inventory(tmp_path / "site.yaml")
+    assert str(raised.value) == f"{standard_file.resolve()}:{line}: kind: must be 'NodeStandard' (got 'NodeStandards')"
+
+
+def test_a_missing_standard_is_an_invalid_input_error(tmp_path):
+    (tmp_path / "site.yaml").write_text(with_provisioning("standard: nope.lock.yml\n"))
+    with pytest.raises(InvalidInputError) as raised:
+        load_inventory(tmp_path / "site.yaml")
+    assert str(raised.value) == f"{(tmp_path / 'nope.lock.yml').resolve()}: cannot read the node standard: No such file or directory"
+
+
+def test_an_infeasible_site_raises_the_budget_error(write_site):
+    # Two n4 nodes need 2000 + 8 x 100 = 2800 W at their lowest caps; the rack (line 18) has 2.5 kW.
+    path = write_site(S([C([R(["n4", "n4"], "2.5")])], gpu_models=GPU, skus=SKUS).yaml())
+    with pytest.raises(InfeasibleSiteError) as raised:
+        load_inventory(path)
+    assert str(raised.value) == (
+        f"{path}:18: rack c1/r1 is infeasible: budget 2.500 kW, but its 2 nodes need 2.800 kW even at "
+        "the lowest settable GPU caps (hosts alone 2.000 kW)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (EXAMPLE_SITE.replace("pue: 1.25", "pue: 0.9"),
+         "10: spec.power.pue: must be greater than or equal to 1 (got 0.9)"),
+        (with_provisioning("rollout: {max_fail_percentage: 101}\n"),
+         f"{PROVISIONING_LINE + 1}: spec.provisioning.rollout.max_fail_percentage: must be less than or equal to 100 (got 101)"),
+        (with_provisioning("ssh: {port: 0}\n"),
+         f"{PROVISIONING_LINE + 1}: spec.provisioning.ssh.port: must be greater than or equal to 1 (got 0)"),
+        (with_provisioning("mirror: {url: http://mirror.example}\n"),
+         f"{PROVISIONING_LINE + 1}: spec.provisioning.mirror: missing required key 'keyring_sha256'"),
+        (with_provisioning("apt_proxy: ftp://proxy.example\n"),
+         f"{PROVISIONING_LINE + 1}: spec.provisioning.apt_proxy: must be an http(s) URL such as "
+         "http://mirror.site.example:8080 (got 'ftp://proxy.example')"),
+        (with_provisioning("rollout: {batch: 1}\n"),
+         f"{PROVISIONING_LINE + 1}: spec.provisioning.rollout: unknown key 'batch'; valid: serial, max_fail_percentage"),
+    ],
+)
+def test_an_invalid_site_raises_the_inventory_error(write_site, text, expected):
+    path = write_site(text)
+    with pytest.raises(InventoryError) as raised:
+        load_inventory(path)
+    assert str(raised.value) == f"{path}:{expected}"
+
+
+def test_an_invalid_rollout_serial_is_refused_at_its_line(write_site):
+    path = write_site(with_provisioning("rollout: {serial: [1, 0%]}\n"))
+    with pytest.raises(InventoryError) as raised:
+        load_inventory(path)
+    assert {p.line for p in raised.value.problems} == {PROVISIONING_LINE + 1}
+    assert [p.message for p in raised.value.problems] == [
+        "spec.provisioning.rollout.serial: each batch must be a number of hosts (>= 1) or a percentage "
+        "such as 10%; '0%' is not"
+    ]
+
+
+def test_an_invalid_rollout_serial_has_one_plain_message(write_site):
+    path = write_site(with_provisioning("rollout: {serial: 0}\n"))
+    with pytest.raises(InventoryError) as raised:
+        load_inventory(path)
+    assert str(raised.value) == (
+        f"{path}:{PROVISIONING_LINE + 1}: spec.provisioning.rollout.serial: must be a number of hosts (>= 1) "
+        "or a percentage such as 10%, or a list of them (got 0)"
+    )
+
+
+def test_two_racks_never_share_a_group(write_site):
+    site = S([C([R(["n4"])]), C([R(["n4"])])], gpu_models=GPU, skus=SKUS).yaml()
+    site = site.replace("- name: c1\n", "- name: a\n").replace("{name: r1, nodes: [\n            {name: c1-r1-n1",
+                                                               "{name: b-c, nodes: [\n            {name: n1", 1)
+    site = site.replace("- name: c2\n", "- name: a-b\n").replace("{name: r1, nodes: [\n            {name: c2-r1-n1",
+                                                                 "{name: c, nodes: [\n            {name: n2", 1)
+    path = write_site(site)
+    with pytest.raises(InventoryError) as raised:
+        load_inventory(path)
+    [problem] = raised.value.problems
+    assert problem.message == "rack a-b/c and rack a/b-c both make the Ansible group rack_a_b_c; rename one"
+    rack_lines = [number for number, line in enumerate(site.splitlines(), 1) if "{name: c, nodes" in line]
+    assert [problem.line] == rack_lines

@@ -1,0 +1,46 @@
+"""node_health: a verdict per node that decides, and a failing node skipped and named."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.roles.conftest import LAB_HOSTS, Bootstrapped, run_bootstrap
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.mark.parametrize("name", LAB_HOSTS)
+def test_verdict_file_passes_and_says_simulated(bootstrapped: Bootstrapped, name: str) -> None:
+    verdict = json.loads(bootstrapped.host(name).file("/var/lib/ecohash/health/verdict.json").content_string)
+    assert verdict["passed"] is True
+    assert verdict["simulated"] is True
+    assert verdict["node"] == name
+    assert {c["check"] for c in verdict["checks"]} == {
+        "gpu_count", "driver_version", "gpu_model", "power_limit_w", "persistence_mode",
+        "ecc_uncorrected", "retired_pages_pending",
+    }
+
+
+def test_a_node_with_uncorrected_ecc_errors_fails_and_is_not_joined(bootstrapped: Bootstrapped) -> None:
+    name = "c02-r01-n02"
+    lab = bootstrapped.lab
+    lab.ssh(name, "cp /etc/ecohash-sim/gpus.json /root/gpus.json")
+    hardware = json.loads(lab.ssh(name, "cat /etc/ecohash-sim/gpus.json").stdout)
+    hardware["gpus"][1]["ecc_uncorrected_volatile"] = 3
+    lab.ssh(name, "cat > /etc/ecohash-sim/gpus.json", input_bytes=json.dumps(hardware).encode())
+    lab.ssh(name, "rm /etc/rancher/k3s/config.yaml")  # would be rewritten if the node joined
+    try:
+        run = run_bootstrap("--limit", name)
+        verdict = json.loads(lab.ssh(name, "cat /var/lib/ecohash/health/verdict.json").stdout)
+        config_exists = lab.ssh(name, "test -e /etc/rancher/k3s/config.yaml", check=False).returncode == 0
+    finally:
+        lab.ssh(name, "cp /root/gpus.json /etc/ecohash-sim/gpus.json")
+        run_bootstrap("--limit", name)  # heal: put the node back as the other tests expect it
+    assert run.returncode == 1
+    assert run.summary["failed_hosts"] == [name]
+    assert "failed acceptance: ecc_uncorrected" in run.summary["hosts"][name]["failure"]
+    assert verdict["passed"] is False
+    assert verdict["failed_checks"] == ["ecc_uncorrected"]
+    assert not config_exists  # later roles skipped the node

@@ -1,0 +1,65 @@
+"""nvidia_driver: the pinned (SIMULATED in the lab) driver, pinned, held, and verified."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.roles.conftest import LAB_HOSTS, Bootstrapped
+
+pytestmark = pytest.mark.lab
+
+SIMULATED_VERSION = "550.127.05-1~ecohashsim1"
+
+
+@pytest.mark.parametrize("name", LAB_HOSTS)
+def test_driver_package_is_the_pinned_version_and_held(bootstrapped: Bootstrapped, name: str) -> None:
+    host = bootstrapped.host(name)
+    package = host.package("nvidia-driver-sim")
+    assert package.is_installed
+    assert package.version == SIMULATED_VERSION
+    assert host.run("apt-mark showhold").stdout.split() == [
+        "containerd", "nvidia-container-toolkit-sim", "nvidia-driver-sim", "runc",
+    ]
+    preferences = host.file("/etc/apt/preferences.d/ecohash-nvidia-driver").content_string
+    assert f"Pin: version {SIMULATED_VERSION}" in preferences
+    assert "Pin-Priority: 1001" in preferences
+    policy = host.run("apt-cache policy nvidia-driver-sim").stdout
+    assert f"Candidate: {SIMULATED_VERSION}" in policy
+
+
+def test_nvidia_smi_reports_the_pinned_version_and_the_skus_gpus(bootstrapped: Bootstrapped) -> None:
+    for name, model in (("c01-r01-n01", "NVIDIA H100 80GB HBM3"), ("c02-r01-n01", "NVIDIA L40S")):
+        out = bootstrapped.host(name).check_output(
+            "nvidia-smi --query-gpu=driver_version,name --format=csv,noheader"
+        )
+        assert out.splitlines() == [f"550.127.05, {model}"] * 2
+
+
+def test_simulated_driver_says_so(bootstrapped: Bootstrapped) -> None:
+    host = bootstrapped.host("c01-r01-n01")
+    assert "SIMULATED" in host.check_output("nvidia-smi --version 2>&1")
+    assert host.file("/usr/share/doc/nvidia-driver-sim/README.simulated").exists
+
+
+def test_verification_fails_when_the_node_has_fewer_gpus_than_its_sku(
+    bootstrapped: Bootstrapped,
+) -> None:
+    import json
+
+    from tests.roles.conftest import run_bootstrap
+
+    name = "c02-r01-n02"
+    host = bootstrapped.host(name)
+    hardware = json.loads(host.file("/etc/ecohash-sim/gpus.json").content_string)
+    reduced = dict(hardware, gpus=hardware["gpus"][:1], count=1)  # a GPU fell off the bus
+    bootstrapped.lab.ssh(name, "cp /etc/ecohash-sim/gpus.json /root/gpus.json")
+    bootstrapped.lab.ssh(name, "cat > /etc/ecohash-sim/gpus.json",
+                         input_bytes=json.dumps(reduced).encode())
+    try:
+        run = run_bootstrap("--limit", name)
+    finally:
+        bootstrapped.lab.ssh(name, "cp /root/gpus.json /etc/ecohash-sim/gpus.json")
+    assert run.returncode == 1
+    assert run.summary["failed_hosts"] == [name]
+    failure = run.summary["hosts"][name]["failure"]
+    assert "nvidia-smi reports 1 GPU(s)" in failure
