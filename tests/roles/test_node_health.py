@@ -44,3 +44,24 @@ def test_a_node_with_uncorrected_ecc_errors_fails_and_is_not_joined(bootstrapped
     assert verdict["passed"] is False
     assert verdict["failed_checks"] == ["ecc_uncorrected"]
     assert not config_exists  # later roles skipped the node
+
+
+def test_verify_playbook_as_a_technician_runs_it_changes_nothing(bootstrapped: Bootstrapped) -> None:
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ecohash.lab.layout import inventory_file
+    from tests.conftest import REPO
+
+    # Exactly the technician's command: the repository's ansible.cfg, the site file as inventory.
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory_file()),
+         "playbooks/verify.yml"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    recap = dict(re.findall(r"^(c\d\d-r\d\d-n\d\d)\s+: (.*)$", result.stdout, re.MULTILINE))
+    assert sorted(recap) == LAB_HOSTS
+    assert all("changed=0" in line and "failed=0" in line for line in recap.values()), recap
