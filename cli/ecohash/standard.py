@@ -8,7 +8,7 @@ standard to the roles as `ecohash_standard`, so the file is read in one place on
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,8 +20,8 @@ from ecohash.inventory.yaml_source import YamlSyntaxError, parse
 from ecohash.paths import project_root
 
 STANDARD_FILE_NAME = "node-standard.lock.yml"
-PLATFORMS = ("debian12", "ubuntu2204", "ubuntu2404")
 Platform = Literal["debian12", "ubuntu2204", "ubuntu2404"]
+PLATFORMS: tuple[str, ...] = get_args(Platform)
 PackageName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.+-]+$")]
 Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
 

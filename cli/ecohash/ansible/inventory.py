@@ -67,7 +67,11 @@ def standard_file_of(site: Site) -> Path:
 
 def load_inventory(site_file: str | Path) -> Inventory:
     """Load, validate and plan the site, and map it onto Ansible's groups and variables."""
-    site = load_site(site_file)
+    return inventory_for(load_site(site_file))
+
+
+def inventory_for(site: Site) -> Inventory:
+    """Plan a loaded site and map it, with the node standard it names, onto Ansible's terms."""
     return build_inventory(site, compile_budget(site), load_standard(standard_file_of(site)))
 
 

@@ -59,13 +59,13 @@ class PlaybookRun:
     playbook: str  # file name under playbooks/
     limit: str | None = None
     check: bool = False
-    serial: str | None = None
+    serial: int | str | None = None  # hosts, or a percentage such as "10%"
     max_fail_percentage: int | None = None
 
     def extravars(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         if self.serial is not None:
-            extra["ecohash_serial"] = int(self.serial) if self.serial.isdigit() else self.serial
+            extra["ecohash_serial"] = self.serial
         if self.max_fail_percentage is not None:
             extra["ecohash_max_fail_percentage"] = self.max_fail_percentage
         return extra

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import re
 import sys
 
 import click
+from pydantic_core import PydanticCustomError
 
 from ecohash.commands.options import CONTEXT_SETTINGS, console, load, site_argument
 from ecohash.errors import EcohashError
+from ecohash.inventory.model import parse_batch
 
-BATCH = re.compile(r"[1-9][0-9]*%?")
 
-
-def _batch(_context: click.Context, _parameter: click.Parameter, value: str | None) -> str | None:
-    if value is not None and not BATCH.fullmatch(value):
-        raise click.BadParameter("a number of nodes (e.g. 5) or a percentage (e.g. 10%)")
-    return value
+def _batch(_context: click.Context, _parameter: click.Parameter, value: str | None
+           ) -> int | str | None:
+    # The site file's rule for rollout.serial, so the flag and the file accept the same.
+    if value is None:
+        return None
+    try:
+        return parse_batch(value)
+    except PydanticCustomError:
+        raise click.BadParameter("a number of nodes (e.g. 5) or a percentage (e.g. 10%)") from None
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -28,7 +32,7 @@ def _batch(_context: click.Context, _parameter: click.Parameter, value: str | No
               help="Nodes per batch; default: the site's provisioning.rollout.serial.")
 @click.option("--max-fail-percentage", type=click.IntRange(0, 100), metavar="PCT",
               help="Stop when more of a batch fails; default: the site's rollout setting.")
-def bootstrap(site: str, limit: str | None, check: bool, serial: str | None,
+def bootstrap(site: str, limit: str | None, check: bool, serial: int | str | None,
               max_fail_percentage: int | None) -> None:
     """Run playbooks/bootstrap.yml on SITE's nodes, in batches, through ansible-runner.
 
@@ -42,16 +46,14 @@ def bootstrap(site: str, limit: str | None, check: bool, serial: str | None,
 
         ecohash bootstrap lab --check
     """
-    from ecohash.ansible.inventory import build_inventory, standard_file_of
+    from ecohash.ansible.inventory import inventory_for
     from ecohash.ansible.progress import ProgressView
     from ecohash.ansible.runner import PlaybookRun, run_playbook
-    from ecohash.budget import compile_budget
-    from ecohash.standard import load_standard
 
     loaded = load(site)
     # Everything the inventory plugin will do, done first: a bad site or standard is
     # reported here, once, as FILE:LINE, before Ansible starts.
-    build_inventory(loaded, compile_budget(loaded), load_standard(standard_file_of(loaded)))
+    inventory_for(loaded)
     request = PlaybookRun(
         site_name=loaded.name,
         site_file=loaded.file,

@@ -242,7 +242,8 @@ _BATCH_SCHEMA = {"oneOf": [{"type": "integer", "minimum": 1},
 _BATCH_RULE = "a number of hosts (>= 1) or a percentage such as 10%"
 
 
-def _batch(value: Any) -> int | str:
+def parse_batch(value: Any) -> int | str:
+    """One batch size as Ansible's serial takes it: hosts (int) or a percentage ("10%")."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
     if isinstance(value, str) and _BATCH.fullmatch(value):
@@ -258,13 +259,13 @@ def _serial(value: Any) -> int | str | list[int | str]:
         batches = []
         for item in value:
             try:
-                batches.append(_batch(item))
+                batches.append(parse_batch(item))
             except PydanticCustomError:
                 raise PydanticCustomError(
                     "batch", f"each batch must be {_BATCH_RULE}; {item!r} is not"
                 ) from None
         return batches
-    return _batch(value)
+    return parse_batch(value)
 
 
 # Ansible's `serial`: a host count, a percentage of the play's hosts, or a list of them.
