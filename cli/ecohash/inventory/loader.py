@@ -32,6 +32,7 @@ from ecohash.inventory.model import (
     Sku,
     SkuFields,
 )
+from ecohash.inventory.services import check_services
 from ecohash.inventory.site import Container, Node, Rack, Site, YamlPath
 from ecohash.inventory.yaml_source import Parsed, YamlSyntaxError, parse
 
@@ -118,6 +119,9 @@ class _Validation:
         self._check_names(spec)
         nodes = self._expand_and_check(entries, cidr, skus, gpu_models, spec)
         self._check_servers(spec)
+        # Placement is judged on the whole site: with unreadable node entries it would mislead.
+        if spec.get("services") and self.all_entries_read:
+            self._check_services(spec, nodes, gpu_models, skus)
 
         if self.problems or document is None or cidr is None:
             raise InventoryError(self.problems)
@@ -322,6 +326,16 @@ class _Validation:
                 self.problem(path, f"kubernetes server {server!r} is not a node of this site"
                              + messages.suggest(server, sorted(known)[:5000]))
             seen.add(server)
+
+
+    def _check_services(self, spec: dict[str, Any], nodes: list[Node],
+                        gpu_models: dict[str, GpuModel], skus: dict[str, Sku]) -> None:
+        if not isinstance(spec.get("kubernetes"), dict):
+            self.problem(("spec", "services"), "services need a spec.kubernetes cluster to run in",
+                         key=True)
+            return
+        names = [c.get("name") for _, c in _items(spec.get("containers")) if isinstance(c.get("name"), str)]
+        check_services(spec["services"], nodes, gpu_models, skus, names, self.problem)
 
 
 def _entries_of(document: SiteFile) -> Iterator[_Entry]:

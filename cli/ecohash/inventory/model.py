@@ -180,6 +180,10 @@ class Kubernetes(_Strict):
     servers: list[DnsLabel] = Field(
         min_length=1, description="Nodes that run the control plane; all others are agents."
     )
+    kubeconfig: str | None = Field(
+        None, description="The cluster's kubeconfig, relative to the site file; default "
+        "<state dir>/secrets/<site>/kubeconfig. Only `ecohash apply` reads it.",
+    )
 
 
 class NodeEntry(_Strict):
@@ -327,6 +331,80 @@ class Provisioning(_Strict):
     rollout: Rollout = Field(default_factory=Rollout, description="Batching of node rollouts.")
 
 
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+ModelId = Annotated[
+    str, _pattern(_MODEL_ID, "a model id", "meta-llama/Llama-3.1-8B-Instruct"),
+    WithJsonSchema({"type": "string", "pattern": f"^{_MODEL_ID.pattern}$"}),
+]
+SecretKey = Annotated[
+    str, _pattern(_SECRET_KEY, "a Secret data key", "token"),
+    WithJsonSchema({"type": "string", "pattern": f"^{_SECRET_KEY.pattern}$"}),
+]
+Count = Annotated[int, Field(strict=True, ge=1)]
+
+
+class Replicas(_Strict):
+    min: Count = Field(1, description="Replicas always kept in each container the service runs in.")
+    max: Count = Field(1, description="Most replicas the autoscaler may run in each container.")
+
+
+class Placement(_Strict):
+    containers: list[DnsLabel] | None = Field(
+        None, min_length=1, description="Containers the service runs in; default every container "
+        "with a node of its GPU model that holds a replica.",
+    )
+    skus: list[str] | None = Field(
+        None, min_length=1, description="Only nodes of these SKUs; default any SKU of the GPU model.",
+    )
+
+
+class SecretRef(_Strict):
+    name: DnsLabel = Field(description="Name of a Kubernetes Secret in each namespace the service runs in.")
+    key: SecretKey = Field("token", description="The key in the Secret holding the value.")
+
+
+class Autoscaling(_Strict):
+    queue_depth: Count = Field(
+        4, description="Requests waiting per replica (vLLM's num_requests_waiting) the autoscaler "
+        "keeps below by adding replicas, up to replicas.max.",
+    )
+
+
+class InferenceService(_Strict):
+    name: DnsLabel = Field(description="Service name, unique within the site.")
+    model: ModelId = Field(description="The model vLLM serves: a Hugging Face id.")
+    served_model_name: str | None = Field(
+        None, min_length=1, description="The name clients ask for; default the model id.",
+    )
+    gpu_model: str = Field(description="GPU model key the service is sized for.")
+    gpus_per_replica: Count = Field(
+        description="GPUs in one replica (vLLM tensor parallel size); must fit on one node.",
+    )
+    replicas: Replicas = Field(default_factory=Replicas, description="Replica bounds per container.")
+    placement: Placement = Field(default_factory=Placement, description="Where the service may run.")
+    max_model_len: Count | None = Field(None, description="vLLM --max-model-len; default the model's.")
+    token_secret: SecretRef | None = Field(
+        None, description="The Secret holding the model hub token (HF_TOKEN); the value never "
+        "appears in the inventory, the stack or its state.",
+    )
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Scaling on queue depth.")
+    load_timeout_s: Annotated[int, Field(strict=True, ge=60, le=7200)] = Field(
+        1800, description="How long a replica may take to download and load the model before "
+        "Kubernetes restarts it.",
+    )
+    shm_gib: Annotated[int, Field(strict=True, ge=1, le=512)] = Field(
+        16, description="Size of the memory-backed /dev/shm (NCCL between a replica's GPUs).",
+    )
+    memory_gib_per_gpu: Annotated[int, Field(strict=True, ge=1, le=2048)] = Field(
+        32, description="Host memory per GPU of a replica (request and limit), besides /dev/shm.",
+    )
+    cpus_per_gpu: Annotated[int, Field(strict=True, ge=1, le=256)] = Field(
+        4, description="CPU cores requested per GPU of a replica.",
+    )
+
+
 class Spec(_Strict):
     power: Power = Field(description="The grid connection and PUE: the site's IT budget.")
     network: Network = Field(description="The management network.")
@@ -340,6 +418,9 @@ class Spec(_Strict):
     containers: list[Container] = Field(min_length=1, description="The modular GPU containers.")
     provisioning: Provisioning = Field(
         default_factory=Provisioning, description="How nodes are reached and where they install from."
+    )
+    services: list[InferenceService] = Field(
+        default_factory=list, description="Inference services the site's cluster serves.",
     )
 
 

@@ -17,11 +17,14 @@ END = "<!-- END GENERATED -->"
 # The order a reader meets these sections in a site file.
 _SECTIONS = ["SiteFile", "Metadata", "Spec", "Power", "Network", "GpuModelFields", "SkuFields",
              "Kubernetes", "Container", "Rack", "NodeEntry", "Provisioning", "Ssh", "Mirror",
-             "Rollout"]
+             "Rollout", "InferenceService", "Replicas", "Placement", "SecretRef", "Autoscaling"]
 _TITLES = {"SiteFile": "Site file (top level)", "GpuModelFields": "spec.gpu_models.<key>",
            "SkuFields": "spec.skus.<key>", "Provisioning": "spec.provisioning",
            "Ssh": "spec.provisioning.ssh",
-           "Mirror": "spec.provisioning.mirror", "Rollout": "spec.provisioning.rollout"}
+           "Mirror": "spec.provisioning.mirror", "Rollout": "spec.provisioning.rollout",
+           "InferenceService": "spec.services[]", "Replicas": "spec.services[].replicas",
+           "Placement": "spec.services[].placement", "SecretRef": "spec.services[].token_secret",
+           "Autoscaling": "spec.services[].autoscaling"}
 
 
 def schema_text() -> str:

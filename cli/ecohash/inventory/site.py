@@ -12,7 +12,7 @@ from decimal import Decimal
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from ecohash.inventory.model import GpuModel, Kubernetes, Power, SiteFile, Sku
+from ecohash.inventory.model import GpuModel, InferenceService, Kubernetes, Power, Provisioning, SiteFile, Sku
 from ecohash.inventory.yaml_source import Parsed
 
 YamlPath = tuple[str | int, ...]
@@ -83,6 +83,14 @@ class Site:
     @property
     def nodes(self) -> list[Node]:
         return [node for container in self.containers for node in container.nodes]
+
+    @property
+    def services(self) -> list[InferenceService]:
+        return self.document.spec.services
+
+    @property
+    def provisioning(self) -> Provisioning:
+        return self.document.spec.provisioning
 
     def line_of(self, path: Sequence[str | int]) -> int:
         """The line in the site file where the value at `path` is written."""
