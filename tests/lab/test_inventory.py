@@ -61,7 +61,11 @@ def test_written_file_has_the_generated_header_and_the_fixed_keys(tmp_path: Path
     site = yaml.safe_load(text)
     assert list(site) == ["apiVersion", "kind", "metadata", "spec"]
     assert site["metadata"] == {"name": "lab", "region": "lab"}
-    assert list(site["spec"]) == ["power", "network", "skus", "kubernetes", "containers", "provisioning"]
+    assert list(site["spec"]) == ["power", "network", "skus", "kubernetes", "containers", "provisioning",
+                                  "services"]
+    # One small service per GPU model, each on the nodes of that model.
+    assert [(s["name"], s["gpu_model"]) for s in site["spec"]["services"]] == [
+        ("qwen-1-5b", "h100-sxm"), ("qwen-0-5b", "l40s")]
     assert site["spec"]["provisioning"] == {
         "ssh": {"user": "root", "config_file": "/lab/ssh/config"},
         "apt_proxy": "http://10.213.0.1:3142",

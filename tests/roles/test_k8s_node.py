@@ -12,6 +12,9 @@ import hashlib
 import pytest
 import yaml
 
+from ecohash.inventory import load_site
+from ecohash.lab.layout import inventory_file
+from ecohash.stack.labels import node_labels
 from tests.roles.conftest import H100_HOSTS, LAB_HOSTS, SERVER, Bootstrapped
 
 pytestmark = pytest.mark.lab
@@ -40,6 +43,14 @@ def test_server_configuration_initialises_the_cluster(bootstrapped: Bootstrapped
     assert config["token-file"] == "/etc/rancher/k3s/token"
     assert config["container-runtime-endpoint"] == "unix:///run/containerd/containerd.sock"
     assert "ecohash.io/container=c01" in config["node-label"]
+    # The same labels and taint the site stack's workloads select and tolerate.
+    site = load_site(inventory_file())
+    node = next(n for n in site.nodes if n.name == SERVER)
+    container = next(c for c in site.containers if c.name == node.container)
+    assert sorted(config["node-label"]) == sorted(
+        f"{k}={v}" for k, v in node_labels(site.name, container, node).items())
+    assert "ecohash.io/gpu-model=h100-sxm" in config["node-label"]
+    assert config["node-taint"] == ["nvidia.com/gpu=present:PreferNoSchedule"]
     assert host.service("k3s").is_enabled
     assert not host.file("/etc/systemd/system/k3s-agent.service").exists
 

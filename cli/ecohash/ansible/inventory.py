@@ -20,6 +20,7 @@ from ecohash.errors import InventoryError, Problem
 from ecohash.inventory.loader import load_site
 from ecohash.inventory.site import Site
 from ecohash.paths import state_dir
+from ecohash.stack.labels import k3s_taint, node_labels, node_taints
 from ecohash.standard import NodeStandard, default_standard_file, load_standard
 
 _NOT_IN_GROUP_NAMES = re.compile(r"[^A-Za-z0-9_]")
@@ -84,6 +85,7 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
     kubernetes = site.kubernetes
     servers = set(kubernetes.servers) if kubernetes else set()
 
+    containers = {container.name: container for container in site.containers}
     racks_by_group: dict[str, str] = {}
     for container in site.containers:
         container_group = group_name("container", container.name)
@@ -125,6 +127,10 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
                 None if not kubernetes else "server" if node.name in servers else "agent"
             ),
         }
+        if kubernetes:
+            inventory.hosts[node.name]["ecohash_k8s_labels"] = node_labels(
+                site.name, containers[node.container], node)
+            inventory.hosts[node.name]["ecohash_k8s_taints"] = [k3s_taint(t) for t in node_taints(node)]
 
     nodes_by_name = {node.name: node for node in site.nodes}
     mirror = provisioning.mirror

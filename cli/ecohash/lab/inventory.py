@@ -145,8 +145,24 @@ def site_document(
             "kubernetes": {"distribution": "k3s", "servers": [nodes[0].name]},
             "containers": containers,
             **({"provisioning": provisioning.document()} if provisioning else {}),
+            "services": lab_services({n.sku for n in nodes}),
         },
     }
+
+
+def lab_services(skus: set[LabSku]) -> list[dict[str, object]]:
+    """Small models, one service per GPU model present, so `ecohash render lab` declares
+    inference services like a real site's (nothing runs them: lab hosts have no GPU)."""
+    services: list[dict[str, object]] = []
+    if CAPPED_SKU in skus:
+        services.append({"name": "qwen-1-5b", "model": "Qwen/Qwen2.5-1.5B-Instruct",
+                         "gpu_model": CAPPED_SKU.gpu.inventory_name, "gpus_per_replica": 2,
+                         "replicas": {"min": 1, "max": 2}})
+    if UNCAPPED_SKU in skus:
+        services.append({"name": "qwen-0-5b", "model": "Qwen/Qwen2.5-0.5B-Instruct",
+                         "gpu_model": UNCAPPED_SKU.gpu.inventory_name, "gpus_per_replica": 1,
+                         "replicas": {"min": 1, "max": 4}})
+    return services
 
 
 HEADER = """\

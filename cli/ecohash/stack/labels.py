@@ -1,0 +1,52 @@
+"""The labels and taints every node carries, from the inventory: one rule for both sides.
+
+Nodes are given these at registration by the k8s_node role (k3s `node-label` and
+`node-taint`), and the stack's workloads select by them. Declaring them from the
+stack instead would take one Kubernetes object per node, and a site's object count
+must not grow with its nodes (docs/stack.md).
+"""
+
+from __future__ import annotations
+
+from ecohash.inventory.site import Container, Node
+
+SITE = "ecohash.io/site"
+CONTAINER = "ecohash.io/container"
+RACK = "ecohash.io/rack"
+SKU = "ecohash.io/sku"
+COOLING = "ecohash.io/cooling"
+GPU_MODEL = "ecohash.io/gpu-model"
+GPU_COUNT = "ecohash.io/gpu-count"
+
+# Soft, so that a site whose every node has GPUs (control plane included) still runs
+# CoreDNS and the like; they only prefer nodes without GPUs when there are any.
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "PreferNoSchedule"}
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "PreferNoSchedule"}
+
+
+def node_labels(site_name: str, container: Container, node: Node) -> dict[str, str]:
+    """A node's labels; none of them changes unless the node moves or is rebuilt.
+
+    Caps are deliberately absent: they change with the budget, and registration
+    labels are only applied when a node joins. They live in the power-budget ConfigMaps.
+    """
+    labels = {
+        SITE: site_name,
+        CONTAINER: node.container,
+        RACK: node.rack,
+        SKU: node.sku_name,
+        COOLING: container.cooling,
+    }
+    if node.gpu is not None and node.sku.gpu is not None:
+        labels[GPU_MODEL] = node.sku.gpu
+        labels[GPU_COUNT] = str(node.gpus)
+    return labels
+
+
+def node_taints(node: Node) -> list[dict[str, str]]:
+    return [GPU_TAINT] if node.gpus else []
+
+
+def k3s_taint(taint: dict[str, str]) -> str:
+    """A taint as k3s's `node-taint` takes it: key=value:Effect."""
+    return f"{taint['key']}={taint['value']}:{taint['effect']}"
