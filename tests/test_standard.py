@@ -81,7 +81,7 @@ def test_repository_standard_pins_are_consistent():
     ("replacement", "at", "expected"),
     [
         # A version that is not a k3s release tag.
-        ((whole_line("  version: v"), '  version: "1.35"'), '  version: "1.35"',
+        ((whole_line("  version: v1."), '  version: "1.35"'), '  version: "1.35"',
          r"k3s.version: String should match pattern '^v\d+\.\d+\.\d+\+k3s\d+$' (got '1.35')"),
         # A bare YAML number where a version string belongs is refused, not turned into '550'.
         ((whole_line("  branch: "), "  branch: 550"), "  branch: 550",
@@ -91,7 +91,7 @@ def test_repository_standard_pins_are_consistent():
         ((whole_line("  simulated: "), "  simulated: maybe"), "  simulated: maybe",
          "metadata.simulated: must be boolean (got 'maybe')"),
         # (The k3s sha256 is the only one indented by two spaces.)
-        ((whole_line("  sha256: "), "  sha256: 2b52a2c1"), "  sha256: 2b52a2c1\n",
+        ((whole_line("  sha256: 2b52"), "  sha256: 2b52a2c1"), "  sha256: 2b52a2c1\n",
          "k3s.sha256: must be a sha256 in lowercase hex such as 'e3b0c442...' (64 characters) (got '2b52a2c1')"),
         ((whole_line("  digest: "), "  digest: sha512:0123"), "  digest: sha512:0123",
          "inference_runtime.digest: String should match pattern '^sha256:[0-9a-f]{64}$' (got 'sha512:0123')"),
@@ -115,7 +115,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
     path, text = write_standard(
         tmp_path,
         (whole_line("  branch: "), "  branch: 550"),
-        (whole_line("  version: v"), "  version: v1.35"),
+        (whole_line("  version: v1."), "  version: v1.35"),
         (whole_line("  tag: ") + "\n", ""),
     )
     assert [p.split(": ")[0] for p in problems(path)] == [
@@ -140,7 +140,7 @@ def test_empty_file_reports_every_missing_section(tmp_path):
     assert problems(path) == [
         f"{path}:1: missing required key '{key}'"
         for key in sorted(["apiVersion", "kind", "metadata", "nvidia_driver", "nvidia_container_toolkit",
-                           "containerd", "k3s", "inference_runtime"])
+                           "containerd", "k3s", "inference_runtime", "gpu_operator"])
     ]
 
 

@@ -80,6 +80,13 @@ class InferenceRuntime(_Strict):
     digest: Digest
 
 
+class GpuOperator(_Strict):
+    chart: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    repo: Url
+    version: str = Field(pattern=r"^v?\d+\.\d+\.\d+$")
+    sha256: Sha256 = Field(description="sha256 of the chart archive, for filling a site mirror.")
+
+
 class NodeStandard(_Strict):
     api_version: Literal["ecohash.io/v1"] = Field(alias="apiVersion")
     kind: Literal["NodeStandard"]
@@ -89,6 +96,7 @@ class NodeStandard(_Strict):
     containerd: dict[Platform, dict[PackageName, PinnedDeb]]
     k3s: K3s
     inference_runtime: InferenceRuntime
+    gpu_operator: GpuOperator
 
     @property
     def simulated(self) -> bool:
