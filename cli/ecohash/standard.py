@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ecohash.errors import InvalidInputError, Problem, ProblemsError
 from ecohash.inventory import messages
 from ecohash.inventory.model import Sha256, Url
+from ecohash.inventory.site import Site
 from ecohash.inventory.yaml_source import YamlSyntaxError, parse
 from ecohash.paths import project_root
 
@@ -109,6 +110,28 @@ class NodeStandard(_Strict):
 
 def default_standard_file() -> Path:
     return project_root() / STANDARD_FILE_NAME
+
+
+def standard_file_of(site: Site) -> Path:
+    """The standard a site names (relative to its file), else the repository's."""
+    named = site.provisioning.standard
+    return (site.file.parent / named).resolve() if named else default_standard_file()
+
+
+def image_reference(standard: NodeStandard, registry: str | None) -> str:
+    """The inference image as nodes pull it: from the site registry when set, always by digest.
+
+    roles/inference_runtime/vars/main.yml spells the same rule for the pre-pull.
+    """
+    runtime = standard.inference_runtime
+    image = f"{registry}/{runtime.image.split('/', 1)[1]}" if registry else runtime.image
+    return f"{image}@{runtime.digest}"
+
+
+def kubernetes_minor(standard: NodeStandard) -> str:
+    """The Kubernetes minor version the standard's k3s is ("1.35"), for schema validation."""
+    major, minor = standard.k3s.version.lstrip("v").split(".")[:2]
+    return f"{major}.{minor}"
 
 
 def load_standard(path: Path | None = None) -> NodeStandard:

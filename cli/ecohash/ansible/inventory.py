@@ -21,7 +21,7 @@ from ecohash.inventory.loader import load_site
 from ecohash.inventory.site import Site
 from ecohash.paths import state_dir
 from ecohash.stack.labels import k3s_taint, node_labels, node_taints
-from ecohash.standard import NodeStandard, default_standard_file, load_standard
+from ecohash.standard import NodeStandard, load_standard, standard_file_of
 
 _NOT_IN_GROUP_NAMES = re.compile(r"[^A-Za-z0-9_]")
 SERVERS_GROUP = "k8s_servers"
@@ -59,11 +59,6 @@ class Inventory:
                 entry["children"] = self.children[group]
             data[group] = entry
         return data
-
-
-def standard_file_of(site: Site) -> Path:
-    named = site.document.spec.provisioning.standard
-    return _relative_to_site(site, named) if named else default_standard_file()
 
 
 def load_inventory(site_file: str | Path) -> Inventory:

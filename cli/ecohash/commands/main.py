@@ -13,6 +13,7 @@ from ecohash.commands.capacity import capacity
 from ecohash.commands.lab import lab
 from ecohash.commands.options import CONTEXT_SETTINGS, echo_error
 from ecohash.commands.plan import plan
+from ecohash.commands.render import render
 from ecohash.commands.schema import schema
 from ecohash.commands.validate import validate
 from ecohash.errors import EcohashError
@@ -42,5 +43,5 @@ def cli() -> None:
     """
 
 
-for command in (validate, plan, capacity, bootstrap, schema, lab):
+for command in (validate, plan, capacity, bootstrap, render, schema, lab):
     cli.add_command(command)

@@ -140,7 +140,8 @@ def _fits(service: InferenceService, path: YamlPath, placements: list[ServicePla
     if not placements:
         what = (f"the largest {service.gpu_model} node has {largest}" if largest
                 else f"the site has no {service.gpu_model} node")
-        report((*path, "gpus_per_replica" if largest else "gpu_model"), f"service {service.name!r}: a replica needs "
+        where = "gpus_per_replica" if largest else "gpu_model"
+        report((*path, where), f"service {service.name!r}: a replica needs "
                f"{service.gpus_per_replica} GPUs on one node; {what}")
         return False
     return True

@@ -1,0 +1,102 @@
+"""The site stack's program: every component of one site, declared from its inventory.
+
+stacks/__main__.py calls site_program() under the Pulumi CLI (`ecohash apply`), and
+render.py calls it under Pulumi's mock monitor (`ecohash render`): one program, so
+what reviewers read is what gets applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+
+from ecohash.budget import compile_budget
+from ecohash.errors import EcohashError
+from ecohash.inventory import Site, load_site
+from ecohash.inventory.services import place
+from ecohash.paths import resolve_site, state_dir
+from ecohash.report import plan_data
+from ecohash.stack.cluster import SiteCluster, SiteClusterArgs
+from ecohash.stack.container import GpuContainer, GpuContainerArgs
+from ecohash.stack.inference import PORT, InferenceService, InferenceServiceArgs
+from ecohash.stack.names import OPERATOR_NAMESPACE, SYSTEM_NAMESPACE
+from ecohash.stack.operator import GpuOperator, GpuOperatorArgs
+from ecohash.stack.power import PowerBudget, PowerBudgetArgs
+from ecohash.standard import NodeStandard, image_reference, load_standard, standard_file_of
+
+
+@dataclass
+class SiteStack:
+    cluster: SiteCluster
+    containers: dict[str, GpuContainer]
+    services: list[InferenceService]
+
+
+def kubeconfig_file(site: Site) -> Path:
+    named = site.kubernetes.kubeconfig if site.kubernetes else None
+    if named:
+        return (site.file.parent / named).resolve()
+    return state_dir() / "secrets" / site.name / "kubeconfig"
+
+
+def read_kubeconfig(site: Site) -> pulumi.Output[str]:
+    """The cluster's credentials, as a secret: encrypted in state, never printed."""
+    path = kubeconfig_file(site)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        # Never fall back to ~/.kube/config: that would apply one site's stack to whatever
+        # cluster the laptop last talked to.
+        raise EcohashError(
+            f"site {site.name}: cannot read its kubeconfig {path} ({error.strerror or error}); copy "
+            "/etc/rancher/k3s/k3s.yaml from a server there (mode 0600, server address fixed) or "
+            "set spec.kubernetes.kubeconfig"
+        ) from None
+    return pulumi.Output.secret(text)
+
+
+def site_program(site_ref: str, *, offline: bool = False) -> SiteStack:
+    """Declare SITE's resources; `offline` (render) declares them without credentials."""
+    site = load_site(resolve_site(site_ref))
+    standard = load_standard(standard_file_of(site))
+    return declare_site(site, standard, None if offline else read_kubeconfig(site))
+
+
+def declare_site(site: Site, standard: NodeStandard, kubeconfig: pulumi.Input[str] | None) -> SiteStack:
+    if site.kubernetes is None:
+        raise EcohashError(f"site {site.name} has no spec.kubernetes: there is no cluster to declare")
+    plan = compile_budget(site)
+    image = image_reference(standard, site.provisioning.registry)
+    cluster = SiteCluster(site.name, SiteClusterArgs(site=site.name, kubeconfig=kubeconfig))
+    in_cluster = pulumi.ResourceOptions(provider=cluster.provider)
+    mirror = site.provisioning.mirror
+    GpuOperator("gpu-operator", GpuOperatorArgs(
+        site=site.name, chart=standard.gpu_operator, mirror_url=mirror.url if mirror else None),
+        opts=in_cluster.merge(pulumi.ResourceOptions(depends_on=[cluster.namespaces[OPERATOR_NAMESPACE]])))
+    PowerBudget("power-budget", PowerBudgetArgs(site=site.name, plan=plan_data(plan), image=image),
+                opts=in_cluster.merge(pulumi.ResourceOptions(
+                    depends_on=[cluster.namespaces[SYSTEM_NAMESPACE]])))
+    containers = {
+        container.name: GpuContainer(container.name, GpuContainerArgs(
+            site=site.name, container=container.name, cooling=container.cooling,
+            gpus=sum(node.gpus for node in container.nodes)), opts=in_cluster)
+        for container in site.containers
+        if any(node.gpus for node in container.nodes)
+    }
+    placed = [(service, placement) for service in site.services for placement in place(service, site.nodes)]
+    services = [
+        InferenceService(f"{service.name}-{placement.container}", InferenceServiceArgs(
+            site=site.name, service=service, placement=placement,
+            namespace=containers[placement.container].namespace, image=image),
+            opts=in_cluster.merge(pulumi.ResourceOptions(depends_on=[containers[placement.container]])))
+        for service, placement in placed
+    ]
+    endpoints: dict[str, list[str]] = {}
+    for service, placement in placed:
+        endpoints.setdefault(service.name, []).append(
+            f"http://{service.name}.{containers[placement.container].namespace}.svc:{PORT}/v1")
+    pulumi.export("site", site.name)
+    pulumi.export("endpoints", endpoints)
+    return SiteStack(cluster, containers, services)

@@ -1,0 +1,163 @@
+"""`ecohash render`: run the site stack's program offline and write every object as YAML.
+
+The program runs through Pulumi's own runtime with its mock monitor, so the objects
+are exactly what `ecohash apply` would send, in their wire form (camelCase, apiVersion
+and kind filled in). The mock echoes inputs back as state and never connects anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ecohash.errors import EcohashError
+from ecohash.inventory import Site
+from ecohash.standard import NodeStandard, kubernetes_minor
+
+KUBERNETES_TYPE = "kubernetes:"
+PROJECT = "ecohash-site"  # stacks/Pulumi.yaml's name
+
+
+@dataclass(frozen=True)
+class Rendered:
+    site: str
+    objects: list[dict[str, Any]]  # sorted by file_name
+
+    def files(self) -> dict[str, str]:
+        return {file_name(obj): to_yaml(obj) for obj in self.objects}
+
+
+class RenderCheckError(EcohashError):
+    """Rendered objects that fail their schemas or a policy: nothing is written."""
+
+
+def render_site(site: Site, standard: NodeStandard) -> Rendered:
+    """Every Kubernetes object the site's stack declares, in a stable order, unchecked."""
+    objects = _run_offline(site, standard)
+    return Rendered(site.name, sorted(objects, key=file_name))
+
+
+def checked_render(site: Site, standard: NodeStandard) -> Rendered:
+    """The render, every object strict-valid for the standard's Kubernetes and every policy met."""
+    from ecohash.budget import compile_budget
+    from ecohash.report import plan_data
+    from ecohash.stack.policy import check_policies
+    from ecohash.stack.validation import validate_manifests
+
+    rendered = render_site(site, standard)
+    problems = [str(p) for p in validate_manifests(
+        rendered.objects, kubernetes_minor(standard), crds=bundled_crds())]
+    problems += [str(v) for v in check_policies(rendered.objects, plan_data(compile_budget(site)))]
+    if problems:
+        raise RenderCheckError(f"site {site.name}: the render fails its checks; nothing written\n"
+                               + "\n".join(problems))
+    return rendered
+
+
+def bundled_crds() -> list[dict[str, Any]]:
+    """Schemas of the custom resources the stack writes (crds/), for strict validation."""
+    folder = resources.files("ecohash.stack") / "crds"
+    return [yaml.safe_load(f.read_text()) for f in sorted(folder.iterdir(), key=lambda f: f.name)
+            if f.name.endswith(".yaml")]
+
+
+def _run_offline(site: Site, standard: NodeStandard) -> list[dict[str, Any]]:
+    import pulumi
+    from pulumi.runtime import mocks, settings, stack
+    from pulumi.runtime.sync_await import _sync_await
+
+    from ecohash.stack.program import declare_site
+
+    recorder = _Recorder()
+    # Pulumi keeps one root stack resource per process (pulumi/pulumi#8280); a fresh one
+    # per render keeps a second render in the same process from inheriting the first.
+    settings.ROOT.set(None)
+    mocks.set_mocks(recorder, project=PROJECT, stack=site.name, preview=False)
+    declare_site(site, standard, kubeconfig=None)
+    try:
+        _sync_await(stack.wait_for_rpcs())
+    except pulumi.RunError as error:
+        raise EcohashError(f"site {site.name}: the stack program failed: {error}") from None
+    return recorder.objects
+
+
+class _Recorder:
+    """A mock monitor's resource hook: keeps each Kubernetes object's inputs."""
+
+    def __init__(self) -> None:
+        self.objects: list[dict[str, Any]] = []
+
+    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
+        if args.typ.startswith(KUBERNETES_TYPE):
+            self.objects.append(_plain(args.inputs))
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+def _plain(value: Any) -> Any:
+    """Wire values back to YAML ones: numbers arrive as floats (replicas 2.0)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def file_name(obj: dict[str, Any]) -> str:
+    """<namespace or _cluster>/<kind>-<name>.yaml: one file per object, found by eye."""
+    metadata = obj.get("metadata", {})
+    folder = metadata.get("namespace") or "_cluster"
+    return f"{folder}/{obj['kind'].lower()}-{metadata.get('name')}.yaml"
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    # Multi-line values (JSON budgets, Helm values, the exporter's source) as literal
+    # blocks, so a diff of a render is a diff of lines.
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def to_yaml(obj: dict[str, Any]) -> str:
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False,
+                     allow_unicode=True, width=1000)
+
+
+def write_render(rendered: Rendered, out_dir: Path) -> list[str]:
+    """Replace out_dir with the render, whole: a failed write leaves the old one as it was."""
+    out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        files = rendered.files()
+        for name, text in files.items():
+            target = staging / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        staging.chmod(0o755)
+        previous = out_dir.with_name(f".{out_dir.name}.previous")
+        if out_dir.exists():
+            os.replace(out_dir, previous)
+        os.replace(staging, out_dir)
+        shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return sorted(files)
