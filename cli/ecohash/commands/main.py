@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ecohash import __version__
+from ecohash.commands.apply import apply
 from ecohash.commands.bootstrap import bootstrap
 from ecohash.commands.capacity import capacity
 from ecohash.commands.lab import lab
@@ -43,5 +44,5 @@ def cli() -> None:
     """
 
 
-for command in (validate, plan, capacity, bootstrap, render, schema, lab):
+for command in (validate, plan, capacity, bootstrap, render, apply, schema, lab):
     cli.add_command(command)
