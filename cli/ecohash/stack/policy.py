@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecohash.stack.container import GPU_RESOURCE
-from ecohash.stack.power import GPU_ACCESS_ANNOTATION, SITE_CONFIGMAP, container_configmap
+from ecohash.stack.power import GPU_ACCESS_ANNOTATION, LOCAL_KEYS, SITE_CONFIGMAP, container_configmap
 
 WORKLOAD_KINDS = {"Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job"}
 # Names that hold credentials; their values belong in a Secret, referenced.
@@ -119,7 +119,8 @@ def _plain_texts(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 
 def budget_matches_plan(objects: Iterable[dict[str, Any]], plan: dict[str, Any]) -> Iterator[Violation]:
-    """The power-budget ConfigMaps, put back together, are `ecohash plan --json`, key for key."""
+    """The power-budget ConfigMaps, put back together, are `ecohash plan --json`, key for key
+    (but the site file's local path)."""
     configmaps = {o["metadata"]["name"]: o for o in objects if o.get("kind") == "ConfigMap"}
     site_map = configmaps.get(SITE_CONFIGMAP)
     if site_map is None:
@@ -133,7 +134,8 @@ def budget_matches_plan(objects: Iterable[dict[str, Any]], plan: dict[str, Any])
             yield Violation(f"ConfigMap {name}", "missing: its container's nodes have no budget")
             return
         rebuilt["nodes"] += json.loads(configmaps[name]["data"]["nodes.json"])
-    if rebuilt != plan:
-        differing = sorted(k for k in plan.keys() | rebuilt.keys() if plan.get(k) != rebuilt.get(k))
+    expected = {key: value for key, value in plan.items() if key not in LOCAL_KEYS}
+    if rebuilt != expected:
+        differing = sorted(k for k in expected.keys() | rebuilt.keys() if expected.get(k) != rebuilt.get(k))
         yield Violation(f"ConfigMap {SITE_CONFIGMAP}", "differs from `ecohash plan --json` in "
                         + ", ".join(differing))

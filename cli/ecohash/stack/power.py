@@ -1,9 +1,9 @@
 """PowerBudget: the compiled budget inside the cluster, and an exporter of draw against it.
 
-The budget is `ecohash plan --json` split so that no ConfigMap grows past what etcd
-takes (1 MiB) however many nodes a site has: `power-budget` holds the site and its
-containers (site.json), and one `power-budget-<container>` per container holds that
-container's nodes (nodes.json). Put back together they are the plan, key for key;
+The budget is `ecohash plan --json` (less the site file's local path), split so that no
+ConfigMap grows past what etcd takes (1 MiB) however many nodes a site has: `power-budget`
+holds the site and its containers (site.json), and one `power-budget-<container>` per
+container holds that container's nodes (nodes.json). Put back together they are the plan, key for key;
 policy.py checks exactly that.
 """
 
@@ -33,13 +33,18 @@ CONFIGMAP_LIMIT_BYTES = 1024 * 1024
 GPU_ACCESS_ANNOTATION = "ecohash.io/gpu-access"
 
 
+# Keys of `ecohash plan --json` that describe the machine it ran on, not the budget: the
+# site file's path as given. Left out so a render is the same from any checkout or cwd.
+LOCAL_KEYS = ("file",)
+
+
 def container_configmap(container: str) -> str:
     return f"{SITE_CONFIGMAP}-{container}"
 
 
 def split_plan(plan: dict[str, Any]) -> dict[str, dict[str, str]]:
     """ConfigMap name -> data: the site without its nodes, then each container's nodes."""
-    site = {key: value for key, value in plan.items() if key != "nodes"}
+    site = {key: value for key, value in plan.items() if key not in ("nodes", *LOCAL_KEYS)}
     split = {SITE_CONFIGMAP: {"site.json": _json(site)}}
     for container in plan["containers"]:
         nodes = [n for n in plan["nodes"] if n["container"] == container["name"]]

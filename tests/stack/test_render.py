@@ -1,0 +1,175 @@
+"""`ecohash render` on the example sites: strict-valid, deterministic, true to the inventory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from ecohash.inventory import load_site
+from ecohash.inventory.services import place
+from ecohash.stack import labels
+from ecohash.stack.render import RenderCheckError, bundled_crds, checked_render, render_site, write_render
+from ecohash.stack.validation import validate_manifests
+from ecohash.standard import kubernetes_minor, load_standard, standard_file_of
+from tests.conftest import REPO
+
+EXAMPLES = sorted(p.parent.name for p in (REPO / "inventories").glob("*/site.yaml"))
+ECOHASH = [sys.executable, "-m", "ecohash"]
+
+
+def rendered(name: str):
+    site = load_site(REPO / "inventories" / name / "site.yaml")
+    standard = load_standard(standard_file_of(site))
+    return site, standard, checked_render(site, standard)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_object_is_strict_valid_for_the_standards_kubernetes(name):
+    site, standard, render = rendered(name)
+    assert kubernetes_minor(standard) == "1.35"
+    assert validate_manifests(render.objects, "1.35", crds=bundled_crds()) == []
+    kinds = {o["kind"] for o in render.objects}
+    assert {"Namespace", "ResourceQuota", "ConfigMap", "DaemonSet", "HelmChart", "Deployment",
+            "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"} <= kinds
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_gpu_requests_and_node_selectors_match_the_inventory(name):
+    site, _, render = rendered(name)
+    deployments = {(o["metadata"]["namespace"], o["metadata"]["name"]): o
+                   for o in render.objects if o["kind"] == "Deployment"}
+    autoscalers = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["spec"]
+                   for o in render.objects if o["kind"] == "HorizontalPodAutoscaler"}
+    expected = set()
+    for service in site.services:
+        for placement in place(service, site.nodes):
+            key = (f"ecohash-{placement.container}", service.name)
+            expected.add(key)
+            pod = deployments[key]["spec"]["template"]["spec"]
+            (container,) = pod["containers"]
+            gpus = str(service.gpus_per_replica)
+            assert container["resources"]["limits"]["nvidia.com/gpu"] == gpus
+            assert container["resources"]["requests"]["nvidia.com/gpu"] == gpus
+            assert pod["nodeSelector"] == {labels.CONTAINER: placement.container,
+                                           labels.GPU_MODEL: service.gpu_model}
+            # Every node the selector and affinity admit holds a replica, and all such nodes are admitted.
+            (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+                "nodeSelectorTerms"]
+            skus = set(term["matchExpressions"][0]["values"])
+            admitted = [n for n in site.nodes if n.container == placement.container
+                        and n.sku.gpu == service.gpu_model and n.sku_name in skus]
+            assert admitted and all(n.gpus >= service.gpus_per_replica for n in admitted)
+            assert (autoscalers[key]["minReplicas"], autoscalers[key]["maxReplicas"]) == (
+                service.replicas.min, service.replicas.max)
+    assert set(deployments) == expected
+    # Each container's quota is its GPU count, from the inventory.
+    for quota in (o for o in render.objects if o["kind"] == "ResourceQuota"):
+        container = quota["metadata"]["namespace"].removeprefix("ecohash-")
+        gpus = sum(n.gpus for n in site.nodes if n.container == container)
+        assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": str(gpus)}
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_budget_configmaps_are_ecohash_plan_json(name, tmp_path):
+    plan = json.loads(subprocess.run([*ECOHASH, "plan", name, "--json"], cwd=REPO, check=True,
+                                     capture_output=True, text=True).stdout)
+    site, _, render = rendered(name)
+    configmaps = {o["metadata"]["name"]: o["data"] for o in render.objects if o["kind"] == "ConfigMap"}
+    rebuilt = json.loads(configmaps["power-budget"]["site.json"])
+    rebuilt["nodes"] = [node for c in rebuilt["containers"]
+                        for node in json.loads(configmaps[f"power-budget-{c['name']}"]["nodes.json"])]
+    # All of it but the site file's path, which depends on how the plan was run.
+    assert plan.pop("file") == f"inventories/{name}/site.yaml"
+    assert rebuilt == plan
+
+
+def test_render_is_byte_identical_across_runs_hash_seeds_and_directories(tmp_path):
+    outputs = []
+    # By name from the checkout, by absolute path from elsewhere, with other hash seeds.
+    for seed, cwd, site in (("0", REPO, "tx-odessa"), ("12345", tmp_path, str(REPO / "inventories/tx-odessa"))):
+        out = tmp_path / f"out-{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([*ECOHASH, "render", site, "-o", str(out)], cwd=cwd, env=env, check=True,
+                       capture_output=True)
+        outputs.append({str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0]) == 40
+
+
+def big_site(nodes_per_container: int) -> str:
+    """Four containers of 8-GPU nodes, with the same two services whatever the size."""
+    lines = ["apiVersion: ecohash.io/v1", "kind: Site", "metadata: {name: big}", "spec:",
+             "  power: {grid_mw: 1000, pue: 1.2}", "  network: {mgmt_cidr: 10.0.0.0/8}",
+             "  kubernetes: {servers: [c1-n00001]}", "  containers:"]
+    for c in range(1, 5):
+        lines += [f"    - name: c{c}", "      cooling: hydro", "      power_kw: 100000", "      cooling_kw: 100000",
+                  f"      racks: [{{name: r1, nodes: [{{name: 'c{c}-n{{i:05d}}', count: {nodes_per_container}, "
+                  f"sku: hgx-h100-8, mgmt_ip: 10.{c}.0.1}}]}}]"]
+    lines += ["  services:",
+              "    - {name: llama, model: meta-llama/Llama-3.3-70B-Instruct, gpu_model: h100-sxm,",
+              "       gpus_per_replica: 4, replicas: {min: 1, max: 8}}",
+              "    - {name: qwen, model: Qwen/Qwen2.5-7B-Instruct, gpu_model: h100-sxm, gpus_per_replica: 1,",
+              "       placement: {containers: [c2]}}"]
+    return "\n".join(lines) + "\n"
+
+
+def test_object_count_does_not_grow_with_nodes(tmp_path):
+    counts = {}
+    for nodes in (25, 2500):  # 100 and 10,000 nodes
+        path = tmp_path / f"site-{nodes}.yaml"
+        path.write_text(big_site(nodes))
+        site = load_site(path)
+        assert len(site.nodes) == 4 * nodes
+        render = checked_render(site, load_standard())
+        counts[nodes] = sorted((o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
+                               for o in render.objects)
+    assert counts[25] == counts[2500]
+    # 6 namespaces, 4 quotas, 6 ConfigMaps, the exporter's DaemonSet and Service, the
+    # RuntimeClass and HelmChart, and 4 objects for each of 5 service placements.
+    assert len(counts[25]) == 40
+
+
+def test_a_failed_check_writes_nothing_and_names_the_object(tmp_path, monkeypatch):
+    site = load_site(REPO / "inventories/nd-williston/site.yaml")
+    out = tmp_path / "rendered"
+    write_render(checked_render(site, load_standard()), out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    # A slip in the component: the GPU limit left out.
+    from ecohash.stack import inference
+    original = inference.k8s.core.v1.ResourceRequirementsArgs
+
+    def without_gpu_limit(requests, limits):
+        return original(requests=requests, limits={k: v for k, v in limits.items() if k != "nvidia.com/gpu"})
+
+    monkeypatch.setattr(inference.k8s.core.v1, "ResourceRequirementsArgs", without_gpu_limit)
+    with pytest.raises(RenderCheckError) as raised:
+        write_render(checked_render(site, load_standard()), out)
+    assert "Deployment ecohash-c01/mistral-small: container vllm requests nvidia.com/gpu without a limit" \
+        in str(raised.value)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_rerender_replaces_the_directory_whole(tmp_path):
+    site = load_site(REPO / "inventories/nd-williston/site.yaml")
+    out = tmp_path / "rendered"
+    stale = out / "ecohash-c09" / "deployment-gone.yaml"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("kind: Deployment\n")
+    files = write_render(render_site(site, load_standard()), out)
+    assert not stale.exists()
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.yaml")) == files
+    assert [p.name for p in tmp_path.iterdir()] == ["rendered"]  # no staging left behind
+
+
+def test_multi_line_values_are_literal_blocks_for_line_diffs(tmp_path):
+    site = load_site(REPO / "inventories/nd-williston/site.yaml")
+    files = render_site(site, load_standard()).files()
+    text = files["kube-system/helmchart-gpu-operator.yaml"]
+    assert "  valuesContent: |\n    dcgm:\n" in text
+    assert yaml.safe_load(yaml.safe_load(text)["spec"]["valuesContent"])["driver"] == {"enabled": False}
