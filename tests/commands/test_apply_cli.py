@@ -1,5 +1,5 @@
 """`ecohash apply`: exit codes and messages as a user sees them, with pulumi missing or faked
-(the fake from tests/stack/test_automation.py records every call it gets)."""
+(the stand-in from tests/fakepulumi.py records every call it gets)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ecohash.commands import apply as apply_module
 from ecohash.commands.apply import apply
 from ecohash.commands.main import EcohashGroup
 from tests.conftest import EXAMPLE_SITE
-from tests.stack.test_automation import FakePulumi, hide_pulumi, install_fake_pulumi
+from tests.fakepulumi import FakePulumi, fake, hide_pulumi, state  # noqa: F401 (fixtures)
 
 MISSING_CLI = (
     "ecohash: the pulumi CLI is not installed (no `pulumi` on PATH): install it from"
@@ -33,20 +33,6 @@ ecohash.add_command(apply)
 
 def run(*args: str, input: str | None = None) -> Result:
     return CliRunner().invoke(ecohash, ["apply", *args], input=input, catch_exceptions=False)
-
-
-@pytest.fixture(autouse=True)
-def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ECOHASH_STATE_DIR", str(tmp_path / "state"))
-    for name in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_BACKEND_URL",
-                 "ECOHASH_PULUMI_BACKEND"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path / "state"
-
-
-@pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakePulumi:
-    return install_fake_pulumi(tmp_path, monkeypatch)
 
 
 @pytest.fixture
