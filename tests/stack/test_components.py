@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from ecohash.budget import compile_budget
+from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.inventory import load_site
 from ecohash.inventory.services import place
 from ecohash.report import plan_data
@@ -14,9 +15,10 @@ from ecohash.stack import labels
 from ecohash.stack.cluster import SiteCluster, SiteClusterArgs
 from ecohash.stack.container import GpuContainer, GpuContainerArgs
 from ecohash.stack.inference import InferenceService, InferenceServiceArgs
+from ecohash.stack.names import container_namespace
 from ecohash.stack.operator import GpuOperator, GpuOperatorArgs
 from ecohash.stack.power import PowerBudget, PowerBudgetArgs, exporter_source
-from ecohash.stack.program import declare_site
+from ecohash.stack.program import declare_site, read_kubeconfig, site_program
 from ecohash.standard import load_standard
 from tests.conftest import EXAMPLE_SITE
 from tests.stack.conftest import parent_type, settle
@@ -161,3 +163,28 @@ def test_the_site_program_puts_every_object_under_a_component_and_the_site_provi
                                "ecohash:power:PowerBudget", "ecohash:operator:GpuOperator",
                                "ecohash:inference:InferenceService"}
 
+
+
+def test_the_program_finds_a_site_named_by_its_stack_from_any_directory(pulumi_mocks, tmp_path, monkeypatch):
+    # The Pulumi CLI runs stacks/__main__.py from stacks/, where ./inventories is not the checkout's.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ECOHASH_STATE_DIR", str(tmp_path / "state"))
+    stack = site_program("nd-williston", offline=True)
+    settle()
+    assert set(stack.containers) == {"c01", "c02"}
+    assert {s.inputs["metadata"]["name"] for s in pulumi_mocks.kubernetes("Deployment")} == {"mistral-small"}
+
+
+def test_apply_never_falls_back_to_the_users_kubeconfig(tmp_path, monkeypatch, site):
+    monkeypatch.setenv("ECOHASH_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "laptop-kubeconfig"))
+    with pytest.raises(EcohashError) as raised:
+        read_kubeconfig(site)
+    assert str(raised.value).startswith(
+        f"site tx-odessa: cannot read its kubeconfig {tmp_path}/state/secrets/tx-odessa/kubeconfig")
+
+
+def test_a_container_cannot_take_a_namespace_ecohash_keeps():
+    with pytest.raises(InvalidInputError, match="'ecohash-system' is the one ecohash keeps for itself"):
+        container_namespace("system")
+    assert container_namespace("c01") == "ecohash-c01"

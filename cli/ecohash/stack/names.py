@@ -15,6 +15,11 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "ecohash", "app.kubernetes.io/part
 def container_namespace(container: str) -> str:
     """Each modular container's workloads live in a namespace of their own (docs/stack.md)."""
     name = f"ecohash-{container}"
+    if name in (SYSTEM_NAMESPACE, OPERATOR_NAMESPACE):
+        raise InvalidInputError(
+            f"container {container!r}: its namespace {name!r} is the one ecohash keeps for itself; "
+            "rename the container"
+        )
     if len(name) > 63:
         raise InvalidInputError(
             f"container {container!r}: its namespace {name!r} would be longer than 63 characters; "

@@ -13,10 +13,10 @@ from pathlib import Path
 import pulumi
 
 from ecohash.budget import compile_budget
-from ecohash.errors import EcohashError
+from ecohash.errors import EcohashError, SiteNotFoundError
 from ecohash.inventory import Site, load_site
 from ecohash.inventory.services import place
-from ecohash.paths import resolve_site, state_dir
+from ecohash.paths import SITE_FILE_NAME, project_root, resolve_site, state_dir
 from ecohash.report import plan_data
 from ecohash.stack.cluster import SiteCluster, SiteClusterArgs
 from ecohash.stack.container import GpuContainer, GpuContainerArgs
@@ -59,9 +59,21 @@ def read_kubeconfig(site: Site) -> pulumi.Output[str]:
 
 def site_program(site_ref: str, *, offline: bool = False) -> SiteStack:
     """Declare SITE's resources; `offline` (render) declares them without credentials."""
-    site = load_site(resolve_site(site_ref))
+    site = load_site(_site_file(site_ref))
     standard = load_standard(standard_file_of(site))
     return declare_site(site, standard, None if offline else read_kubeconfig(site))
+
+
+def _site_file(site_ref: str) -> Path:
+    # The Pulumi CLI runs this program from stacks/, where ./inventories is not the
+    # checkout's: a site named by its stack is looked for there too.
+    try:
+        return resolve_site(site_ref)
+    except SiteNotFoundError:
+        candidate = project_root() / "inventories" / site_ref / SITE_FILE_NAME
+        if candidate.is_file():
+            return candidate
+        raise
 
 
 def declare_site(site: Site, standard: NodeStandard, kubeconfig: pulumi.Input[str] | None) -> SiteStack:
@@ -87,7 +99,8 @@ def declare_site(site: Site, standard: NodeStandard, kubeconfig: pulumi.Input[st
     }
     placed = [(service, placement) for service in site.services for placement in place(service, site.nodes)]
     services = [
-        InferenceService(f"{service.name}-{placement.container}", InferenceServiceArgs(
+        # '/' cannot occur in either name, so no two placements can share a resource name.
+        InferenceService(f"{service.name}/{placement.container}", InferenceServiceArgs(
             site=site.name, service=service, placement=placement,
             namespace=containers[placement.container].namespace, image=image),
             opts=in_cluster.merge(pulumi.ResourceOptions(depends_on=[containers[placement.container]])))
