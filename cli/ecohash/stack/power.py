@@ -172,7 +172,6 @@ def _exporter_spec(site: str, image: str, containers: list[str]) -> k8s.apps.v1.
                 tolerations=[k8s.core.v1.TolerationArgs(**labels.GPU_TOLERATION)],
                 automount_service_account_token=False,
                 enable_service_links=False,
-                priority_class_name="system-node-critical",
                 containers=[k8s.core.v1.ContainerArgs(
                     name=EXPORTER,
                     image=image,
