@@ -48,8 +48,8 @@ def test_invalid_site_is_one_line_exit_2_and_nothing_written(write_site, tmp_pat
 def test_a_site_without_a_cluster_has_nothing_to_render(write_site, tmp_path: Path) -> None:
     path = write_site(EXAMPLE_SITE, ("  kubernetes:\n    distribution: k3s\n    servers: [c01-r01-n01]\n", ""))
     result = render(str(path), "-o", str(tmp_path / "out"))
-    assert result.exit_code == 1
-    assert result.output == "ecohash: site tx-odessa has no spec.kubernetes: there is no cluster to declare\n"
+    assert result.exit_code == 2
+    assert result.output == f"ecohash: {path}: site tx-odessa has no spec.kubernetes: there is no cluster to declare\n"
     assert not (tmp_path / "out").exists()
 
 

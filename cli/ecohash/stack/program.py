@@ -13,7 +13,7 @@ from pathlib import Path
 import pulumi
 
 from ecohash.budget import compile_budget
-from ecohash.errors import EcohashError, SiteNotFoundError
+from ecohash.errors import EcohashError, InvalidInputError, SiteNotFoundError
 from ecohash.inventory import Site, load_site
 from ecohash.inventory.services import place
 from ecohash.paths import SITE_FILE_NAME, project_root, resolve_site, state_dir
@@ -78,7 +78,8 @@ def _site_file(site_ref: str) -> Path:
 
 def declare_site(site: Site, standard: NodeStandard, kubeconfig: pulumi.Input[str] | None) -> SiteStack:
     if site.kubernetes is None:
-        raise EcohashError(f"site {site.name} has no spec.kubernetes: there is no cluster to declare")
+        raise InvalidInputError(f"{site.file}: site {site.name} has no spec.kubernetes: there is no "
+                                "cluster to declare")
     plan = compile_budget(site)
     image = image_reference(standard, site.provisioning.registry)
     cluster = SiteCluster(site.name, SiteClusterArgs(site=site.name, kubeconfig=kubeconfig))
