@@ -94,8 +94,8 @@ def test_services_together_must_fit_their_minimums_in_a_container(write_site):
     path = site_with(write_site, SERVICE.replace("{min: 2, max: 8}", "{min: 5, max: 8}")
                      + second.replace("{min: 2, max: 8}", "{min: 4, max: 8}"))
     # 5 x 4 + 4 x 4 = 36 GPUs of minimums in c01's 32.
-    assert problems(path) == [f"{line_of(path, '{min: 4, max: 8}')}: services' replicas.min need 36 GPUs "
-                              "in container c01 together, which has 32"]
+    assert problems(path) == [f"{line_of(path, '{min: 4, max: 8}')}: services' replicas.min need 36 h100-sxm "
+                              "GPUs in container c01 together, which has 32"]
 
 
 def test_duplicate_service_names_are_refused(write_site):
@@ -114,3 +114,16 @@ def test_a_token_value_has_no_place_in_the_inventory(write_site):
     # Only a reference to a Secret is accepted: a literal token is an unknown key.
     path = site_with(write_site, SERVICE + "      token: hf_abcdefghijklmnop\n")
     assert problems(path) == [f"{line_of(path, 'token: hf_')}: spec.services[0]: unknown key 'token'"]
+
+
+def test_services_of_a_gpu_model_share_only_that_models_gpus(write_site):
+    # c02 gets one 8-GPU H100 node beside its two 4-GPU L40S nodes: 16 GPUs, 8 of them H100.
+    mixed = TWO_CONTAINERS + "            - {name: c02-r01-n03, sku: hgx-h100-8, mgmt_ip: 10.20.2.13}\n"
+    second = SERVICE.replace("  services:\n", "").replace("name: llama", "name: llama-b").replace(
+        "{min: 2, max: 8}", "{min: 1, max: 8}\n      placement: {containers: [c02]}")
+    fits = write_site(mixed + SERVICE.replace("{min: 2, max: 8}", "{min: 1, max: 8}") + second)
+    assert [p.container for p in place(load_site(fits).services[0], load_site(fits).nodes)] == ["c01", "c02"]
+    # 2 x 4 + 1 x 4 = 12 H100 GPUs in c02, which has 8, though 16 GPUs in all.
+    path = write_site(mixed + SERVICE + second)
+    assert problems(path) == [f"{line_of(path, '{min: 1, max: 8}')}: services' replicas.min need 12 h100-sxm "
+                              "GPUs in container c02 together, which has 8"]

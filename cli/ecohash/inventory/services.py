@@ -87,16 +87,18 @@ def check_services(raw_services: Any, nodes: Sequence[Node], gpu_models: Iterabl
                        f"{service.gpus_per_replica} GPUs needs {needed} {service.gpu_model} GPUs in "
                        f"container {placement.container}, which has {placement.gpus} for it")
                 continue  # one message for one mistake: the sum below would repeat it
-            minimum_gpus[placement.container] = minimum_gpus.get(placement.container, 0) + needed
-            last_path[placement.container] = (*path, "replicas", "min")
-    gpus_in: dict[str, int] = {}
+            pool = (placement.container, service.gpu_model)
+            minimum_gpus[pool] = minimum_gpus.get(pool, 0) + needed
+            last_path[pool] = (*path, "replicas", "min")
+    # Services of one GPU model share that model's GPUs in a container.
+    gpus_in: dict[tuple[str, str | None], int] = {}
     for node in nodes:
-        gpus_in[node.container] = gpus_in.get(node.container, 0) + node.gpus
-    for container, needed in minimum_gpus.items():
-        if needed > gpus_in.get(container, 0):
-            report(last_path[container],
-                   f"services' replicas.min need {needed} GPUs in container {container} together, "
-                   f"which has {gpus_in.get(container, 0)}")
+        gpus_in[node.container, node.sku.gpu] = gpus_in.get((node.container, node.sku.gpu), 0) + node.gpus
+    for (container, model), needed in minimum_gpus.items():
+        if needed > gpus_in[container, model]:
+            report(last_path[container, model],
+                   f"services' replicas.min need {needed} {model} GPUs in container {container} together, "
+                   f"which has {gpus_in[container, model]}")
 
 
 def _references_exist(service: InferenceService, path: YamlPath, skus: dict[str, Any],
