@@ -115,7 +115,7 @@ def default_standard_file() -> Path:
 def standard_file_of(site: Site) -> Path:
     """The standard a site names (relative to its file), else the repository's."""
     named = site.provisioning.standard
-    return (site.file.parent / named).resolve() if named else default_standard_file()
+    return site.path_from_file(named) if named else default_standard_file()
 
 
 def image_reference(standard: NodeStandard, registry: str | None) -> str:

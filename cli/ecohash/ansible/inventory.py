@@ -159,10 +159,6 @@ def _connection_vars(site: Site) -> dict[str, Any]:
         variables["ansible_become"] = True
     if ssh.config_file:
         # Ansible splits these arguments like a shell: quote the path.
-        config = shlex.quote(str(_relative_to_site(site, ssh.config_file)))
+        config = shlex.quote(str(site.path_from_file(ssh.config_file)))
         variables["ansible_ssh_common_args"] = f"-F {config}"
     return variables
-
-
-def _relative_to_site(site: Site, path: str) -> Path:
-    return (site.file.parent / path).resolve()

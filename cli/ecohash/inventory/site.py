@@ -92,6 +92,10 @@ class Site:
     def provisioning(self) -> Provisioning:
         return self.document.spec.provisioning
 
+    def path_from_file(self, path: str) -> Path:
+        """A path the site file names, taken relative to the site file."""
+        return (self.file.parent / path).resolve()
+
     def line_of(self, path: Sequence[str | int]) -> int:
         """The line in the site file where the value at `path` is written."""
         return self.parsed.line_of(path)

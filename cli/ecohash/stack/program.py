@@ -37,7 +37,7 @@ class SiteStack:
 def kubeconfig_file(site: Site) -> Path:
     named = site.kubernetes.kubeconfig if site.kubernetes else None
     if named:
-        return (site.file.parent / named).resolve()
+        return site.path_from_file(named)
     return state_dir() / "secrets" / site.name / "kubeconfig"
 
 
