@@ -151,7 +151,7 @@ def test_inference_service_is_sized_from_the_inventory(pulumi_mocks, site):
 
 
 def test_the_site_program_puts_every_object_under_a_component_and_the_site_provider(pulumi_mocks, site):
-    declare_site(site, load_standard(), kubeconfig=None)
+    declare_site(site, load_standard(), compile_budget(site), kubeconfig=None)
     settle()
     objects = pulumi_mocks.kubernetes()
     assert objects

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pulumi
 
-from ecohash.budget import compile_budget
+from ecohash.budget import Plan, compile_budget
 from ecohash.errors import EcohashError, InvalidInputError, SiteNotFoundError
 from ecohash.inventory import Site, load_site
 from ecohash.inventory.services import place
@@ -61,7 +61,8 @@ def site_program(site_ref: str, *, offline: bool = False) -> SiteStack:
     """Declare SITE's resources; `offline` (render) declares them without credentials."""
     site = load_site(_site_file(site_ref))
     standard = load_standard(standard_file_of(site))
-    return declare_site(site, standard, None if offline else read_kubeconfig(site))
+    kubeconfig = None if offline else read_kubeconfig(site)
+    return declare_site(site, standard, compile_budget(site), kubeconfig)
 
 
 def _site_file(site_ref: str) -> Path:
@@ -76,11 +77,11 @@ def _site_file(site_ref: str) -> Path:
         raise
 
 
-def declare_site(site: Site, standard: NodeStandard, kubeconfig: pulumi.Input[str] | None) -> SiteStack:
+def declare_site(site: Site, standard: NodeStandard, plan: Plan,
+                 kubeconfig: pulumi.Input[str] | None) -> SiteStack:
     if site.kubernetes is None:
         raise InvalidInputError(f"{site.file}: site {site.name} has no spec.kubernetes: there is no "
                                 "cluster to declare")
-    plan = compile_budget(site)
     image = image_reference(standard, site.provisioning.registry)
     cluster = SiteCluster(site.name, SiteClusterArgs(site=site.name, kubeconfig=kubeconfig))
     in_cluster = pulumi.ResourceOptions(provider=cluster.provider)

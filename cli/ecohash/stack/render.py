@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from ecohash.budget import Plan, compile_budget
 from ecohash.errors import EcohashError
 from ecohash.inventory import Site
 from ecohash.standard import NodeStandard, kubernetes_minor
@@ -40,21 +41,26 @@ class RenderCheckError(EcohashError):
 
 def render_site(site: Site, standard: NodeStandard) -> Rendered:
     """Every Kubernetes object the site's stack declares, in a stable order, unchecked."""
-    objects = _run_offline(site, standard)
+    return _render(site, standard, compile_budget(site))
+
+
+def _render(site: Site, standard: NodeStandard, plan: Plan) -> Rendered:
+    objects = _run_offline(site, standard, plan)
     return Rendered(site.name, sorted(objects, key=file_name))
 
 
 def checked_render(site: Site, standard: NodeStandard) -> Rendered:
     """The render, every object strict-valid for the standard's Kubernetes and every policy met."""
-    from ecohash.budget import compile_budget
     from ecohash.report import plan_data
     from ecohash.stack.policy import check_policies
     from ecohash.stack.validation import validate_manifests
 
-    rendered = render_site(site, standard)
+    # One plan for the stack and for the policy comparing its ConfigMaps with the plan.
+    plan = compile_budget(site)
+    rendered = _render(site, standard, plan)
     problems = [str(p) for p in validate_manifests(
         rendered.objects, kubernetes_minor(standard), crds=bundled_crds())]
-    problems += [str(v) for v in check_policies(rendered.objects, plan_data(compile_budget(site)))]
+    problems += [str(v) for v in check_policies(rendered.objects, plan_data(plan))]
     if problems:
         raise RenderCheckError(f"site {site.name}: the render fails its checks; nothing written\n"
                                + "\n".join(problems))
@@ -68,7 +74,7 @@ def bundled_crds() -> list[dict[str, Any]]:
             if f.name.endswith(".yaml")]
 
 
-def _run_offline(site: Site, standard: NodeStandard) -> list[dict[str, Any]]:
+def _run_offline(site: Site, standard: NodeStandard, plan: Plan) -> list[dict[str, Any]]:
     import pulumi
     from pulumi.runtime import mocks, settings, stack
     from pulumi.runtime.sync_await import _sync_await
@@ -80,7 +86,7 @@ def _run_offline(site: Site, standard: NodeStandard) -> list[dict[str, Any]]:
     # per render keeps a second render in the same process from inheriting the first.
     settings.ROOT.set(None)
     mocks.set_mocks(recorder, project=PROJECT, stack=site.name, preview=False)
-    declare_site(site, standard, kubeconfig=None)
+    declare_site(site, standard, plan, kubeconfig=None)
     try:
         _sync_await(stack.wait_for_rpcs())
     except pulumi.RunError as error:
