@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ecohash.errors import SiteNotFoundError
+
+if TYPE_CHECKING:
+    from ecohash.inventory.site import Site
 
 SITE_FILE_NAME = "site.yaml"
 
@@ -23,6 +27,19 @@ def state_dir() -> Path:
         return Path("/var/lib/ecohash")
     xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(xdg) / "ecohash"
+
+
+def secrets_dir(site_name: str) -> Path:
+    """Where the controller keeps a site's secrets (join token, kubeconfig, passphrase), 0700."""
+    return state_dir() / "secrets" / site_name
+
+
+def kubeconfig_file(site: Site) -> Path:
+    """The site cluster's kubeconfig: spec.kubernetes.kubeconfig, else the one provision fetched."""
+    named = site.kubernetes.kubeconfig if site.kubernetes else None
+    if named:
+        return site.path_from_file(named)
+    return secrets_dir(site.name) / "kubeconfig"
 
 
 def inventory_roots() -> list[Path]:

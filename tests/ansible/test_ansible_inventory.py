@@ -198,6 +198,7 @@ def test_site_vars_of_a_site_without_provisioning(write_site, state_dir):
         "ecohash_site": "tx-odessa",
         "ecohash_secrets_dir": str(state_dir / "secrets" / "tx-odessa"),
         "ecohash_site_file": str(path),
+        "ecohash_kubeconfig_file": str(state_dir / "secrets" / "tx-odessa" / "kubeconfig"),
         "ecohash_standard": load_standard().for_ansible(),
         "ecohash_apt_proxy": None,
         "ecohash_mirror_url": None,

@@ -19,7 +19,7 @@ from ecohash.budget import Plan, compile_budget
 from ecohash.errors import InventoryError, Problem
 from ecohash.inventory.loader import load_site
 from ecohash.inventory.site import Site
-from ecohash.paths import state_dir
+from ecohash.paths import kubeconfig_file, secrets_dir
 from ecohash.stack.labels import k3s_taint, node_labels, node_taints
 from ecohash.standard import NodeStandard, load_standard, standard_file_of
 
@@ -132,8 +132,10 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
     inventory.all_vars = {
         "ecohash_site": site.name,
         # Where the controller keeps this site's secrets (the k3s join token), mode 0700.
-        "ecohash_secrets_dir": str(state_dir() / "secrets" / site.name),
+        "ecohash_secrets_dir": str(secrets_dir(site.name)),
         "ecohash_site_file": str(site.file.resolve()),
+        # Where the first server's kubeconfig is kept for the site stack (mode 0600).
+        "ecohash_kubeconfig_file": str(kubeconfig_file(site).resolve()) if kubernetes else None,
         "ecohash_standard": standard.for_ansible(),
         "ecohash_apt_proxy": provisioning.apt_proxy,
         "ecohash_mirror_url": mirror.url if mirror else None,

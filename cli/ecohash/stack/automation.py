@@ -21,7 +21,7 @@ from pulumi import automation as auto
 
 from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.inventory import Site
-from ecohash.paths import project_root, state_dir
+from ecohash.paths import kubeconfig_file, project_root, secrets_dir, state_dir
 
 INSTALL_URL = "https://www.pulumi.com/docs/iac/download-install/"
 BACKEND_ENV = "ECOHASH_PULUMI_BACKEND"
@@ -74,8 +74,8 @@ def backend_url_for(explicit: str | None = None) -> str:
 
 def passphrase_file(site_name: str) -> Path:
     """The site's generated secrets passphrase, made on first use: secrets/SITE/pulumi-passphrase."""
-    root = state_dir() / "secrets"
-    directory = root / site_name
+    directory = secrets_dir(site_name)
+    root = directory.parent
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     directory.mkdir(mode=0o700, exist_ok=True)
     path = directory / PASSPHRASE_FILE_NAME
@@ -125,6 +125,36 @@ def select_site_stack(site: Site, backend_url: str) -> auto.Stack:
         )
         stack.set_config(SITE_CONFIG_KEY, auto.ConfigValue(value=str(site.file.resolve())))
     return stack
+
+
+def apply_blocker(site: Site, timeout_s: float = 3.0) -> str | None:
+    """Why the site's stack cannot be applied from here right now, or None when it can.
+
+    `ecohash provision` applies when it can and renders otherwise, saying why; this is
+    the why: no pulumi CLI, no kubeconfig, or an API server that does not answer.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    import yaml
+
+    if shutil.which("pulumi") is None:
+        return f"no pulumi CLI on PATH (install it from {INSTALL_URL})"
+    path = kubeconfig_file(site)
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+        context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
+        cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
+        server = urlsplit(cluster["server"])
+    except OSError:
+        return f"no kubeconfig at {path} (provision fetches it from the first server of a real cluster)"
+    except (yaml.YAMLError, KeyError, StopIteration, TypeError):
+        return f"{path} is not a kubeconfig with a current context"
+    try:
+        with socket.create_connection((server.hostname or "", server.port or 443), timeout=timeout_s):
+            return None
+    except OSError as error:
+        return f"the cluster's API server {server.netloc} does not answer ({error.strerror or error})"
 
 
 def apply_site(

@@ -16,7 +16,7 @@ from ecohash.budget import Plan, compile_budget
 from ecohash.errors import EcohashError, InvalidInputError, SiteNotFoundError
 from ecohash.inventory import Site, load_site
 from ecohash.inventory.services import place
-from ecohash.paths import SITE_FILE_NAME, project_root, resolve_site, state_dir
+from ecohash.paths import SITE_FILE_NAME, kubeconfig_file, project_root, resolve_site
 from ecohash.report import plan_data
 from ecohash.stack.cluster import SiteCluster, SiteClusterArgs
 from ecohash.stack.container import GpuContainer, GpuContainerArgs
@@ -32,13 +32,6 @@ class SiteStack:
     cluster: SiteCluster
     containers: dict[str, GpuContainer]
     services: list[InferenceService]
-
-
-def kubeconfig_file(site: Site) -> Path:
-    named = site.kubernetes.kubeconfig if site.kubernetes else None
-    if named:
-        return site.path_from_file(named)
-    return state_dir() / "secrets" / site.name / "kubeconfig"
 
 
 def read_kubeconfig(site: Site) -> pulumi.Output[str]:
