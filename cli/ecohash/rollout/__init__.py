@@ -1,0 +1,1 @@
+"""Rolling a site's standard out to its nodes: state, fingerprints, waves, preflight, reports."""

@@ -1,0 +1,125 @@
+"""A node's standard fingerprint: one hash of everything that decides what the node becomes.
+
+Three parts, each hashed on its own so a change can be named ("roles changed", "vars
+changed") and combined into the fingerprint that rollout state records per node:
+
+- standard: the node standard's entries this node is built from (a CPU-only node does
+  not depend on the driver, so a driver bump does not redo the control plane);
+- roles: the contents of the roles this node gets and of the playbooks that run them;
+- vars: the variables the inventory gives the node (its cap, labels, servers, mirror...).
+
+Left out, because they do not change what a node becomes: how Ansible connects
+(user, port, ssh config), where this controller keeps files (paths differ between
+laptops), and rollout pacing (serial, max fail percentage). Secrets are never inputs:
+the join token is read by the role on the controller and is in no variable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ecohash.ansible.inventory import Inventory
+from ecohash.paths import project_root
+
+FINGERPRINT_VERSION = 1
+
+# The roles playbooks/node.yml gives each kind of node (tests check the two agree).
+ROLES_EVERY_NODE = ("base", "container_runtime")
+ROLES_GPU_NODE = ("nvidia_driver", "gpu_power", "node_health", "inference_runtime")
+ROLES_K8S_NODE = ("k8s_node",)
+PLAYBOOKS = ("bootstrap.yml", "node.yml", "reachable.yml", "report.yml")
+
+# Sections of node-standard.lock.yml, by the kind of node built from them. gpu_operator
+# is the site stack's, not a node's.
+STANDARD_EVERY_NODE = ("apiVersion", "kind", "metadata", "containerd")
+STANDARD_GPU_NODE = ("nvidia_driver", "nvidia_container_toolkit", "inference_runtime")
+STANDARD_K8S_NODE = ("k3s",)
+
+NOT_STANDARD_VARS = frozenset({
+    # how Ansible reaches the node
+    "ansible_user", "ansible_port", "ansible_become", "ansible_ssh_common_args",
+    # this controller's paths
+    "ecohash_secrets_dir", "ecohash_site_file", "ecohash_kubeconfig_file",
+    # pacing of a rollout, not its result
+    "ecohash_rollout_serial", "ecohash_rollout_max_fail_percentage",
+    # hashed per section above
+    "ecohash_standard",
+})
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    value: str
+    components: Mapping[str, str]  # "standard" | "roles" | "vars" -> sha256
+
+    def changed_since(self, recorded: Mapping[str, str] | None) -> list[str]:
+        """Which parts differ from a recorded fingerprint's parts (all of them if none)."""
+        if not recorded:
+            return sorted(self.components)
+        return sorted(part for part, digest in self.components.items() if recorded.get(part) != digest)
+
+
+def _digest(data: Any) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _tree_digest(root: Path, names: tuple[str, ...]) -> str:
+    """Hash of the named files and directories under root: relative paths and contents."""
+    digest = hashlib.sha256()
+    for name in names:
+        path = root / name
+        files = [path] if path.is_file() else sorted(
+            p for p in path.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        )
+        for file in files:
+            relative = file.relative_to(root).as_posix().encode()
+            content = file.read_bytes()
+            digest.update(b"%d:%s%d:" % (len(relative), relative, len(content)))
+            digest.update(content)
+    return digest.hexdigest()
+
+
+class Fingerprints:
+    """Fingerprints of an inventory's nodes; parts shared by many nodes are hashed once."""
+
+    def __init__(self, inventory: Inventory, root: Path | None = None):
+        self._inventory = inventory
+        self._root = root or project_root()
+        self._standard: dict[str, Any] = inventory.all_vars["ecohash_standard"]
+        self._site_vars = {k: v for k, v in inventory.all_vars.items() if k not in NOT_STANDARD_VARS}
+        self._by_kind: dict[tuple[bool, bool], tuple[str, str]] = {}
+
+    def of(self, node: str) -> Fingerprint:
+        host_vars = self._inventory.hosts[node]
+        kind = (int(host_vars.get("ecohash_gpu_count") or 0) > 0, bool(host_vars.get("ecohash_k8s_role")))
+        if kind not in self._by_kind:
+            self._by_kind[kind] = (self._standard_digest(*kind), self._roles_digest(*kind))
+        standard, roles = self._by_kind[kind]
+        node_vars = {k: v for k, v in host_vars.items() if k not in NOT_STANDARD_VARS}
+        components = {"standard": standard, "roles": roles,
+                      "vars": _digest({**self._site_vars, **node_vars})}
+        value = _digest({"version": FINGERPRINT_VERSION, **components})
+        return Fingerprint(value, components)
+
+    def _standard_digest(self, gpu: bool, k8s: bool) -> str:
+        sections = _chosen(STANDARD_EVERY_NODE, STANDARD_GPU_NODE, STANDARD_K8S_NODE, gpu, k8s)
+        return _digest({name: self._standard.get(name) for name in sections})
+
+    def _roles_digest(self, gpu: bool, k8s: bool) -> str:
+        roles = _chosen(ROLES_EVERY_NODE, ROLES_GPU_NODE, ROLES_K8S_NODE, gpu, k8s)
+        return _digest({
+            "roles": _tree_digest(self._root / "roles", tuple(sorted(roles))),
+            "playbooks": _tree_digest(self._root / "playbooks", PLAYBOOKS),
+        })
+
+
+def _chosen(every: Iterable[str], gpu_only: Iterable[str], k8s_only: Iterable[str],
+            gpu: bool, k8s: bool) -> tuple[str, ...]:
+    return (*every, *(gpu_only if gpu else ()), *(k8s_only if k8s else ()))

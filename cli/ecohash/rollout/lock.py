@@ -1,0 +1,76 @@
+"""One rollout per site at a time: a lock file in the state directory, held with flock.
+
+flock is released by the kernel when the holder exits however it exits (Ctrl-C, kill -9,
+a crash), so a lock can never be left stale; the file only says who holds it and since
+when, for the message the next caller sees.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ecohash.errors import EcohashError
+from ecohash.paths import state_dir
+
+
+class SiteLockedError(EcohashError):
+    """Another ecohash process is changing the same site."""
+
+
+def lock_file(site_name: str) -> Path:
+    return state_dir() / "locks" / f"{site_name}.lock"
+
+
+@contextmanager
+def site_lock(site_name: str, command: str) -> Iterator[None]:
+    """Hold the site's lock for the block, or refuse at once naming the holder."""
+    path = lock_file(site_name)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Not truncated on open: the holder's note must survive a refused caller's open.
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SiteLockedError(_refusal(site_name, _read_holder(descriptor))) from None
+        holder = {
+            "command": command,
+            "user": getpass.getuser(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, (json.dumps(holder) + "\n").encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(descriptor, 0)
+    finally:
+        os.close(descriptor)  # closing releases the flock
+
+
+def _read_holder(descriptor: int) -> dict[str, Any]:
+    try:
+        return json.loads(os.pread(descriptor, 4096, 0).decode() or "{}")
+    except ValueError:
+        return {}
+
+
+def _refusal(site_name: str, holder: dict[str, Any]) -> str:
+    if not holder:
+        return f"site {site_name} is locked by another ecohash process; try again when it ends"
+    return (
+        f"site {site_name} is busy: `ecohash {holder.get('command', '?')}` by "
+        f"{holder.get('user', '?')}@{holder.get('host', '?')} (pid {holder.get('pid', '?')}) "
+        f"since {holder.get('since', '?')}; try again when it ends"
+    )

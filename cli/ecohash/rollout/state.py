@@ -1,0 +1,98 @@
+"""Rollout state: per site, what each node was last provisioned to and whether it passed.
+
+One JSON file per site (<state dir>/rollouts/<site>/state.json), rewritten whole and
+atomically after every wave, so an interrupted run keeps every wave it finished. A
+node's record is replaced only by a newer result for that node; the last passing
+result is kept beside a later failure, so nothing recorded is ever lost. The file
+holds fingerprints, verdicts and reasons, never a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecohash.atomic import write_atomic
+from ecohash.errors import EcohashError
+from ecohash.paths import state_dir
+
+STATE_SCHEMA = 1
+# Node verdicts a rollout records. "skipped" and "not-run" are a run's words, not state.
+PASSED, FAILED, UNREACHABLE, INTERRUPTED = "passed", "failed", "unreachable", "interrupted"
+RUNS_KEPT = 100
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass
+class NodeRecord:
+    fingerprint: str
+    components: dict[str, str]
+    status: str
+    reason: str | None
+    cap_w: int | None
+    time: str
+    run: str
+    duration_s: float | None = None
+    # The last run this node passed in, kept when a later run fails it.
+    last_passed: dict[str, str] | None = None
+
+
+@dataclass
+class RolloutState:
+    site: str
+    nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @staticmethod
+    def file_for(site_name: str) -> Path:
+        return state_dir() / "rollouts" / site_name / "state.json"
+
+    @classmethod
+    def load(cls, site_name: str) -> RolloutState:
+        path = cls.file_for(site_name)
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            return cls(site_name)
+        except (OSError, ValueError) as error:
+            raise EcohashError(f"{path}: unreadable rollout state ({error})") from error
+        if raw.get("schema") != STATE_SCHEMA:
+            raise EcohashError(f"{path}: rollout state schema {raw.get('schema')!r}; this ecohash "
+                               f"reads schema {STATE_SCHEMA}")
+        nodes = {name: NodeRecord(**record) for name, record in raw.get("nodes", {}).items()}
+        return cls(site_name, nodes, raw.get("runs", []))
+
+    def is_current(self, node: str, fingerprint: str) -> bool:
+        """The node passed at exactly this fingerprint: nothing to do unless forced."""
+        record = self.nodes.get(node)
+        return record is not None and record.status == PASSED and record.fingerprint == fingerprint
+
+    def record(self, node: str, result: NodeRecord) -> None:
+        previous = self.nodes.get(node)
+        if result.status == PASSED:
+            result.last_passed = {"fingerprint": result.fingerprint, "time": result.time,
+                                  "run": result.run}
+        elif previous is not None:
+            result.last_passed = previous.last_passed
+        self.nodes[node] = result
+
+    def record_run(self, summary: dict[str, Any]) -> None:
+        """Add or update (by run id) a run's line in the history."""
+        self.runs = [run for run in self.runs if run.get("run") != summary.get("run")]
+        self.runs.append(summary)
+        del self.runs[:-RUNS_KEPT]
+
+    def save(self) -> None:
+        data = {
+            "schema": STATE_SCHEMA,
+            "site": self.site,
+            "nodes": {name: asdict(self.nodes[name]) for name in sorted(self.nodes)},
+            "runs": self.runs,
+        }
+        write_atomic(self.file_for(self.site), json.dumps(data, indent=1) + "\n")

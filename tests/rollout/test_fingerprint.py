@@ -1,0 +1,89 @@
+"""The standard fingerprint: changes exactly when what a node becomes changes."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ecohash.ansible.inventory import Inventory, load_inventory
+from ecohash.rollout.fingerprint import ROLES_EVERY_NODE, ROLES_GPU_NODE, ROLES_K8S_NODE, Fingerprints
+
+REPO = Path(__file__).resolve().parents[2]
+SITE = REPO / "inventories" / "nd-williston" / "site.yaml"
+GPU_NODE, OTHER_GPU_NODE, CPU_NODE = "c01-r01-n01", "c01-r01-n02", "c01-cp-n01"
+
+
+@pytest.fixture(scope="module")
+def inventory() -> Inventory:
+    return load_inventory(SITE)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A copy of the Ansible content, to edit."""
+    for name in ("roles", "playbooks"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    return tmp_path
+
+
+def test_the_roles_fingerprinted_are_the_roles_node_yml_gives(inventory: Inventory) -> None:
+    play = yaml.safe_load((REPO / "playbooks" / "node.yml").read_text())[0]
+    in_playbook = {entry["role"] for entry in play["roles"]}
+    assert in_playbook == {*ROLES_EVERY_NODE, *ROLES_GPU_NODE, *ROLES_K8S_NODE}
+
+
+def test_same_inputs_same_fingerprint_wherever_the_checkout_is(inventory: Inventory, root: Path) -> None:
+    here = Fingerprints(inventory).of(GPU_NODE)
+    there = Fingerprints(inventory, root).of(GPU_NODE)
+    assert here == there
+    assert len(here.value) == 64
+    assert Fingerprints(inventory).of(OTHER_GPU_NODE).value != here.value  # its own address
+
+
+def test_a_cap_change_changes_only_the_vars_part(inventory: Inventory) -> None:
+    changed = copy.deepcopy(inventory)
+    changed.hosts[GPU_NODE]["ecohash_gpu_cap_w"] -= 10
+    before, after = Fingerprints(inventory).of(GPU_NODE), Fingerprints(changed).of(GPU_NODE)
+    assert after.value != before.value
+    assert after.changed_since(before.components) == ["vars"]
+    assert Fingerprints(changed).of(OTHER_GPU_NODE) == Fingerprints(inventory).of(OTHER_GPU_NODE)
+
+
+def test_a_driver_bump_redoes_gpu_nodes_but_not_the_cpu_only_control_plane(inventory: Inventory) -> None:
+    changed = copy.deepcopy(inventory)
+    changed.all_vars["ecohash_standard"]["nvidia_driver"]["version"] = "999.1.1"
+    old, new = Fingerprints(inventory), Fingerprints(changed)
+    assert new.of(GPU_NODE).changed_since(old.of(GPU_NODE).components) == ["standard"]
+    assert new.of(CPU_NODE) == old.of(CPU_NODE)
+
+
+def test_a_k3s_bump_changes_every_kubernetes_node(inventory: Inventory) -> None:
+    changed = copy.deepcopy(inventory)
+    changed.all_vars["ecohash_standard"]["k3s"]["version"] = "v9.9.9+k3s1"
+    for node in (GPU_NODE, CPU_NODE):
+        assert Fingerprints(changed).of(node) != Fingerprints(inventory).of(node)
+
+
+def test_a_role_edit_changes_the_nodes_that_get_the_role(inventory: Inventory, root: Path) -> None:
+    before = Fingerprints(inventory, root)
+    gpu_before, cpu_before = before.of(GPU_NODE), before.of(CPU_NODE)
+    with (root / "roles" / "gpu_power" / "tasks" / "main.yml").open("a") as tasks:
+        tasks.write("# an edit\n")
+    after = Fingerprints(inventory, root)
+    assert after.of(GPU_NODE).changed_since(gpu_before.components) == ["roles"]
+    assert after.of(CPU_NODE) == cpu_before  # no gpu_power on a CPU-only node
+    (root / "playbooks" / "node.yml").write_text((root / "playbooks" / "node.yml").read_text() + "\n")
+    assert Fingerprints(inventory, root).of(CPU_NODE) != cpu_before  # every node runs node.yml
+
+
+def test_connection_paths_and_pacing_do_not_change_a_node(inventory: Inventory) -> None:
+    changed = copy.deepcopy(inventory)
+    changed.hosts[GPU_NODE].update(ansible_user="ops", ansible_become=True, ansible_port=2222,
+                                   ansible_ssh_common_args="-F /elsewhere/ssh_config")
+    changed.all_vars.update(ecohash_secrets_dir="/other/laptop/secrets", ecohash_site_file="/x/site.yaml",
+                            ecohash_rollout_serial=[1, "50%"], ecohash_rollout_max_fail_percentage=0)
+    assert Fingerprints(changed).of(GPU_NODE) == Fingerprints(inventory).of(GPU_NODE)

@@ -1,0 +1,109 @@
+"""Rollout state keeps every result it was given; the site lock lets one rollout in at a time."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ecohash.errors import EcohashError
+from ecohash.rollout.lock import SiteLockedError, lock_file, site_lock
+from ecohash.rollout.state import FAILED, PASSED, NodeRecord, RolloutState
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ECOHASH_STATE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def record(status: str, fingerprint: str = "f1", run: str = "run-1") -> NodeRecord:
+    return NodeRecord(fingerprint=fingerprint, components={"vars": "v"}, status=status, reason=None,
+                      cap_w=350, time="2026-11-21T10:00:00Z", run=run)
+
+
+def test_state_round_trips_and_a_node_is_current_only_when_passed_at_the_same_fingerprint() -> None:
+    state = RolloutState("lab")
+    state.record("n1", record(PASSED))
+    state.record("n2", record(FAILED))
+    state.save()
+    loaded = RolloutState.load("lab")
+    assert loaded.nodes == state.nodes
+    assert loaded.is_current("n1", "f1")
+    assert not loaded.is_current("n1", "f2")
+    assert not loaded.is_current("n2", "f1")
+    assert not loaded.is_current("n3", "f1")
+
+
+def test_a_failure_after_a_pass_keeps_the_last_pass() -> None:
+    state = RolloutState("lab")
+    state.record("n1", record(PASSED, "f1", "run-1"))
+    state.record("n1", record(FAILED, "f2", "run-2"))
+    assert state.nodes["n1"].status == FAILED
+    assert state.nodes["n1"].last_passed == {"fingerprint": "f1", "time": "2026-11-21T10:00:00Z",
+                                             "run": "run-1"}
+
+
+def test_saving_is_atomic_and_leaves_no_temporary_files(state_dir: Path) -> None:
+    state = RolloutState("lab")
+    state.record("n1", record(PASSED))
+    state.save()
+    state.record("n2", record(PASSED))
+    state.save()
+    directory = RolloutState.file_for("lab").parent
+    assert [p.name for p in directory.iterdir()] == ["state.json"]
+    assert sorted(json.loads(RolloutState.file_for("lab").read_text())["nodes"]) == ["n1", "n2"]
+    assert RolloutState.file_for("lab").stat().st_mode & 0o077 == 0
+
+
+def test_an_unreadable_state_file_is_an_error_naming_it() -> None:
+    path = RolloutState.file_for("lab")
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(EcohashError, match=f"{path}: unreadable rollout state"):
+        RolloutState.load("lab")
+
+
+def test_run_history_is_updated_by_run_id_and_bounded() -> None:
+    state = RolloutState("lab")
+    state.record_run({"run": "r1", "outcome": "running"})
+    state.record_run({"run": "r1", "outcome": "completed"})
+    assert state.runs == [{"run": "r1", "outcome": "completed"}]
+    for index in range(150):
+        state.record_run({"run": f"x{index}"})
+    assert len(state.runs) == 100
+    assert state.runs[-1] == {"run": "x149"}
+
+
+def test_a_second_holder_is_refused_naming_the_first() -> None:
+    with site_lock("lab", "provision"):
+        with pytest.raises(SiteLockedError) as refused, site_lock("lab", "bootstrap"):
+            pass
+        assert "site lab is busy: `ecohash provision` by" in str(refused.value)
+        assert f"(pid {os.getpid()})" in str(refused.value)
+    with site_lock("lab", "provision"):  # released: the next one gets it
+        pass
+    with site_lock("lab", "provision"), site_lock("other-site", "provision"):
+        pass  # sites are independent
+
+
+def test_a_killed_holder_never_leaves_the_lock_behind(state_dir: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time\nfrom ecohash.rollout.lock import site_lock\n"
+         "with site_lock('lab', 'provision'):\n    print('held', flush=True)\n    time.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "ECOHASH_STATE_DIR": str(state_dir)},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(SiteLockedError, match=f"pid {holder.pid}"), site_lock("lab", "provision"):
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with site_lock("lab", "provision"):  # the kernel released the dead holder's lock
+        assert '"command": "provision"' in lock_file("lab").read_text()

@@ -1,0 +1,116 @@
+"""Verification checks against a node's answers: each check passes only on the right answer.
+
+The same checks run against real lab hosts in tests/rollout/test_provision_lab.py; here a
+stand-in host answers, so each wrong answer can be tried alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ecohash.ansible.inventory import load_inventory
+from ecohash.rollout.verify import VerifyTarget, node_checks
+from tests.rollout.test_fingerprint import CPU_NODE, GPU_NODE, SITE
+
+
+@dataclass
+class Answer:
+    rc: int
+    stdout: str
+    stderr: str = ""
+
+
+@dataclass
+class SystemInfo:
+    distribution: str = "debian"
+    release: str = "12.8"
+
+
+class StandInHost:
+    """Answers the commands the checks run the way a standard node does, unless told otherwise."""
+
+    def __init__(self, target: VerifyTarget, **overrides: str):
+        standard, host_vars = target.standard, target.host_vars
+        packages = {name: pinned["version"] for name, pinned in standard["containerd"]["debian12"].items()}
+        if host_vars["ecohash_gpu_count"]:
+            driver, toolkit = standard["nvidia_driver"], standard["nvidia_container_toolkit"]
+            packages.update(dict.fromkeys(driver["packages"]["debian12"], driver["apt_version"]))
+            packages.update(dict.fromkeys(toolkit["packages"], toolkit["version"]))
+        gpu_row = (f"{host_vars['ecohash_gpu_nvidia_smi_name']}, {standard['nvidia_driver']['version']}, "
+                   f"{host_vars['ecohash_gpu_cap_w']}.00, Enabled, 101.50")
+        self.answers = {
+            "dpkg-query": "".join(f"{n} {v} install ok installed\n" for n, v in packages.items()),
+            "apt-mark showhold": "\n".join(packages),
+            "systemctl is-enabled": "enabled",
+            "systemctl is-active": "active",
+            "nvidia-smi": "\n".join([gpu_row] * host_vars["ecohash_gpu_count"]),
+            "cat /var/lib/ecohash/health/verdict.json": json.dumps({"passed": True, "failed_checks": []}),
+            "cat /etc/ecohash/inference-runtime.json": json.dumps(
+                {"image": f"registry/vllm@{standard['inference_runtime']['digest']}"}),
+            "sha256sum": f"{standard['k3s']['sha256']}  /usr/local/bin/k3s",
+            **overrides,
+        }
+        self.system_info = SystemInfo()
+        self.commands: list[str] = []
+
+    def run(self, command: str) -> Answer:
+        self.commands.append(command)
+        for prefix, answer in self.answers.items():
+            if command.startswith(prefix):
+                return Answer(0, answer)
+        raise AssertionError(f"unexpected command {command!r}")
+
+
+def target(node: str) -> VerifyTarget:
+    inventory = load_inventory(SITE)
+    return VerifyTarget(node, "10.0.0.1", 22, "root", None, inventory.hosts[node],
+                        inventory.all_vars["ecohash_standard"])
+
+
+def failed(result: Any) -> list[str]:
+    return [check.name for check in result.checks if not check.passed]
+
+
+def test_a_standard_gpu_node_passes_every_check_and_reports_its_draw() -> None:
+    gpu = target(GPU_NODE)
+    result = node_checks(gpu, StandInHost(gpu))
+    assert result.passed, result.reason
+    assert len(result.checks) >= 12
+    assert result.gpu_draw_w == 101.5 * gpu.host_vars["ecohash_gpu_count"]
+
+
+def test_a_cpu_only_server_gets_no_gpu_checks() -> None:
+    cpu = target(CPU_NODE)
+    host = StandInHost(cpu)
+    result = node_checks(cpu, host)
+    assert result.passed, result.reason
+    assert not any(command.startswith("nvidia-smi") for command in host.commands)
+    assert "k3s.service enabled" in [check.name for check in result.checks]
+
+
+def test_a_gpu_at_another_power_limit_fails_the_cap_check() -> None:
+    gpu = target(GPU_NODE)
+    cap = gpu.host_vars["ecohash_gpu_cap_w"]
+    host = StandInHost(gpu)
+    rows = host.answers["nvidia-smi"].splitlines()
+    rows[0] = rows[0].replace(f"{cap}.00", "300.00")
+    host.answers["nvidia-smi"] = "\n".join(rows)
+    result = node_checks(gpu, host)
+    assert failed(result) == [f"power limit {cap} W on every GPU"]
+    assert result.reason is not None and "300.00" in result.reason
+
+
+def test_an_unheld_package_an_old_binary_and_a_failed_verdict_each_fail() -> None:
+    gpu = target(GPU_NODE)
+    host = StandInHost(gpu)
+    host.answers["apt-mark showhold"] = "\n".join(host.answers["apt-mark showhold"].split("\n")[1:])
+    host.answers["sha256sum"] = "0" * 64 + "  /usr/local/bin/k3s"
+    host.answers["cat /var/lib/ecohash/health/verdict.json"] = json.dumps(
+        {"passed": False, "failed_checks": ["ecc"]})
+    result = node_checks(gpu, host)
+    assert len(failed(result)) == 3
+    assert "node_health verdict passed" in failed(result)
+    assert any("installed and held" in name for name in failed(result))
+    assert any(name.startswith("/usr/local/bin/k3s sha256") for name in failed(result))
