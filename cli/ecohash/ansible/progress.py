@@ -12,8 +12,9 @@ MAX_ROWS = 30
 
 
 class ProgressView:
-    def __init__(self, console: Any, live: bool):
+    def __init__(self, console: Any, live: bool, title: str = "bootstrap"):
         self.console = console
+        self.title = title
         self.hosts: dict[str, HostProgress] = {}
         self._live_enabled = live
         self._live: Any = None
@@ -48,7 +49,7 @@ class ProgressView:
     def _table(self) -> Any:
         from rich.table import Table
 
-        table = Table(title="bootstrap", expand=False)
+        table = Table(title=self.title, expand=False)
         for column in ("node", "state", "ok", "changed", "failed", "task"):
             table.add_column(column)
         ordered = sorted(self.hosts.values(),
@@ -63,7 +64,7 @@ class ProgressView:
     def print_summary(self, result: RunResult) -> None:
         from rich.table import Table
 
-        table = Table(title=f"bootstrap: {result.status}")
+        table = Table(title=f"{self.title}: {result.status}")
         for column in ("node", "ok", "changed", "failed", "unreachable", "health", "failure"):
             table.add_column(column)
         stats = result.stats

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,15 @@ class HostProgress:
     counts: Counter[str] = field(default_factory=Counter)
     failure: str | None = None
     health: dict[str, Any] | None = None
+    first_event: datetime | None = None
+    last_event: datetime | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        """From the host's first task to its last, as ansible-runner's events timed them."""
+        if self.first_event is None or self.last_event is None:
+            return None
+        return round((self.last_event - self.first_event).total_seconds(), 1)
 
     @property
     def state(self) -> str:
@@ -61,6 +72,10 @@ class PlaybookRun:
     check: bool = False
     serial: int | str | None = None  # hosts, or a percentage such as "10%"
     max_fail_percentage: int | None = None
+    # Exactly these hosts (instead of, or within, `limit`); a rollout's wave.
+    hosts: list[str] | None = None
+    # Where the run's artifacts go: a new, empty directory; default: a fresh one under runs/.
+    directory: Path | None = None
 
     def extravars(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
@@ -124,13 +139,25 @@ def new_run_directory(site_name: str, playbook: str) -> Path:
     raise InvalidInputError(f"cannot make a new run directory under {runs}")
 
 
-def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]) -> RunResult:
-    """Run the playbook; call `on_update` whenever a host's progress changes."""
+def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None],
+                 cancel: threading.Event | None = None) -> RunResult:
+    """Run the playbook; call `on_update` whenever a host's progress changes.
+
+    Setting `cancel` stops ansible-playbook (ansible-runner terminates it) and the run
+    ends with status "canceled"; whatever the hosts reported until then is in the result.
+    """
     import ansible_runner
 
     playbook = check_playbook(request.playbook)
-    directory = new_run_directory(request.site_name, request.playbook)
+    directory = request.directory or new_run_directory(request.site_name, request.playbook)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     hosts: dict[str, HostProgress] = {}
+    limit = request.limit
+    if request.hosts is not None:
+        # A file rather than the command line: a wave can be thousands of names.
+        limit_file = directory / "hosts.limit"
+        limit_file.write_text("".join(f"{name}\n" for name in request.hosts))
+        limit = f"@{limit_file}" if request.limit is None else f"@{limit_file}:&{request.limit}"
 
     def handle(event: dict[str, Any]) -> bool:
         data = event.get("event_data", {})
@@ -138,6 +165,10 @@ def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]
         if not host:
             return True
         progress = hosts.setdefault(host, HostProgress(host))
+        created = _timestamp(event.get("created"))
+        if created is not None:
+            progress.first_event = progress.first_event or created
+            progress.last_event = created
         kind = event.get("event", "")
         if kind == "runner_on_start":
             progress.task = data.get("task", "")
@@ -175,11 +206,12 @@ def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]
         private_data_dir=str(directory),
         playbook=str(playbook),
         inventory=str(request.site_file.resolve()),
-        limit=request.limit,
+        limit=limit,
         cmdline="--check --diff" if request.check else None,
         extravars=request.extravars() or None,
         envvars=environment,
         event_handler=handle,
+        cancel_callback=(lambda: cancel.is_set()) if cancel is not None else None,
         quiet=True,
     )
     result = RunResult(
@@ -191,6 +223,13 @@ def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]
     )
     (directory / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
     return result
+
+
+def _timestamp(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
 
 
 def _message(result: dict[str, Any]) -> str:
