@@ -5,22 +5,9 @@ from __future__ import annotations
 import sys
 
 import click
-from pydantic_core import PydanticCustomError
 
-from ecohash.commands.options import CONTEXT_SETTINGS, console, load, site_argument
+from ecohash.commands.options import CONTEXT_SETTINGS, batch_option_value, console, load, site_argument
 from ecohash.errors import EcohashError
-from ecohash.inventory.model import parse_batch
-
-
-def _batch(_context: click.Context, _parameter: click.Parameter, value: str | None
-           ) -> int | str | None:
-    # The site file's rule for rollout.serial, so the flag and the file accept the same.
-    if value is None:
-        return None
-    try:
-        return parse_batch(value)
-    except PydanticCustomError:
-        raise click.BadParameter("a number of nodes (e.g. 5) or a percentage (e.g. 10%)") from None
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -28,7 +15,7 @@ def _batch(_context: click.Context, _parameter: click.Parameter, value: str | No
 @click.option("--limit", "-l", metavar="PATTERN",
               help="Only these nodes or groups (Ansible pattern, e.g. container_c01 or c01-r01-n0*).")
 @click.option("--check", is_flag=True, help="Report what would change; change nothing.")
-@click.option("--serial", metavar="N|N%", callback=_batch,
+@click.option("--serial", metavar="N|N%", callback=batch_option_value,
               help="Nodes per batch; default: the site's provisioning.rollout.serial.")
 @click.option("--max-fail-percentage", type=click.IntRange(0, 100), metavar="PCT",
               help="Stop when more of a batch fails; default: the site's rollout setting.")

@@ -14,8 +14,10 @@ from ecohash.commands.capacity import capacity
 from ecohash.commands.lab import lab
 from ecohash.commands.options import CONTEXT_SETTINGS, echo_error
 from ecohash.commands.plan import plan
+from ecohash.commands.provision import provision
 from ecohash.commands.render import render
 from ecohash.commands.schema import schema
+from ecohash.commands.status import status
 from ecohash.commands.validate import validate
 from ecohash.errors import EcohashError
 
@@ -44,5 +46,5 @@ def cli() -> None:
     """
 
 
-for command in (validate, plan, capacity, bootstrap, render, apply, schema, lab):
+for command in (validate, plan, capacity, provision, status, bootstrap, render, apply, schema, lab):
     cli.add_command(command)

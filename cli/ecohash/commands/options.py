@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from pydantic_core import PydanticCustomError
 
 from ecohash.inventory import Site, load_site
+from ecohash.inventory.model import parse_batch
 from ecohash.paths import resolve_site
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,10 +44,21 @@ def _has_location(line: str) -> bool:
     return ":" in head and head.split(":")[1].isdigit()
 
 
-def console() -> Any:
+def console(stderr: bool = False) -> Any:
     """A rich console; off a terminal (pipes, CI logs) it is wide enough not to wrap tables."""
     import shutil
 
     from rich.console import Console
 
-    return Console(width=shutil.get_terminal_size((140, 24)).columns)
+    return Console(width=shutil.get_terminal_size((140, 24)).columns, stderr=stderr)
+
+
+def batch_option_value(_context: click.Context, _parameter: click.Parameter, value: str | None
+           ) -> int | str | None:
+    # The site file's rule for rollout.serial, so the flag and the file accept the same.
+    if value is None:
+        return None
+    try:
+        return parse_batch(value)
+    except PydanticCustomError:
+        raise click.BadParameter("a number of nodes (e.g. 5) or a percentage (e.g. 10%)") from None

@@ -16,6 +16,8 @@ import yaml
 
 from ecohash.lab.simhardware import GPU_MODELS, GpuModel
 
+SITE_NAME = "lab"
+
 
 @dataclass(frozen=True)
 class LabSku:
@@ -134,7 +136,7 @@ def site_document(
     return {
         "apiVersion": "ecohash.io/v1",
         "kind": "Site",
-        "metadata": {"name": "lab", "region": "lab"},
+        "metadata": {"name": SITE_NAME, "region": "lab"},
         "spec": {
             "power": {"grid_mw": grid_mw, "reserve_pct": 0, "pue": 1.0},
             "network": {"mgmt_cidr": subnet},

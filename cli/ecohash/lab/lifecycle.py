@@ -215,6 +215,14 @@ def _build(paths: LabPaths, rootfs: Path, nodes: int, containers: int, progress:
             standard_file=content.standard_file,
         ),
     )
+    _forget_rollouts()
+
+
+def _forget_rollouts() -> None:
+    """The hosts are new machines: what rollouts recorded about their namesakes is not theirs."""
+    from ecohash.rollout.state import RolloutState
+
+    shutil.rmtree(RolloutState.file_for(inventory.SITE_NAME).parent, ignore_errors=True)
 
 
 def _make_client_keys(paths: LabPaths) -> None:

@@ -218,7 +218,9 @@ def verify_nodes(targets: Iterable[VerifyTarget], workers: int = 32,
             spec = f"ssh://{target.user}@{target.address}:{target.port}"
             host = testinfra.get_host(
                 spec, ssh_config=str(target.ssh_config) if target.ssh_config else None,
-                sudo=target.user != "root", controlpath=f"{sockets}/%C", controlpersist=5,
+                sudo=target.user != "root", controlpersist=5,
+                # testinfra %-formats the ssh command line: %% reaches ssh as %.
+                controlpath=f"{sockets}/%%C",
                 ssh_extra_args="-o BatchMode=yes",
             )
             try:
@@ -227,6 +229,8 @@ def verify_nodes(targets: Iterable[VerifyTarget], workers: int = 32,
                 message = str(getattr(lost.args[0], "stderr", lost)).strip().splitlines()
                 return Verification(target.name, error="unreachable during verification: "
                                     + (message[-1] if message else "ssh failed"))
+            except Exception as error:  # noqa: BLE001 - one node's odd answer must not end the rollout
+                return Verification(target.name, error=f"verification could not run: {error!r}"[:300])
 
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(targets)))) as pool:
             futures = [pool.submit(verify, target) for target in targets]

@@ -1,0 +1,500 @@
+"""`ecohash provision`: a site's nodes brought to its standard in waves, verified, recorded.
+
+The order of a rollout, and why:
+
+1. Validate and plan: an infeasible budget refuses to start, before anything is touched.
+2. Fingerprint every node in scope; nodes that already passed at the same fingerprint
+   are skipped (unless forced): a re-run does only what is not done.
+3. Preflight the rest over SSH in parallel: a node that cannot be reached, answers with
+   another host key, cannot escalate or has no Python is set aside up front, with its
+   reason, instead of failing a wave.
+4. Waves: a canary (the Kubernetes servers and one node per container), then batches.
+   Each wave is one ansible-runner run of playbooks/bootstrap.yml on exactly its nodes,
+   then testinfra verification of the nodes Ansible passed. State is saved after every
+   wave. A wave that takes failures over --max-fail-pct stops the rollout.
+5. The site stack: applied when the pulumi CLI and the cluster are reachable, else
+   rendered into the run's directory, and the report says which and why.
+6. The report (JSON, text, HTML) in the run's directory.
+
+The library raises and returns; it never prints. What the user sees goes through a
+`Display`, which the CLI implements with a live table on a terminal and lines in a log.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ecohash.ansible.inventory import Inventory, build_inventory
+from ecohash.ansible.patterns import select_hosts
+from ecohash.ansible.runner import HostProgress, PlaybookRun, RunResult, new_run_directory, run_playbook
+from ecohash.budget import Plan, compile_budget
+from ecohash.inventory.site import Site
+from ecohash.report import plan_data
+from ecohash.rollout import preflight
+from ecohash.rollout.fingerprint import Fingerprint, Fingerprints
+from ecohash.rollout.lock import site_lock
+from ecohash.rollout.report import REPORT_SCHEMA, write_report
+from ecohash.rollout.state import FAILED, INTERRUPTED, PASSED, UNREACHABLE, NodeRecord, RolloutState, now
+from ecohash.rollout.verify import Verification, VerifyTarget, verify_nodes
+from ecohash.rollout.waves import Wave, WaveNode, plan_waves
+from ecohash.standard import NodeStandard, load_standard, standard_file_of
+
+# A run's words for nodes it did not provision (never written to state).
+SKIPPED, NOT_RUN = "skipped", "not-run"
+# playbooks/report.yml fails a node that never answered with this message.
+UNANSWERED = "did not answer over SSH"
+REPORT_TASK = "Say why this node is not standard: "
+
+
+class Display(Protocol):
+    """Where a rollout's progress goes: the CLI's console, or nothing in tests."""
+
+    def say(self, text: str) -> None: ...
+
+    def wave(self, title: str) -> AbstractContextManager[Callable[[HostProgress], None]]: ...
+
+
+@dataclass(frozen=True)
+class ProvisionRequest:
+    site: Site
+    limit: str | None = None
+    wave_size: int | str | list[int | str] | None = None  # default: the site's rollout.serial
+    max_fail_pct: int | None = None  # default: the site's rollout.max_fail_percentage
+    canary_per_container: int = 1
+    force: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class NodeOutcome:
+    """What this run did with one node; becomes a report row and, if provisioned, state."""
+
+    name: str
+    fingerprint: Fingerprint
+    status: str = NOT_RUN
+    reason: str | None = None
+    wave: int | None = None
+    duration_s: float | None = None
+    verdict: dict[str, Any] | None = None
+    verification: Verification | None = None
+
+
+@dataclass
+class Rollout:
+    """Everything one provision run knows, shared by its steps."""
+
+    request: ProvisionRequest
+    plan: Plan
+    standard: NodeStandard
+    inventory: Inventory
+    state: RolloutState
+    outcomes: dict[str, NodeOutcome]
+    run_id: str = "dry-run"
+    directory: Path | None = None
+    started: float = field(default_factory=time.time)
+    waves: list[dict[str, Any]] = field(default_factory=list)
+    outcome: str = "completed"
+    message: str | None = None
+    stack: dict[str, Any] = field(default_factory=lambda: {
+        "action": "not-run", "reason": None, "directory": None, "objects": None})
+
+    @property
+    def site(self) -> Site:
+        return self.request.site
+
+    @property
+    def max_fail_pct(self) -> int:
+        if self.request.max_fail_pct is not None:
+            return self.request.max_fail_pct
+        return self.site.provisioning.rollout.max_fail_percentage
+
+
+@contextmanager
+def interrupt_requests() -> Iterator[threading.Event]:
+    """Ctrl-C and SIGTERM set an event instead of raising wherever the code happens to be.
+
+    The rollout checks the event between steps and ansible-runner between reads of
+    Ansible's output (it then stops ansible-playbook), so an interrupt always ends with
+    the state saved and the report written, never with half a record.
+    """
+    requested = threading.Event()
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+
+    def handle(_number: int, _frame: object) -> None:
+        requested.set()
+
+    for number in previous:
+        signal.signal(number, handle)
+    try:
+        yield requested
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def provision(request: ProvisionRequest, display: Display, cancel: threading.Event) -> dict[str, Any]:
+    """Run (or, with dry_run, only plan) the rollout; return the report's data."""
+    site = request.site
+    plan = compile_budget(site)  # an infeasible site raises here, before anything else
+    standard = load_standard(standard_file_of(site))
+    inventory = build_inventory(site, plan, standard)
+    scope = select_hosts(inventory, request.limit)
+    if request.dry_run:
+        return _dry_run(request, plan, standard, inventory, scope, display, cancel)
+    with site_lock(site.name, "provision"):
+        rollout = _start(request, plan, standard, inventory, scope, RolloutState.load(site.name))
+        rollout.directory = new_run_directory(site.name, "provision")
+        rollout.run_id = rollout.directory.name
+        display.say(f"{site.name}: run {rollout.run_id}")
+        _record_run(rollout)
+        try:
+            _roll_out(rollout, display, cancel)
+        finally:
+            report = _report(rollout)
+            write_report(report, rollout.directory)
+            _record_run(rollout)
+        return report
+
+
+def _start(request: ProvisionRequest, plan: Plan, standard: NodeStandard, inventory: Inventory,
+           scope: list[str], state: RolloutState) -> Rollout:
+    fingerprints = Fingerprints(inventory)
+    outcomes = {}
+    for name in scope:
+        outcome = NodeOutcome(name, fingerprints.of(name))
+        if not request.force and state.is_current(name, outcome.fingerprint.value):
+            record = state.nodes[name]
+            outcome.status = SKIPPED
+            outcome.reason = f"already standard at this fingerprint (passed in {record.run})"
+        outcomes[name] = outcome
+    return Rollout(request, plan, standard, inventory, state, outcomes)
+
+
+def _dry_run(request: ProvisionRequest, plan: Plan, standard: NodeStandard, inventory: Inventory,
+             scope: list[str], display: Display, cancel: threading.Event) -> dict[str, Any]:
+    rollout = _start(request, plan, standard, inventory, scope, RolloutState.load(request.site.name))
+    rollout.outcome = "dry-run"
+    todo = _preflight(rollout, display, cancel)
+    for wave in _waves(rollout, todo):
+        for name in wave.nodes:
+            rollout.outcomes[name].wave = wave.index
+            rollout.outcomes[name].reason = f"would run in {wave.name}"
+        rollout.waves.append(_wave_entry(wave, None, [], None))
+    rollout.stack["reason"] = "dry run"
+    return _report(rollout)
+
+
+def _roll_out(rollout: Rollout, display: Display, cancel: threading.Event) -> None:
+    todo = _preflight(rollout, display, cancel)
+    _save_state(rollout)  # preflight failures are results too
+    if _over_threshold(rollout, "preflight"):
+        return
+    waves = _waves(rollout, todo)
+    for wave in waves:
+        if cancel.is_set():
+            break
+        display.say(f"{wave.name} ({wave.index}/{len(waves)}): {len(wave.nodes)} node(s): "
+                    + ", ".join(wave.nodes[:8]) + (" ..." if len(wave.nodes) > 8 else ""))
+        _run_wave(rollout, wave, display, cancel)
+        _save_state(rollout)
+        if cancel.is_set() or _over_threshold(rollout, wave.name):
+            break
+    if cancel.is_set():
+        rollout.outcome = "interrupted"
+        rollout.message = "interrupted: finished waves are recorded; run provision again to resume"
+        return
+    if rollout.outcome == "completed":
+        _stack(rollout, display)
+
+
+def _preflight(rollout: Rollout, display: Display, cancel: threading.Event) -> list[str]:
+    """Probe the nodes with work to do; record the ones that fail; return the ones that pass."""
+    todo = [name for name, outcome in rollout.outcomes.items() if outcome.status == NOT_RUN]
+    if not todo:
+        return []
+    display.say(f"preflight: probing {len(todo)} node(s) over SSH")
+    results = preflight.probe_all([_preflight_target(rollout, name) for name in todo])
+    passed = []
+    for name in todo:
+        result = results[name]
+        if result.ok:
+            passed.append(name)
+            continue
+        outcome = rollout.outcomes[name]
+        outcome.status = UNREACHABLE
+        outcome.reason = f"preflight: {result.reason}"
+        outcome.duration_s = round(result.elapsed_s, 1)
+        display.say(f"{name}: left out: {result.reason}")
+    if cancel.is_set():
+        return []
+    return passed
+
+
+def _preflight_target(rollout: Rollout, name: str) -> preflight.Target:
+    host_vars = rollout.inventory.hosts[name]
+    return preflight.Target(name=name, address=host_vars["ansible_host"], port=host_vars["ansible_port"],
+                            user=host_vars["ansible_user"], ssh_config=_ssh_config(rollout.site))
+
+
+def _ssh_config(site: Site) -> Path | None:
+    named = site.provisioning.ssh.config_file
+    return site.path_from_file(named) if named else None
+
+
+def _waves(rollout: Rollout, names: list[str]) -> list[Wave]:
+    hosts = rollout.inventory.hosts
+    nodes = [WaveNode(name, hosts[name]["ecohash_container"], hosts[name]["ecohash_k8s_role"] == "server")
+             for name in names]
+    serial = rollout.request.wave_size or rollout.site.provisioning.rollout.serial
+    return plan_waves(nodes, serial, rollout.request.canary_per_container)
+
+
+def _run_wave(rollout: Rollout, wave: Wave, display: Display, cancel: threading.Event) -> None:
+    assert rollout.directory is not None
+    started = time.monotonic()
+    request = PlaybookRun(
+        site_name=rollout.site.name,
+        site_file=rollout.site.file,
+        playbook="bootstrap.yml",
+        hosts=list(wave.nodes),
+        # The whole wave at once, and Ansible never stops it: ecohash judges each wave's
+        # failures against --max-fail-pct itself, across waves and preflight.
+        serial=len(wave.nodes),
+        max_fail_percentage=100,
+        directory=rollout.directory / f"wave-{wave.index:02d}",
+    )
+    with display.wave(f"{wave.name}: bootstrap") as on_update:
+        result = run_playbook(request, on_update, cancel)
+    converged = _classify(rollout, wave, result, cancel.is_set())
+    if converged and not cancel.is_set():
+        display.say(f"{wave.name}: verifying {len(converged)} node(s)")
+        _verify(rollout, converged)
+    failed = [name for name in wave.nodes if rollout.outcomes[name].status in (FAILED, UNREACHABLE)]
+    for name in failed:
+        display.say(f"{name}: {rollout.outcomes[name].status}: {rollout.outcomes[name].reason}")
+    rollout.waves.append(_wave_entry(wave, round(time.monotonic() - started, 1), failed, request.directory))
+
+
+def _classify(rollout: Rollout, wave: Wave, result: RunResult, interrupted: bool) -> list[str]:
+    """Each wave node's fate from the Ansible run; returns those to verify."""
+    failed = set(result.failed_hosts)
+    converged = []
+    for name in wave.nodes:
+        outcome = rollout.outcomes[name]
+        outcome.wave = wave.index
+        progress = result.hosts.get(name)
+        outcome.duration_s = progress.duration_s if progress else None
+        outcome.verdict = progress.health if progress else None
+        if interrupted and (progress is None or name not in failed):
+            # Stopped mid-converge: the node is neither what it was nor standard yet.
+            outcome.status, outcome.reason = INTERRUPTED, "interrupted during its wave"
+        elif progress is None:
+            outcome.reason = f"the wave stopped before this node ran ({result.status})"
+        elif name in failed or progress.state in (FAILED, UNREACHABLE):
+            reason = (progress.failure or "failed").removeprefix(REPORT_TASK)
+            outcome.status = UNREACHABLE if (progress.state == UNREACHABLE or reason.startswith(UNANSWERED)) \
+                else FAILED
+            outcome.reason = reason
+        elif progress.health is not None and not progress.health.get("passed"):
+            outcome.status = FAILED
+            outcome.reason = "failed acceptance: " + ", ".join(progress.health.get("failed_checks", []))
+        elif result.rc != 0 and not progress.counts["ok"]:
+            outcome.reason = f"the wave stopped before this node ran ({result.status})"
+        else:
+            converged.append(name)
+    return converged
+
+
+def _verify(rollout: Rollout, names: list[str]) -> None:
+    standard = rollout.inventory.all_vars["ecohash_standard"]
+    ssh_config = _ssh_config(rollout.site)
+    targets = []
+    for name in names:
+        host_vars = rollout.inventory.hosts[name]
+        targets.append(VerifyTarget(name, host_vars["ansible_host"], host_vars["ansible_port"],
+                                    host_vars["ansible_user"], ssh_config, host_vars, standard))
+    for name, verification in verify_nodes(targets).items():
+        outcome = rollout.outcomes[name]
+        outcome.verification = verification
+        if verification.passed:
+            outcome.status, outcome.reason = PASSED, None
+        else:
+            outcome.status = UNREACHABLE if verification.error else FAILED
+            outcome.reason = verification.reason
+
+
+def _over_threshold(rollout: Rollout, after: str) -> bool:
+    """Stop when failures exceed the limit, counted two ways.
+
+    Over every node this run set out to provision (preflight failures included), so
+    failures cannot pile up unnoticed; and over the nodes waves have tried so far, so a
+    canary that fails stops the rollout before the next wave, however large the site.
+    """
+    limit = rollout.max_fail_pct
+    targeted = [o for o in rollout.outcomes.values() if o.status != SKIPPED]
+    failed = [o for o in targeted if o.status in (FAILED, UNREACHABLE)]
+    tried = [o for o in targeted if o.wave is not None and o.status != NOT_RUN]
+    tried_failed = [o for o in tried if o.status in (FAILED, UNREACHABLE)]
+    for bad, total, what in ((failed, targeted, "nodes of this run"), (tried_failed, tried, "nodes tried")):
+        if total and len(bad) * 100 > limit * len(total):
+            rollout.outcome = "stopped"
+            rollout.message = (f"stopped after {after}: {len(bad)} of {len(total)} {what} failed "
+                               f"({100 * len(bad) / len(total):.0f}% > --max-fail-pct {limit}); "
+                               "fix them and run provision again: what passed is recorded")
+            return True
+    return False
+
+
+def _save_state(rollout: Rollout) -> None:
+    """Record every node this run finished with; untouched and skipped nodes keep theirs."""
+    plan_caps = {node.node.name: node.gpu_cap_w for node in rollout.plan.nodes}
+    for name, outcome in rollout.outcomes.items():
+        if outcome.status in (SKIPPED, NOT_RUN):
+            continue
+        recorded = rollout.state.nodes.get(name)
+        if recorded is not None and recorded.run == rollout.run_id:
+            continue  # already saved by this run after an earlier wave
+        rollout.state.record(name, NodeRecord(
+            fingerprint=outcome.fingerprint.value,
+            components=dict(outcome.fingerprint.components),
+            status=outcome.status,
+            reason=outcome.reason,
+            cap_w=plan_caps.get(name),
+            time=now(),
+            run=rollout.run_id,
+            duration_s=outcome.duration_s,
+        ))
+    rollout.state.save()
+
+
+def _record_run(rollout: Rollout) -> None:
+    totals = _totals(rollout)
+    rollout.state.record_run({
+        "run": rollout.run_id,
+        "started": _iso(rollout.started),
+        "outcome": "running" if rollout.directory and not (rollout.directory / "report.json").exists()
+        else rollout.outcome,
+        "directory": str(rollout.directory),
+        **{key: totals[key] for key in ("passed", "failed", "skipped")},
+    })
+    rollout.state.save()
+
+
+def _stack(rollout: Rollout, display: Display) -> None:
+    """Apply the site stack when possible, else render it; say which, and why."""
+    from ecohash.stack.automation import apply_blocker, apply_site
+    from ecohash.stack.render import checked_render, write_render
+
+    site = rollout.site
+    if site.kubernetes is None:
+        rollout.stack.update(reason="the site declares no Kubernetes cluster")
+        return
+    blocker = apply_blocker(site)
+    if blocker is None:
+        display.say("stack: applying with pulumi")
+        applied = apply_site(site, preview=False, on_output=None)
+        rollout.stack.update(action="applied", changes=applied.changes, backend=applied.backend_url)
+        return
+    assert rollout.directory is not None
+    out_dir = rollout.directory / "stack"
+    files = write_render(checked_render(site, rollout.standard), out_dir)
+    rollout.stack.update(action="rendered", reason=blocker, directory=str(out_dir), objects=len(files))
+    display.say(f"stack: NOT applied ({blocker}); rendered {len(files)} objects into {out_dir}")
+
+
+def _wave_entry(wave: Wave, duration_s: float | None, failed: list[str], directory: Path | None
+                ) -> dict[str, Any]:
+    return {"index": wave.index, "name": wave.name, "nodes": list(wave.nodes), "duration_s": duration_s,
+            "failed": failed, "directory": str(directory) if directory else None}
+
+
+def _totals(rollout: Rollout) -> dict[str, int]:
+    statuses = [o.status for o in rollout.outcomes.values()]
+    return {
+        "nodes": len(statuses),
+        "passed": statuses.count(PASSED),
+        "failed": sum(statuses.count(s) for s in (FAILED, UNREACHABLE, INTERRUPTED)),
+        "skipped": statuses.count(SKIPPED),
+        "not_run": statuses.count(NOT_RUN),
+    }
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _report(rollout: Rollout) -> dict[str, Any]:
+    finished = time.time()
+    request = rollout.request
+    hosts = rollout.inventory.hosts
+    nodes = []
+    for name, outcome in rollout.outcomes.items():
+        host_vars = hosts[name]
+        verification = outcome.verification
+        nodes.append({
+            "name": name,
+            "container": host_vars["ecohash_container"],
+            "rack": host_vars["ecohash_rack"],
+            "gpu_model": host_vars["ecohash_gpu_model"],
+            "gpus": host_vars["ecohash_gpu_count"],
+            "cap_w": host_vars["ecohash_gpu_cap_w"],
+            "status": outcome.status,
+            "reason": outcome.reason,
+            "fingerprint": outcome.fingerprint.value,
+            "wave": outcome.wave,
+            "duration_s": outcome.duration_s,
+            "verdict": outcome.verdict,
+            "checks": [check.as_dict() for check in verification.checks] if verification else [],
+            "gpu_draw_w": verification.gpu_draw_w if verification else None,
+        })
+    return {
+        "schema": REPORT_SCHEMA,
+        "site": rollout.site.name,
+        "run": rollout.run_id,
+        "directory": str(rollout.directory) if rollout.directory else None,
+        "started": _iso(rollout.started),
+        "finished": _iso(finished),
+        "duration_s": round(finished - rollout.started, 1),
+        "outcome": rollout.outcome,
+        "message": rollout.message,
+        "simulated": rollout.standard.simulated,
+        "standard": {"name": rollout.standard.metadata.name, "file": str(standard_file_of(rollout.site))},
+        "options": {"limit": request.limit, "wave_size": _wave_size_text(rollout),
+                    "max_fail_pct": rollout.max_fail_pct, "force": request.force, "dry_run": request.dry_run},
+        "stack": rollout.stack,
+        "totals": _totals(rollout),
+        "containers": _containers(rollout, nodes),
+        "waves": rollout.waves,
+        "nodes": nodes,
+        "failed": [{"name": n["name"], "reason": n["reason"]} for n in nodes
+                   if n["status"] in (FAILED, UNREACHABLE, INTERRUPTED)],
+    }
+
+
+def _wave_size_text(rollout: Rollout) -> str:
+    serial = rollout.request.wave_size or rollout.site.provisioning.rollout.serial
+    return ", ".join(map(str, serial)) if isinstance(serial, list) else str(serial)
+
+
+def _containers(rollout: Rollout, nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    planned = plan_data(rollout.plan)["containers"]
+    rows = []
+    for container in planned:
+        members = [n for n in nodes if n["container"] == container["name"]]
+        draws = [n["gpu_draw_w"] for n in members if n["gpu_draw_w"] is not None]
+        rows.append({
+            "name": container["name"],
+            "budget_kw": container["budget_kw"],
+            "planned_draw_kw": container["draw_kw"],
+            "measured_gpu_draw_kw": round(sum(draws) / 1000, 3) if draws else None,
+            "gpus": container["gpus"],
+            "nodes": len(members),
+        })
+    return rows

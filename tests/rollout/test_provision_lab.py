@@ -1,0 +1,230 @@
+"""`ecohash provision lab` against the issue, on real lab hosts, through the real CLI.
+
+One sequence, each step building on the last (a full rollout takes minutes):
+a full provision of fresh hosts; a second one with no changes; a forced one during
+which a host dies; a re-run that finishes that host alone; a concurrent provision
+refused; and one interrupted with Ctrl-C, then resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecohash.paths import state_dir
+from tests.labhosts import Lab
+from tests.roles.conftest import ECOHASH, LAB_HOSTS, SERVER
+
+pytestmark = pytest.mark.lab
+
+STATE_FILE = Path("rollouts") / "lab" / "state.json"
+REPORT_MARKER = "report: "
+
+
+@dataclass
+class Provision:
+    returncode: int
+    output: str
+    report: dict[str, Any]
+    seconds: float
+
+
+def provision(*arguments: str, on_line: Any = None) -> Provision:
+    """Run the CLI, reading its output as it comes; on_line(line, process) sees every line."""
+    started = time.monotonic()
+    process = subprocess.Popen([ECOHASH, "provision", "lab", *arguments], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    lines = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if on_line is not None:
+            on_line(line, process)
+    returncode = process.wait(timeout=900)
+    output = "".join(lines)
+    found = [line for line in lines if line.startswith(REPORT_MARKER)]
+    assert found, f"no report in the output:\n{output}"
+    html = Path(found[-1][len(REPORT_MARKER):].split()[0])
+    report = json.loads(html.with_name("report.json").read_text())
+    return Provision(returncode, output, report, time.monotonic() - started)
+
+
+def statuses(report: dict[str, Any]) -> dict[str, str]:
+    return {node["name"]: node["status"] for node in report["nodes"]}
+
+
+def rollout_state() -> dict[str, Any]:
+    return json.loads((state_dir() / STATE_FILE).read_text())
+
+
+def ssh_logins(lab: Lab, node: str) -> int:
+    journal = lab.ssh(node, "journalctl -q --no-pager -u ssh.service | grep -c 'Accepted publickey'",
+                      check=False)
+    return int(journal.stdout.strip() or 0)
+
+
+@dataclass
+class Provisioned:
+    lab: Lab
+    first: Provision
+    first_json: str
+
+
+@pytest.fixture(scope="module")
+def provisioned(lab: Lab) -> Provisioned:
+    lab.up()  # fresh hosts; `lab up` also forgets the lab's rollout state
+    assert not (state_dir() / STATE_FILE).exists()
+    started = time.monotonic()
+    result = subprocess.run([ECOHASH, "provision", "lab", "--json"], capture_output=True, text=True,
+                            timeout=900, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)  # --json: stdout is the report alone
+    first = Provision(result.returncode, result.stderr, report, time.monotonic() - started)
+    return Provisioned(lab, first, result.stdout)
+
+
+def test_a_full_provision_passes_every_host_in_a_canary_wave_then_the_rest(provisioned: Provisioned) -> None:
+    report = provisioned.first.report
+    assert report["outcome"] == "completed"
+    assert statuses(report) == dict.fromkeys(LAB_HOSTS, "passed")
+    assert report["totals"] == {"nodes": 4, "passed": 4, "failed": 0, "skipped": 0, "not_run": 0}
+    canary, *rest = report["waves"]
+    # The Kubernetes server and one node of the other container go first.
+    assert (canary["name"], canary["nodes"]) == ("canary", [SERVER, "c02-r01-n01"])
+    assert [node for wave in rest for node in wave["nodes"]] == ["c01-r01-n02", "c02-r01-n02"]
+    for node in report["nodes"]:
+        assert node["verdict"]["passed"] is True and node["verdict"]["simulated"] is True
+        assert node["checks"] and all(check["passed"] for check in node["checks"]), node["checks"]
+        assert node["gpu_draw_w"] is not None
+    assert report["simulated"] is True
+    # No pulumi CLI here: the stack is rendered into the run, and the report says why.
+    stack = report["stack"]
+    assert stack["action"] == "rendered" and "pulumi" in stack["reason"]
+    assert stack["objects"] == len(list(Path(stack["directory"]).rglob("*.yaml"))) > 10
+
+
+def test_caps_on_the_hosts_are_the_plan_s_and_the_report_and_state_agree(provisioned: Provisioned) -> None:
+    plan = json.loads(subprocess.run([ECOHASH, "plan", "lab", "--json"], capture_output=True, text=True,
+                                     check=True).stdout)
+    caps = {node["name"]: node["gpu_cap_w"] for node in plan["nodes"]}
+    state = rollout_state()
+    for node in provisioned.first.report["nodes"]:
+        name = node["name"]
+        assert node["cap_w"] == caps[name]
+        limits = provisioned.lab.ssh(
+            name, "nvidia-smi --query-gpu=power.limit --format=csv,noheader,nounits").stdout.split()
+        assert limits == [f"{caps[name]:.2f}"] * 2
+        recorded = state["nodes"][name]
+        assert (recorded["status"], recorded["fingerprint"], recorded["cap_w"]) == \
+            ("passed", node["fingerprint"], caps[name])
+        assert recorded["run"] == provisioned.first.report["run"]
+
+
+def test_the_report_is_stored_with_the_run_in_three_forms(provisioned: Provisioned) -> None:
+    directory = Path(provisioned.first.report["directory"])
+    assert json.loads((directory / "report.json").read_text()) == provisioned.first.report
+    html = (directory / "report.html").read_text()
+    assert "SIMULATED" in html and all(name in html for name in LAB_HOSTS)
+    assert "lab" in (directory / "report.txt").read_text()
+    assert sorted(p.name for p in directory.glob("wave-*")) == ["wave-01", "wave-02"]
+
+
+def test_status_shows_every_node_current(provisioned: Provisioned) -> None:
+    status = json.loads(subprocess.run([ECOHASH, "status", "lab", "--json"], capture_output=True,
+                                       text=True, check=True).stdout)
+    assert status["counts"] == {"current": 4}
+    assert {node["name"]: node["current"] for node in status["nodes"]} == dict.fromkeys(LAB_HOSTS, True)
+
+
+def test_a_second_provision_touches_no_host_and_takes_a_fraction_of_the_time(
+    provisioned: Provisioned,
+) -> None:
+    logins = {name: ssh_logins(provisioned.lab, name) for name in LAB_HOSTS}
+    second = provision()
+    assert second.returncode == 0, second.output
+    assert statuses(second.report) == dict.fromkeys(LAB_HOSTS, "skipped")
+    assert second.report["waves"] == []
+    # Not one SSH session was opened on any host (the count above opened one each).
+    assert {name: ssh_logins(provisioned.lab, name) - 1 for name in LAB_HOSTS} == logins
+    assert second.seconds < 0.3 * provisioned.first.seconds, (second.seconds, provisioned.first.seconds)
+
+
+def test_secrets_reach_no_report_state_or_output(provisioned: Provisioned) -> None:
+    token = (state_dir() / "secrets" / "lab" / "k3s-token").read_text().strip()
+    assert len(token) == 64
+    directory = Path(provisioned.first.report["directory"])
+    texts = [provisioned.first.output, provisioned.first_json, (state_dir() / STATE_FILE).read_text()]
+    texts += [p.read_text(errors="replace") for p in directory.rglob("*") if p.is_file()]
+    assert all(token not in text for text in texts)
+
+
+def test_a_host_dying_mid_run_fails_alone_and_a_rerun_finishes_it(provisioned: Provisioned) -> None:
+    dead = "c02-r01-n02"  # in the second wave
+    link = ["ip", "-n", f"ecolab-{dead}", "link", "set", "eth0"]
+    before = rollout_state()["nodes"][dead]
+
+    def kill_in_second_wave(line: str, _process: subprocess.Popen[str]) -> None:
+        if line.startswith("wave 2 "):
+            subprocess.run([*link, "down"], check=True)
+
+    try:
+        run = provision("--force", on_line=kill_in_second_wave)
+    finally:
+        subprocess.run([*link, "up"], check=True)
+    assert run.returncode == 1, run.output
+    assert statuses(run.report) == {**dict.fromkeys(LAB_HOSTS, "passed"), dead: "unreachable"}
+    assert [failed["name"] for failed in run.report["failed"]] == [dead]
+    assert "SSH" in run.report["failed"][0]["reason"]
+    assert run.report["outcome"] == "completed"  # 1 of 4 is within the lab's 50%
+    recorded = rollout_state()["nodes"][dead]
+    assert recorded["status"] == "unreachable"
+    assert recorded["last_passed"] == before["last_passed"]  # nothing recorded is lost
+
+    rerun = provision()
+    assert rerun.returncode == 0, rerun.output
+    assert statuses(rerun.report) == {**dict.fromkeys(LAB_HOSTS, "skipped"), dead: "passed"}
+    assert [wave["nodes"] for wave in rerun.report["waves"]] == [[dead]]
+
+
+def test_a_concurrent_provision_is_refused_and_ctrl_c_leaves_state_consistent(
+    provisioned: Provisioned,
+) -> None:
+    node = "c01-r01-n02"
+    refused: list[subprocess.CompletedProcess[str]] = []
+    interrupted_at: list[float] = []
+
+    def contend_then_interrupt(line: str, process: subprocess.Popen[str]) -> None:
+        if line.startswith("preflight:") and not refused:
+            refused.append(subprocess.run([ECOHASH, "provision", "lab"], capture_output=True, text=True,
+                                          timeout=60, check=False))
+        if line.startswith("canary ") and not interrupted_at:
+            time.sleep(3)  # into the Ansible run
+            process.send_signal(signal.SIGINT)
+            interrupted_at.append(time.monotonic())
+
+    others = {name: record for name, record in rollout_state()["nodes"].items() if name != node}
+    run = provision("--force", "--limit", node, on_line=contend_then_interrupt)
+    assert refused and refused[0].returncode == 1
+    assert "site lab is busy: `ecohash provision` by root@" in refused[0].stderr
+    assert refused[0].stdout == ""
+
+    assert run.returncode == 130, run.output
+    assert time.monotonic() - interrupted_at[0] < 60  # Ansible was stopped, not waited for
+    assert run.report["outcome"] == "interrupted"
+    assert statuses(run.report) == {node: "interrupted"}
+    state = rollout_state()
+    assert state["nodes"][node]["status"] == "interrupted"
+    assert state["nodes"][node]["last_passed"] is not None
+    assert {name: state["nodes"][name] for name in others} == others  # untouched
+    assert state["runs"][-1]["outcome"] == "interrupted"
+
+    resumed = provision()
+    assert resumed.returncode == 0, resumed.output
+    assert statuses(resumed.report) == {**dict.fromkeys(LAB_HOSTS, "skipped"), node: "passed"}
