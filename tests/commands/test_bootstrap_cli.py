@@ -51,3 +51,14 @@ def test_max_fail_percentage_is_bounded(state: Path) -> None:
     result = bootstrap("tx-odessa", "--max-fail-percentage", "101")
     assert result.exit_code == 2
     assert "Invalid value for '--max-fail-percentage'" in result.output
+
+
+def test_a_site_being_provisioned_is_refused_naming_the_holder(write_site, state: Path) -> None:
+    from ecohash.rollout.lock import site_lock
+
+    path = write_site()
+    with site_lock("tx-odessa", "provision"):
+        result = bootstrap(str(path))
+    assert result.exit_code == 1
+    assert "site tx-odessa is busy: `ecohash provision` by" in result.output
+    assert not (state / "runs").exists()

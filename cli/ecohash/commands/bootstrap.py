@@ -50,8 +50,12 @@ def bootstrap(site: str, limit: str | None, check: bool, serial: int | str | Non
         serial=serial,
         max_fail_percentage=max_fail_percentage,
     )
+    from ecohash.rollout.lock import site_lock
+
     out = console()
-    with ProgressView(out, live=sys.stdout.isatty()) as view:
+    # One change to a site's nodes at a time: a bootstrap beside a provision would
+    # race it on the same hosts.
+    with site_lock(loaded.name, "bootstrap"), ProgressView(out, live=sys.stdout.isatty()) as view:
         result = run_playbook(request, view.update)
     view.print_summary(result)
     out.print(f"run artifacts: {result.directory}")

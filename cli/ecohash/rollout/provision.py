@@ -194,7 +194,7 @@ def _dry_run(request: ProvisionRequest, plan: Plan, standard: NodeStandard, inve
 def _roll_out(rollout: Rollout, display: Display, cancel: threading.Event) -> None:
     todo = _preflight(rollout, display, cancel)
     _save_state(rollout)  # preflight failures are results too
-    if _over_threshold(rollout, "preflight"):
+    if over_failure_limit(rollout, "preflight"):
         return
     waves = _waves(rollout, todo)
     for wave in waves:
@@ -204,7 +204,7 @@ def _roll_out(rollout: Rollout, display: Display, cancel: threading.Event) -> No
                     + ", ".join(wave.nodes[:8]) + (" ..." if len(wave.nodes) > 8 else ""))
         _run_wave(rollout, wave, display, cancel)
         _save_state(rollout)
-        if cancel.is_set() or _over_threshold(rollout, wave.name):
+        if cancel.is_set() or over_failure_limit(rollout, wave.name):
             break
     if cancel.is_set():
         rollout.outcome = "interrupted"
@@ -330,7 +330,7 @@ def _verify(rollout: Rollout, names: list[str]) -> None:
             outcome.reason = verification.reason
 
 
-def _over_threshold(rollout: Rollout, after: str) -> bool:
+def over_failure_limit(rollout: Rollout, after: str) -> bool:
     """Stop when failures exceed the limit, counted two ways.
 
     Over every node this run set out to provision (preflight failures included), so
