@@ -159,8 +159,8 @@ def _connection_vars(site: Site) -> dict[str, Any]:
     variables: dict[str, Any] = {"ansible_user": ssh.user, "ansible_port": ssh.port}
     if ssh.user != "root":
         variables["ansible_become"] = True
-    if ssh.config_file:
+    if site.ssh_config_file:
         # Ansible splits these arguments like a shell: quote the path.
-        config = shlex.quote(str(site.path_from_file(ssh.config_file)))
+        config = shlex.quote(str(site.ssh_config_file))
         variables["ansible_ssh_common_args"] = f"-F {config}"
     return variables

@@ -92,6 +92,12 @@ class Site:
     def provisioning(self) -> Provisioning:
         return self.document.spec.provisioning
 
+    @property
+    def ssh_config_file(self) -> Path | None:
+        """The ssh_config Ansible connects with (`ssh -F`), if the site names one."""
+        named = self.provisioning.ssh.config_file
+        return self.path_from_file(named) if named else None
+
     def path_from_file(self, path: str) -> Path:
         """A path the site file names, taken relative to the site file."""
         return (self.file.parent / path).resolve()

@@ -110,6 +110,10 @@ class Rollout:
         return self.request.site
 
     @property
+    def serial(self) -> int | str | list[int | str]:
+        return self.request.wave_size or self.site.provisioning.rollout.serial
+
+    @property
     def max_fail_pct(self) -> int:
         if self.request.max_fail_pct is not None:
             return self.request.max_fail_pct
@@ -153,13 +157,13 @@ def provision(request: ProvisionRequest, display: Display, cancel: threading.Eve
         rollout.directory = new_run_directory(site.name, "provision")
         rollout.run_id = rollout.directory.name
         display.say(f"{site.name}: run {rollout.run_id}")
-        _record_run(rollout)
+        _record_run(rollout, "running")
         try:
             _roll_out(rollout, display, cancel)
         finally:
             report = _report(rollout)
             write_report(report, rollout.directory)
-            _record_run(rollout)
+            _record_run(rollout, rollout.outcome)
         return report
 
 
@@ -220,7 +224,7 @@ def _preflight(rollout: Rollout, display: Display, cancel: threading.Event) -> l
     if not todo:
         return []
     display.say(f"preflight: probing {len(todo)} node(s) over SSH")
-    results = preflight.probe_all([_preflight_target(rollout, name) for name in todo])
+    results = preflight.probe_all([_target(rollout, name) for name in todo])
     passed = []
     for name in todo:
         result = results[name]
@@ -237,23 +241,18 @@ def _preflight(rollout: Rollout, display: Display, cancel: threading.Event) -> l
     return passed
 
 
-def _preflight_target(rollout: Rollout, name: str) -> preflight.Target:
+def _target(rollout: Rollout, name: str) -> preflight.Target:
+    """How Ansible reaches the node: what the preflight probes and verification uses."""
     host_vars = rollout.inventory.hosts[name]
     return preflight.Target(name=name, address=host_vars["ansible_host"], port=host_vars["ansible_port"],
-                            user=host_vars["ansible_user"], ssh_config=_ssh_config(rollout.site))
-
-
-def _ssh_config(site: Site) -> Path | None:
-    named = site.provisioning.ssh.config_file
-    return site.path_from_file(named) if named else None
+                            user=host_vars["ansible_user"], ssh_config=rollout.site.ssh_config_file)
 
 
 def _waves(rollout: Rollout, names: list[str]) -> list[Wave]:
     hosts = rollout.inventory.hosts
     nodes = [WaveNode(name, hosts[name]["ecohash_container"], hosts[name]["ecohash_k8s_role"] == "server")
              for name in names]
-    serial = rollout.request.wave_size or rollout.site.provisioning.rollout.serial
-    return plan_waves(nodes, serial, rollout.request.canary_per_container)
+    return plan_waves(nodes, rollout.serial, rollout.request.canary_per_container)
 
 
 def _run_wave(rollout: Rollout, wave: Wave, display: Display, cancel: threading.Event) -> None:
@@ -314,12 +313,11 @@ def _classify(rollout: Rollout, wave: Wave, result: RunResult, interrupted: bool
 
 def _verify(rollout: Rollout, names: list[str]) -> None:
     standard = rollout.inventory.all_vars["ecohash_standard"]
-    ssh_config = _ssh_config(rollout.site)
     targets = []
     for name in names:
-        host_vars = rollout.inventory.hosts[name]
-        targets.append(VerifyTarget(name, host_vars["ansible_host"], host_vars["ansible_port"],
-                                    host_vars["ansible_user"], ssh_config, host_vars, standard))
+        reach = _target(rollout, name)
+        targets.append(VerifyTarget(name, reach.address, reach.port, reach.user, reach.ssh_config,
+                                    rollout.inventory.hosts[name], standard))
     for name, verification in verify_nodes(targets).items():
         outcome = rollout.outcomes[name]
         outcome.verification = verification
@@ -354,7 +352,6 @@ def over_failure_limit(rollout: Rollout, after: str) -> bool:
 
 def _save_state(rollout: Rollout) -> None:
     """Record every node this run finished with; untouched and skipped nodes keep theirs."""
-    plan_caps = {node.node.name: node.gpu_cap_w for node in rollout.plan.nodes}
     for name, outcome in rollout.outcomes.items():
         if outcome.status in (SKIPPED, NOT_RUN):
             continue
@@ -366,7 +363,7 @@ def _save_state(rollout: Rollout) -> None:
             components=dict(outcome.fingerprint.components),
             status=outcome.status,
             reason=outcome.reason,
-            cap_w=plan_caps.get(name),
+            cap_w=rollout.inventory.hosts[name]["ecohash_gpu_cap_w"],
             time=now(),
             run=rollout.run_id,
             duration_s=outcome.duration_s,
@@ -374,13 +371,12 @@ def _save_state(rollout: Rollout) -> None:
     rollout.state.save()
 
 
-def _record_run(rollout: Rollout) -> None:
+def _record_run(rollout: Rollout, outcome: str) -> None:
     totals = _totals(rollout)
     rollout.state.record_run({
         "run": rollout.run_id,
         "started": _iso(rollout.started),
-        "outcome": "running" if rollout.directory and not (rollout.directory / "report.json").exists()
-        else rollout.outcome,
+        "outcome": outcome,
         "directory": str(rollout.directory),
         **{key: totals[key] for key in ("passed", "failed", "skipped")},
     })
@@ -479,7 +475,7 @@ def _report(rollout: Rollout) -> dict[str, Any]:
 
 
 def _wave_size_text(rollout: Rollout) -> str:
-    serial = rollout.request.wave_size or rollout.site.provisioning.rollout.serial
+    serial = rollout.serial
     return ", ".join(map(str, serial)) if isinstance(serial, list) else str(serial)
 
 
