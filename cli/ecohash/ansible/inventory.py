@@ -68,7 +68,23 @@ def load_inventory(site_file: str | Path) -> Inventory:
 
 def inventory_for(site: Site) -> Inventory:
     """Plan a loaded site and map it, with the node standard it names, onto Ansible's terms."""
-    return build_inventory(site, compile_budget(site), load_standard(standard_file_of(site)))
+    return planned_inventory(site).inventory
+
+
+@dataclass(frozen=True)
+class PlannedInventory:
+    """A site's plan, the node standard it names, and both mapped onto Ansible's terms."""
+
+    plan: Plan
+    standard: NodeStandard
+    inventory: Inventory
+
+
+def planned_inventory(site: Site) -> PlannedInventory:
+    """Plan first: an infeasible site is refused before the standard is even read."""
+    plan = compile_budget(site)
+    standard = load_standard(standard_file_of(site))
+    return PlannedInventory(plan, standard, build_inventory(site, plan, standard))
 
 
 def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory:

@@ -12,7 +12,6 @@ import getpass
 import json
 import os
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from ecohash.errors import EcohashError
 from ecohash.paths import state_dir
+from ecohash.rollout.state import utc_time
 
 
 class SiteLockedError(EcohashError):
@@ -47,7 +47,7 @@ def site_lock(site_name: str, command: str) -> Iterator[None]:
             "user": getpass.getuser(),
             "host": socket.gethostname(),
             "pid": os.getpid(),
-            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "since": utc_time(),
         }
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, (json.dumps(holder) + "\n").encode(), 0)

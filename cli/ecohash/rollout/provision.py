@@ -31,20 +31,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ecohash.ansible.inventory import Inventory, build_inventory
+from ecohash.ansible.inventory import Inventory, planned_inventory
 from ecohash.ansible.patterns import select_hosts
 from ecohash.ansible.runner import HostProgress, PlaybookRun, RunResult, new_run_directory, run_playbook
-from ecohash.budget import Plan, compile_budget
+from ecohash.budget import Plan
 from ecohash.inventory.site import Site
 from ecohash.report import plan_data
 from ecohash.rollout import preflight
 from ecohash.rollout.fingerprint import Fingerprint, Fingerprints
 from ecohash.rollout.lock import site_lock
 from ecohash.rollout.report import REPORT_SCHEMA, write_report
-from ecohash.rollout.state import FAILED, INTERRUPTED, PASSED, UNREACHABLE, NodeRecord, RolloutState, now
+from ecohash.rollout.state import FAILED, INTERRUPTED, PASSED, UNREACHABLE, NodeRecord, RolloutState, utc_time
 from ecohash.rollout.verify import Verification, VerifyTarget, verify_nodes
 from ecohash.rollout.waves import Wave, WaveNode, plan_waves
-from ecohash.standard import NodeStandard, load_standard, standard_file_of
+from ecohash.standard import NodeStandard, standard_file_of
 
 # A run's words for nodes it did not provision (never written to state).
 SKIPPED, NOT_RUN = "skipped", "not-run"
@@ -146,9 +146,8 @@ def interrupt_requests() -> Iterator[threading.Event]:
 def provision(request: ProvisionRequest, display: Display, cancel: threading.Event) -> dict[str, Any]:
     """Run (or, with dry_run, only plan) the rollout; return the report's data."""
     site = request.site
-    plan = compile_budget(site)  # an infeasible site raises here, before anything else
-    standard = load_standard(standard_file_of(site))
-    inventory = build_inventory(site, plan, standard)
+    planned = planned_inventory(site)  # an infeasible site raises here, before anything else
+    plan, standard, inventory = planned.plan, planned.standard, planned.inventory
     scope = select_hosts(inventory, request.limit)
     if request.dry_run:
         return _dry_run(request, plan, standard, inventory, scope, display, cancel)
@@ -364,7 +363,7 @@ def _save_state(rollout: Rollout) -> None:
             status=outcome.status,
             reason=outcome.reason,
             cap_w=rollout.inventory.hosts[name]["ecohash_gpu_cap_w"],
-            time=now(),
+            time=utc_time(),
             run=rollout.run_id,
             duration_s=outcome.duration_s,
         ))
@@ -375,7 +374,7 @@ def _record_run(rollout: Rollout, outcome: str) -> None:
     totals = _totals(rollout)
     rollout.state.record_run({
         "run": rollout.run_id,
-        "started": _iso(rollout.started),
+        "started": utc_time(rollout.started),
         "outcome": outcome,
         "directory": str(rollout.directory),
         **{key: totals[key] for key in ("passed", "failed", "skipped")},
@@ -422,10 +421,6 @@ def _totals(rollout: Rollout) -> dict[str, int]:
     }
 
 
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
 def _report(rollout: Rollout) -> dict[str, Any]:
     finished = time.time()
     request = rollout.request
@@ -455,8 +450,8 @@ def _report(rollout: Rollout) -> dict[str, Any]:
         "site": rollout.site.name,
         "run": rollout.run_id,
         "directory": str(rollout.directory) if rollout.directory else None,
-        "started": _iso(rollout.started),
-        "finished": _iso(finished),
+        "started": utc_time(rollout.started),
+        "finished": utc_time(finished),
         "duration_s": round(finished - rollout.started, 1),
         "outcome": rollout.outcome,
         "message": rollout.message,

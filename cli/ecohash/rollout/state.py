@@ -25,8 +25,9 @@ PASSED, FAILED, UNREACHABLE, INTERRUPTED = "passed", "failed", "unreachable", "i
 RUNS_KEPT = 100
 
 
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def utc_time(epoch: float | None = None) -> str:
+    """A moment as rollout state, reports and the lock write it: ISO 8601, UTC, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 @dataclass

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ecohash.ansible.inventory import build_inventory
-from ecohash.budget import compile_budget
+from ecohash.ansible.inventory import planned_inventory
 from ecohash.inventory.site import Site
 from ecohash.rollout.fingerprint import Fingerprints
 from ecohash.rollout.state import PASSED, RolloutState
-from ecohash.standard import load_standard, standard_file_of
 
 RUNS_SHOWN = 10
 
 
 def site_status(site: Site) -> dict[str, Any]:
-    plan = compile_budget(site)
-    inventory = build_inventory(site, plan, load_standard(standard_file_of(site)))
+    planned = planned_inventory(site)
+    plan, inventory = planned.plan, planned.inventory
     fingerprints = Fingerprints(inventory)
     state = RolloutState.load(site.name)
     nodes = []
