@@ -90,3 +90,16 @@ def project_root() -> Path:
     of the product, so it is found next to the package rather than copied into it.
     """
     return Path(__file__).resolve().parents[2]
+
+
+def source_path(path: Path) -> str:
+    """A file as outputs name it: relative to its git repository's root when it is in one.
+
+    So `plan --json` and reports read the same whatever the working directory or the
+    checkout's location (inventories/tx-odessa/site.yaml), and a PR bot's diff is quiet.
+    """
+    resolved = path.resolve()
+    for parent in resolved.parents:
+        if (parent / ".git").exists():
+            return resolved.relative_to(parent).as_posix()
+    return str(path)

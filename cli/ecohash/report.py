@@ -10,6 +10,7 @@ from typing import Any
 
 from ecohash.budget import DomainPlan, Plan, kw
 from ecohash.capacity import Capacity
+from ecohash.paths import source_path
 
 
 def _kw(watts: Fraction | int | None) -> float | None:
@@ -35,7 +36,7 @@ def plan_data(plan: Plan) -> dict[str, Any]:
                 for c in site.containers}
     return {
         "site": site.name,
-        "file": str(site.file),
+        "file": source_path(site.file),
         "it_budget_kw": _kw(plan.site_domain.budget_w),
         "draw_at_tdp_kw": _kw(plan.site_domain.draw_at_tdp_w),
         "draw_kw": _kw(plan.site_domain.draw_w),

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ecohash.budget import DomainPlan, NodePlan, Plan, it_budget_w, kw
 from ecohash.capacity import Capacity
+from ecohash.paths import source_path
 
 
 def _kw(watts: Fraction | int | None) -> str:
@@ -30,7 +31,7 @@ def _caps(nodes: list[NodePlan]) -> str:
 def print_plan(plan: Plan, console: Console) -> None:
     site, power = plan.site, plan.site.power
     console.print(f"[bold]Site {site.name}[/bold]" + (f" ({site.region})" if site.region else "")
-                  + f"  {site.file}")
+                  + f"  {source_path(site.file)}")
     console.print(
         f"IT budget {_kw(it_budget_w(site))} kW = {power.grid_mw} MW × (1 − {power.reserve_pct}%)"
         f" ÷ PUE {power.pue}"

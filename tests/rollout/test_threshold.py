@@ -22,7 +22,7 @@ def rollout(max_fail_pct: int, *outcomes: tuple[str, int | None]) -> Rollout:
     nodes = {f"n{i}": NodeOutcome(f"n{i}", Fingerprint("f", {}), status, wave=wave)
              for i, (status, wave) in enumerate(outcomes)}
     none: Any = None
-    return Rollout(request, none, none, none, none, nodes)
+    return Rollout(request, none, none, none, none, nodes, none)
 
 
 def test_a_failing_canary_stops_a_large_rollout() -> None:

@@ -33,6 +33,27 @@ HOST_RESULTS = {
 }
 
 
+# What playbooks/report.yml says when it fails a node: its task, and the reason given
+# for a node that never answered (the other reason is "failed acceptance: ...").
+REPORT_TASK = "Say why this node is not standard: "
+UNANSWERED = "did not answer over SSH"
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    """A task that changed (or, in check mode, would change) a host, with Ansible's diff."""
+
+    role: str | None
+    task: str
+    action: str
+    path: str | None  # the file it concerns, where the module names one
+    diff: str | None  # unified diff or the module's own text; None when Ansible gave none
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"role": self.role, "task": self.task, "action": self.action, "path": self.path,
+                "diff": self.diff}
+
+
 @dataclass
 class HostProgress:
     """What one host has done so far in the run."""
@@ -42,6 +63,7 @@ class HostProgress:
     counts: Counter[str] = field(default_factory=Counter)
     failure: str | None = None
     health: dict[str, Any] | None = None
+    changes: list[TaskChange] = field(default_factory=list)
     first_event: datetime | None = None
     last_event: datetime | None = None
 
@@ -180,6 +202,7 @@ def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]
             progress.counts[outcome] += 1
             if outcome == "ok" and result.get("changed"):
                 progress.counts["changed"] += 1
+                progress.changes.append(_task_change(data, result))
             if outcome in ("failed", "unreachable"):
                 progress.failure = f"{data.get('task', '')}: {_message(result)}"
             if isinstance(result.get("verdict"), dict):
@@ -223,6 +246,49 @@ def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]
     )
     (directory / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
     return result
+
+
+def _task_change(data: dict[str, Any], result: dict[str, Any]) -> TaskChange:
+    # A loop's diffs are in its items' results. A no_log task's result is censored: no diff.
+    items = [result, *[r for r in result.get("results", []) if isinstance(r, dict)]]
+    diffs = [d for item in items for d in _as_list(item.get("diff"))]
+    path = next((str(item[key]) for item in items for key in ("dest", "path") if item.get(key)), None)
+    if path is None:
+        # before_header is the file on the host; after_header may be a template's temp copy.
+        path = next((d.get("before_header") or d.get("after_header") for d in diffs
+                     if isinstance(d, dict) and (d.get("before_header") or d.get("after_header"))), None)
+    texts = [text for text in map(diff_text, diffs) if text]
+    return TaskChange(role=data.get("role"), task=data.get("task", ""), action=data.get("task_action", ""),
+                      path=path, diff="".join(texts) or None)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if not value:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def diff_text(diff: Any) -> str:
+    """One of Ansible's diff results as text: a unified diff of contents, or changed attributes."""
+    if not isinstance(diff, dict):
+        return ""
+    if diff.get("prepared"):
+        return str(diff["prepared"]).rstrip("\n") + "\n"
+    before, after = diff.get("before", ""), diff.get("after", "")
+    if isinstance(before, dict) or isinstance(after, dict):
+        before = before if isinstance(before, dict) else {}
+        after = after if isinstance(after, dict) else {}
+        return "".join(f"{key}: {before.get(key)} -> {after.get(key)}\n"
+                       for key in sorted(set(before) | set(after))
+                       if key != "path" and before.get(key) != after.get(key))
+    if before == after:
+        return ""
+    import difflib
+
+    return "".join(difflib.unified_diff(
+        str(before).splitlines(keepends=True), str(after).splitlines(keepends=True),
+        fromfile=f"{diff.get('before_header') or 'before'} (on the host)",
+        tofile=f"{diff.get('before_header') or diff.get('after_header') or 'after'} (the standard)"))
 
 
 def _timestamp(text: Any) -> datetime | None:

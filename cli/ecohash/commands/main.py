@@ -11,8 +11,9 @@ from ecohash import __version__
 from ecohash.commands.apply import apply
 from ecohash.commands.bootstrap import bootstrap
 from ecohash.commands.capacity import capacity
+from ecohash.commands.drift import drift
 from ecohash.commands.lab import lab
-from ecohash.commands.options import CONTEXT_SETTINGS, echo_error
+from ecohash.commands.options import CONTEXT_SETTINGS, echo_error, exit_code_for
 from ecohash.commands.plan import plan
 from ecohash.commands.provision import provision
 from ecohash.commands.render import render
@@ -30,7 +31,7 @@ class EcohashGroup(click.Group):
             return super().invoke(ctx)
         except EcohashError as error:
             echo_error(error)
-            sys.exit(error.exit_code)
+            sys.exit(exit_code_for(ctx, error))
 
 
 @click.group(cls=EcohashGroup, context_settings=CONTEXT_SETTINGS)
@@ -46,5 +47,5 @@ def cli() -> None:
     """
 
 
-for command in (validate, plan, capacity, provision, status, bootstrap, render, apply, schema, lab):
+for command in (validate, plan, capacity, provision, status, drift, bootstrap, render, apply, schema, lab):
     cli.add_command(command)

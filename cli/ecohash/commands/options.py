@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 from pydantic_core import PydanticCustomError
 
+from ecohash.errors import EcohashError
 from ecohash.inventory import Site, load_site
 from ecohash.inventory.model import parse_batch
 from ecohash.paths import resolve_site
@@ -18,6 +19,42 @@ F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+# ctx.meta key (meta is shared by a command's context and its group's): set when the
+# command reports with detailed exit codes, so any error, bad input included, exits 1.
+DETAILED_EXIT = "ecohash.detailed_exit"
+NO_CHANGES, ERROR, CHANGES = 0, 1, 2
+
+
+class DetailedExitCommand(click.Command):
+    """A command whose status is 0 (nothing to change), 2 (changes or drift) or 1 (any error).
+
+    As terraform's --detailed-exitcode: 2 must always mean "changes", so a usage error or
+    an invalid site, which other commands report with 2, exits 1 here. `detailed_when`
+    says, from the raw arguments, whether this invocation asked for it.
+    """
+
+    def __init__(self, *args: Any, detailed_when: Callable[[list[str]], bool] = lambda _args: True,
+                 **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.detailed_when = detailed_when
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if self.detailed_when(args):
+            ctx.meta[DETAILED_EXIT] = True
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as error:
+            if not ctx.meta.get(DETAILED_EXIT):
+                raise
+            error.exit_code = ERROR
+            raise
+
+
+def exit_code_for(ctx: click.Context, error: EcohashError) -> int:
+    """An error's exit status; under detailed exit codes, never 2 (invalid input becomes 1)."""
+    return ERROR if ctx.meta.get(DETAILED_EXIT) and error.exit_code == CHANGES else error.exit_code
 
 
 def site_argument(function: F) -> F:

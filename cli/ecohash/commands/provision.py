@@ -73,7 +73,8 @@ def provision(site: str, limit: str | None, wave_size: int | str | None, max_fai
 
         ecohash provision tx-odessa --limit container_c02 --wave-size 10%
     """
-    from ecohash.rollout.provision import ProvisionRequest, interrupt_requests
+    from ecohash.interrupts import interrupt_requests
+    from ecohash.rollout.provision import ProvisionRequest
     from ecohash.rollout.provision import provision as run_provision
     from ecohash.rollout.report import render_text
 

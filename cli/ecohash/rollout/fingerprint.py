@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,8 @@ NOT_STANDARD_VARS = frozenset({
 class Fingerprint:
     value: str
     components: Mapping[str, str]  # "standard" | "roles" | "vars" -> sha256
+    # The node's own variables hashed into "vars" (the site-wide ones are Fingerprints.site_vars).
+    node_vars: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def changed_since(self, recorded: Mapping[str, str] | None) -> list[str]:
         """Which parts differ from a recorded fingerprint's parts (all of them if none)."""
@@ -93,7 +95,8 @@ class Fingerprints:
         self._inventory = inventory
         self._root = root or project_root()
         self._standard: dict[str, Any] = inventory.all_vars["ecohash_standard"]
-        self._site_vars = {k: v for k, v in inventory.all_vars.items() if k not in NOT_STANDARD_VARS}
+        self.site_vars = {k: v for k, v in inventory.all_vars.items() if k not in NOT_STANDARD_VARS}
+        self.site_vars_digest = _digest(self.site_vars)
         self._by_kind: dict[tuple[bool, bool], tuple[str, str]] = {}
 
     def of(self, node: str) -> Fingerprint:
@@ -104,9 +107,9 @@ class Fingerprints:
         standard, roles = self._by_kind[kind]
         node_vars = {k: v for k, v in host_vars.items() if k not in NOT_STANDARD_VARS}
         components = {"standard": standard, "roles": roles,
-                      "vars": _digest({**self._site_vars, **node_vars})}
+                      "vars": _digest({**self.site_vars, **node_vars})}
         value = _digest({"version": FINGERPRINT_VERSION, **components})
-        return Fingerprint(value, components)
+        return Fingerprint(value, components, node_vars)
 
     def _standard_digest(self, gpu: bool, k8s: bool) -> str:
         sections = _chosen(STANDARD_EVERY_NODE, STANDARD_GPU_NODE, STANDARD_K8S_NODE, gpu, k8s)

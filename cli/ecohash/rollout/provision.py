@@ -22,18 +22,25 @@ The library raises and returns; it never prints. What the user sees goes through
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ecohash.ansible.inventory import Inventory, planned_inventory
 from ecohash.ansible.patterns import select_hosts
-from ecohash.ansible.runner import HostProgress, PlaybookRun, RunResult, new_run_directory, run_playbook
+from ecohash.ansible.runner import (
+    REPORT_TASK,
+    UNANSWERED,
+    HostProgress,
+    PlaybookRun,
+    RunResult,
+    new_run_directory,
+    run_playbook,
+)
 from ecohash.budget import Plan
 from ecohash.inventory.site import Site
 from ecohash.report import plan_data
@@ -48,9 +55,6 @@ from ecohash.standard import NodeStandard, standard_file_of
 
 # A run's words for nodes it did not provision (never written to state).
 SKIPPED, NOT_RUN = "skipped", "not-run"
-# playbooks/report.yml fails a node that never answered with this message.
-UNANSWERED = "did not answer over SSH"
-REPORT_TASK = "Say why this node is not standard: "
 
 
 class Display(Protocol):
@@ -96,6 +100,7 @@ class Rollout:
     inventory: Inventory
     state: RolloutState
     outcomes: dict[str, NodeOutcome]
+    fingerprints: Fingerprints
     run_id: str = "dry-run"
     directory: Path | None = None
     started: float = field(default_factory=time.time)
@@ -118,29 +123,6 @@ class Rollout:
         if self.request.max_fail_pct is not None:
             return self.request.max_fail_pct
         return self.site.provisioning.rollout.max_fail_percentage
-
-
-@contextmanager
-def interrupt_requests() -> Iterator[threading.Event]:
-    """Ctrl-C and SIGTERM set an event instead of raising wherever the code happens to be.
-
-    The rollout checks the event between steps and ansible-runner between reads of
-    Ansible's output (it then stops ansible-playbook), so an interrupt always ends with
-    the state saved and the report written, never with half a record.
-    """
-    requested = threading.Event()
-    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-
-    def handle(_number: int, _frame: object) -> None:
-        requested.set()
-
-    for number in previous:
-        signal.signal(number, handle)
-    try:
-        yield requested
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 def provision(request: ProvisionRequest, display: Display, cancel: threading.Event) -> dict[str, Any]:
@@ -177,7 +159,10 @@ def _start(request: ProvisionRequest, plan: Plan, standard: NodeStandard, invent
             outcome.status = SKIPPED
             outcome.reason = f"already standard at this fingerprint (passed in {record.run})"
         outcomes[name] = outcome
-    return Rollout(request, plan, standard, inventory, state, outcomes)
+    # Nodes taken out of the inventory are no longer the site's: their records would
+    # otherwise show as pending changes forever. (Draining them is not provision's job.)
+    state.forget(set(state.nodes) - set(inventory.hosts))
+    return Rollout(request, plan, standard, inventory, state, outcomes, fingerprints)
 
 
 def _dry_run(request: ProvisionRequest, plan: Plan, standard: NodeStandard, inventory: Inventory,
@@ -366,7 +351,10 @@ def _save_state(rollout: Rollout) -> None:
             time=utc_time(),
             run=rollout.run_id,
             duration_s=outcome.duration_s,
+            vars=dict(outcome.fingerprint.node_vars),
+            site_vars=rollout.fingerprints.site_vars_digest,
         ))
+    rollout.state.site_vars[rollout.fingerprints.site_vars_digest] = rollout.fingerprints.site_vars
     rollout.state.save()
 
 
@@ -384,6 +372,7 @@ def _record_run(rollout: Rollout, outcome: str) -> None:
 
 def _stack(rollout: Rollout, display: Display) -> None:
     """Apply the site stack when possible, else render it; say which, and why."""
+    from ecohash.rollout.changes import record_stack
     from ecohash.stack.automation import apply_blocker, apply_site
     from ecohash.stack.render import checked_render, write_render
 
@@ -391,17 +380,23 @@ def _stack(rollout: Rollout, display: Display) -> None:
     if site.kubernetes is None:
         rollout.stack.update(reason="the site declares no Kubernetes cluster")
         return
+    assert rollout.directory is not None
+    # Rendered and checked first either way: what is applied is what was checked, and the
+    # render is kept as the rollout's record of the stack, which plan and drift compare with.
+    rendered = checked_render(site, rollout.standard)
+    out_dir = rollout.directory / "stack"
+    files = write_render(rendered, out_dir)
     blocker = apply_blocker(site)
     if blocker is None:
         display.say("stack: applying with pulumi")
         applied = apply_site(site, preview=False, on_output=None)
-        rollout.stack.update(action="applied", changes=applied.changes, backend=applied.backend_url)
-        return
-    assert rollout.directory is not None
-    out_dir = rollout.directory / "stack"
-    files = write_render(checked_render(site, rollout.standard), out_dir)
-    rollout.stack.update(action="rendered", reason=blocker, directory=str(out_dir), objects=len(files))
-    display.say(f"stack: NOT applied ({blocker}); rendered {len(files)} objects into {out_dir}")
+        rollout.stack.update(action="applied", changes=applied.changes, backend=applied.backend_url,
+                             directory=str(out_dir), objects=len(files))
+    else:
+        rollout.stack.update(action="rendered", reason=blocker, directory=str(out_dir), objects=len(files))
+        display.say(f"stack: NOT applied ({blocker}); rendered {len(files)} objects into {out_dir}")
+    record_stack(rollout.state, rendered, rollout.stack["action"], blocker, rollout.run_id)
+    rollout.state.save()
 
 
 def _wave_entry(wave: Wave, duration_s: float | None, failed: list[str], directory: Path | None

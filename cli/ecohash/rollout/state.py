@@ -42,6 +42,10 @@ class NodeRecord:
     duration_s: float | None = None
     # The last run this node passed in, kept when a later run fails it.
     last_passed: dict[str, str] | None = None
+    # The inventory variables the node was provisioned with: its own, and a reference to
+    # the site-wide set in RolloutState.site_vars, so `ecohash plan` can name what changed.
+    vars: dict[str, Any] | None = None
+    site_vars: str | None = None
 
 
 @dataclass
@@ -49,10 +53,20 @@ class RolloutState:
     site: str
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
+    # Site-wide variable sets by digest: every node of a run shares one.
+    site_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The site stack as the last rollout left it: applied or only rendered, when, by which
+    # run, and each object's digest (the objects themselves are in stack_dir).
+    stack: dict[str, Any] | None = None
 
     @staticmethod
     def file_for(site_name: str) -> Path:
         return state_dir() / "rollouts" / site_name / "state.json"
+
+    @staticmethod
+    def stack_dir_for(site_name: str) -> Path:
+        """The last rollout's render of the site stack, one file per object."""
+        return state_dir() / "rollouts" / site_name / "stack"
 
     @classmethod
     def load(cls, site_name: str) -> RolloutState:
@@ -67,7 +81,7 @@ class RolloutState:
             raise EcohashError(f"{path}: rollout state schema {raw.get('schema')!r}; this ecohash "
                                f"reads schema {STATE_SCHEMA}")
         nodes = {name: NodeRecord(**record) for name, record in raw.get("nodes", {}).items()}
-        return cls(site_name, nodes, raw.get("runs", []))
+        return cls(site_name, nodes, raw.get("runs", []), raw.get("site_vars", {}), raw.get("stack"))
 
     def is_current(self, node: str, fingerprint: str) -> bool:
         """The node passed at exactly this fingerprint: nothing to do unless forced."""
@@ -83,6 +97,11 @@ class RolloutState:
             result.last_passed = previous.last_passed
         self.nodes[node] = result
 
+    def forget(self, names: set[str]) -> None:
+        """Drop the records of nodes the site no longer has."""
+        for name in names:
+            self.nodes.pop(name, None)
+
     def record_run(self, summary: dict[str, Any]) -> None:
         """Add or update (by run id) a run's line in the history."""
         self.runs = [run for run in self.runs if run.get("run") != summary.get("run")]
@@ -90,10 +109,15 @@ class RolloutState:
         del self.runs[:-RUNS_KEPT]
 
     def save(self) -> None:
+        referenced = {record.site_vars for record in self.nodes.values()}
         data = {
             "schema": STATE_SCHEMA,
             "site": self.site,
             "nodes": {name: asdict(self.nodes[name]) for name in sorted(self.nodes)},
             "runs": self.runs,
+            # Only the sets some node still refers to.
+            "site_vars": {digest: self.site_vars[digest] for digest in sorted(self.site_vars)
+                          if digest in referenced},
+            "stack": self.stack,
         }
         write_atomic(self.file_for(self.site), json.dumps(data, indent=1) + "\n")

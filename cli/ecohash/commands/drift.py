@@ -1,0 +1,100 @@
+"""`ecohash drift`: the nodes and objects of a site that no longer match its inventory."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ecohash.commands.options import (
+    CHANGES,
+    CONTEXT_SETTINGS,
+    DetailedExitCommand,
+    console,
+    json_option,
+    load,
+    print_json,
+    site_argument,
+)
+
+MAX_DIFF_LINES = 40
+
+
+@click.command(cls=DetailedExitCommand, context_settings=CONTEXT_SETTINGS)
+@site_argument
+@click.option("--limit", "-l", metavar="PATTERN",
+              help="Only these nodes or groups (Ansible pattern, e.g. container_c01 or c01-r01-n0*).")
+@json_option
+def drift(site: str, limit: str | None, as_json: bool) -> None:
+    """Find where SITE no longer matches its inventory; change nothing.
+
+    Runs playbooks/bootstrap.yml in Ansible's check mode with diff on every node
+    that answers, so anything a rollout would change is drift: a managed file
+    edited by hand (shown as a diff), a package, a unit, a GPU power limit set by
+    hand. The stack is previewed with pulumi where the CLI and the cluster are
+    reachable; otherwise the render is compared with the last rollout's.
+
+    Exits 0 when nothing drifted, 2 when anything did, 1 on any error (invalid
+    input included, and when no node answered), 130 when interrupted. Nodes that
+    do not answer are listed but not judged. The report is kept as drift.json in
+    the run's directory.
+
+    Example:
+
+        ecohash drift tx-odessa
+
+        ecohash drift lab --json | jq '.nodes[] | select(.status == "drifted")'
+    """
+    from ecohash.ansible.progress import ProgressView
+    from ecohash.interrupts import interrupt_requests
+    from ecohash.rollout.drift import DriftRequest, find_drift
+
+    request = DriftRequest(load(site), limit)
+    # Progress goes to stderr, and only on a terminal: --json's stdout is the report alone,
+    # and in a log a node failing its check is a finding for the report, not a line of its own.
+    err = console(stderr=True)
+    with interrupt_requests() as cancel, ProgressView(err, live=err.is_terminal, title="drift check") as view:
+        report = find_drift(request, view.update if err.is_terminal else lambda _progress: None, cancel)
+    if as_json:
+        print_json(report)
+    else:
+        _print_report(report, console())
+    if report["drifted"]:
+        sys.exit(CHANGES)
+
+
+def _print_report(report: dict[str, Any], out: Any) -> None:
+    def line(text: str) -> None:
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    for node in report["nodes"]:
+        if node["status"] == "unreachable":
+            line(f"{node['name']}: not checked: {node['reason']}")
+        if node["status"] != "drifted":
+            continue
+        line(f"{node['name']}: drifted")
+        for change in node["changes"]:
+            where = f" {change['path']}" if change["path"] else ""
+            line(f"  would change{where}: {change['role'] or 'playbook'}: {change['task']}")
+            diff = (change["diff"] or "").splitlines()
+            for diff_line in diff[:MAX_DIFF_LINES]:
+                line(f"      {diff_line}")
+            if len(diff) > MAX_DIFF_LINES:
+                line(f"      ... {len(diff) - MAX_DIFF_LINES} more lines in drift.json")
+        for finding in node["findings"]:
+            line(f"  {finding}")
+    stack = report["stack"]
+    for obj in stack["objects"]:
+        if "count" in obj:
+            line(f"stack: {obj['count']} object(s) to {obj['action']} (pulumi preview)")
+            continue
+        where = f"{obj['namespace']}/" if obj["namespace"] else ""
+        line(f"stack: {obj['kind']} {where}{obj['name']}: {obj['action']}")
+        for diff_line in (obj["diff"] or "").splitlines()[:MAX_DIFF_LINES]:
+            line(f"      {diff_line}")
+    counts = report["counts"]
+    line(f"{report['site']}: {counts['drifted']} node(s) drifted, {counts['in-standard']} in standard, "
+         f"{counts['unreachable']} not checked; {len(stack['objects'])} stack object change(s) "
+         f"({stack['method']}{': ' + stack['reason'] if stack['reason'] else ''})")
+    line(f"drift report: {report['directory']}/drift.json")

@@ -1,0 +1,147 @@
+"""Drift: where a site no longer matches its inventory, found without changing anything.
+
+Nodes: playbooks/bootstrap.yml runs in Ansible's check mode with diff on every node in
+scope, through the same tasks a rollout uses, so whatever a rollout would change is
+drift: a managed file edited by hand (with its diff), a package or unit changed, a GPU
+power limit set by hand (the cap task would apply it again, and the acceptance check
+names the limit found and the one the budget sets). Nodes that do not answer are
+listed, not judged.
+
+Objects: with the pulumi CLI and a reachable cluster, a preview of the site stack
+(refreshing live state first); without them, the stack rendered now against the last
+rollout's render, object by object.
+
+Check mode changes nothing on the nodes, but the site lock is still taken so that a
+drift check never reports a rollout's half-way state as drift.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ecohash.ansible.inventory import planned_inventory
+from ecohash.ansible.patterns import select_hosts
+from ecohash.ansible.runner import (
+    REPORT_TASK,
+    UNANSWERED,
+    HostProgress,
+    PlaybookRun,
+    new_run_directory,
+    run_playbook,
+)
+from ecohash.atomic import write_atomic
+from ecohash.errors import EcohashError
+from ecohash.inventory.site import Site
+from ecohash.rollout.lock import site_lock
+from ecohash.rollout.state import RolloutState, utc_time
+from ecohash.standard import NodeStandard
+
+DRIFT_SCHEMA = 1
+DRIFTED, IN_STANDARD, UNREACHABLE = "drifted", "in-standard", "unreachable"
+
+
+class NothingCheckedError(EcohashError):
+    """No node in scope answered: a drift check that checked nothing must not pass."""
+
+
+class DriftInterruptedError(EcohashError):
+    """Ctrl-C or SIGTERM: the check run was stopped; nothing is judged."""
+
+    exit_code = 130
+
+
+@dataclass(frozen=True)
+class DriftRequest:
+    site: Site
+    limit: str | None = None
+
+
+def find_drift(request: DriftRequest, on_update: Callable[[HostProgress], None],
+               cancel: threading.Event | None = None) -> dict[str, Any]:
+    """Check the site's nodes and stack; return the drift report (also written as drift.json)."""
+    site = request.site
+    planned = planned_inventory(site)
+    scope = select_hosts(planned.inventory, request.limit)
+    with site_lock(site.name, "drift"):
+        directory = new_run_directory(site.name, "drift")
+        started = utc_time()
+        result = run_playbook(PlaybookRun(
+            site_name=site.name, site_file=site.file, playbook="bootstrap.yml", check=True,
+            hosts=scope,
+            # Every node at once, none allowed to stop the others: a check, not a rollout.
+            serial=len(scope), max_fail_percentage=100, directory=directory,
+        ), on_update, cancel)
+        if cancel is not None and cancel.is_set():
+            raise DriftInterruptedError(f"drift check of {site.name} interrupted; events in {directory}")
+        if scope and not result.hosts:
+            raise EcohashError(f"the check run of {site.name} failed before any node ran "
+                               f"({result.status}, exit {result.rc}); see {directory}/artifacts")
+        nodes = [node_drift(name, result.hosts.get(name)) for name in scope]
+        stack = stack_drift(site, planned.standard)
+    report = {
+        "schema": DRIFT_SCHEMA,
+        "site": site.name,
+        "run": directory.name,
+        "directory": str(directory),
+        "started": started,
+        "finished": utc_time(),
+        "drifted": any(n["status"] == DRIFTED for n in nodes) or bool(stack["objects"]),
+        "counts": {status: sum(n["status"] == status for n in nodes)
+                   for status in (DRIFTED, IN_STANDARD, UNREACHABLE)},
+        "nodes": nodes,
+        "stack": stack,
+    }
+    write_atomic(directory / "drift.json", json.dumps(report, indent=1) + "\n")
+    if scope and report["counts"][UNREACHABLE] == len(scope):
+        raise NothingCheckedError(f"no node of {site.name} answered: nothing was checked "
+                                  f"(report: {directory / 'drift.json'})")
+    return report
+
+
+def node_drift(name: str, progress: HostProgress | None) -> dict[str, Any]:
+    """One node's findings from its check-mode run: what would change, and failed checks."""
+    if progress is None:
+        return {"name": name, "status": UNREACHABLE, "reason": "not reached by the check run",
+                "changes": [], "findings": []}
+    failure = (progress.failure or "").removeprefix(REPORT_TASK)
+    if progress.state == UNREACHABLE or failure.startswith(UNANSWERED):
+        return {"name": name, "status": UNREACHABLE, "reason": failure or UNANSWERED,
+                "changes": [], "findings": []}
+    findings = [_check_finding(check) for check in (progress.health or {}).get("checks", [])
+                if not check.get("passed")]
+    if progress.state == "failed" and not failure.startswith("failed acceptance"):
+        findings.append(f"the check stopped: {failure}")
+    changes = [change.as_dict() for change in progress.changes]
+    status = DRIFTED if changes or findings else IN_STANDARD
+    return {"name": name, "status": status, "reason": None, "changes": changes, "findings": findings}
+
+
+def _check_finding(check: dict[str, Any]) -> str:
+    text = f"acceptance check {check.get('check')}: found {check.get('found')}"
+    return text + (f", expected {check['expected']}" if "expected" in check else "")
+
+
+def stack_drift(site: Site, standard: NodeStandard) -> dict[str, Any]:
+    """The stack's drift: a pulumi preview where possible, else the render against the last one."""
+    from ecohash.rollout.changes import object_changes
+    from ecohash.stack.automation import apply_blocker, apply_site
+    from ecohash.stack.render import checked_render
+
+    if site.kubernetes is None:
+        return {"method": "none", "reason": "the site declares no Kubernetes cluster", "objects": []}
+    blocker = apply_blocker(site)
+    if blocker is None:
+        preview = apply_site(site, preview=True, on_output=None)
+        return {"method": "pulumi preview", "reason": None,
+                "objects": [{"action": op, "count": count} for op, count in sorted(preview.changes.items())
+                            if op != "same" and count]}
+    state = RolloutState.load(site.name)
+    reason = f"{blocker}: compared the render with the last rollout's"
+    if state.stack is None:
+        reason += " (none recorded: every object is new)"
+    return {"method": "render", "reason": reason,
+            "objects": object_changes(checked_render(site, standard), state)}
