@@ -19,12 +19,11 @@ from ecohash.rollout.changes import (
     UPDATE,
     node_changes,
     object_changes,
-    record_stack,
     site_changes,
 )
-from ecohash.rollout.fingerprint import Fingerprints
-from ecohash.rollout.state import FAILED, PASSED, NodeRecord, RolloutState
+from ecohash.rollout.state import FAILED, RolloutState
 from ecohash.stack.render import checked_render
+from tests.rollout.recorded import record_rollout
 
 SITE = "nd-williston"
 
@@ -42,25 +41,6 @@ def site_file(tmp_path: Path) -> Path:
     path.parent.mkdir()
     shutil.copy(project_root() / "inventories" / SITE / "site.yaml", path)
     return path
-
-
-def record_rollout(site: Site, status: str = PASSED, run: str = "run-1") -> RolloutState:
-    """Rollout state as a provision that passed every node (and rendered the stack) leaves it."""
-    planned = planned_inventory(site)
-    fingerprints = Fingerprints(planned.inventory)
-    state = RolloutState(site.name)
-    for name in planned.inventory.hosts:
-        fingerprint = fingerprints.of(name)
-        state.record(name, NodeRecord(
-            fingerprint=fingerprint.value, components=dict(fingerprint.components), status=status,
-            reason=None if status == PASSED else "failed acceptance: gpu_count", cap_w=None,
-            time="2026-11-21T10:00:00Z", run=run, vars=dict(fingerprint.node_vars),
-            site_vars=fingerprints.site_vars_digest))
-    state.site_vars[fingerprints.site_vars_digest] = fingerprints.site_vars
-    record_stack(state, checked_render(site, planned.standard), "rendered", "no pulumi CLI", run)
-    state.record_run({"run": run, "started": "2026-11-21T10:00:00Z", "outcome": "completed"})
-    state.save()
-    return state
 
 
 def edit(path: Path, old: str, new: str) -> Site:

@@ -202,7 +202,7 @@ def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]
             progress.counts[outcome] += 1
             if outcome == "ok" and result.get("changed"):
                 progress.counts["changed"] += 1
-                progress.changes.append(_task_change(data, result))
+                progress.changes.append(task_change(data, result))
             if outcome in ("failed", "unreachable"):
                 progress.failure = f"{data.get('task', '')}: {_message(result)}"
             if isinstance(result.get("verdict"), dict):
@@ -248,7 +248,7 @@ def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]
     return result
 
 
-def _task_change(data: dict[str, Any], result: dict[str, Any]) -> TaskChange:
+def task_change(data: dict[str, Any], result: dict[str, Any]) -> TaskChange:
     # A loop's diffs are in its items' results. A no_log task's result is censored: no diff.
     items = [result, *[r for r in result.get("results", []) if isinstance(r, dict)]]
     diffs = [d for item in items for d in _as_list(item.get("diff"))]

@@ -11,7 +11,7 @@ Two halves, each compared with what rollout state recorded:
 
 `ecohash plan` shows both; `ecohash drift` uses the object half when it cannot ask a
 cluster. Nothing here contacts a node or a cluster, and the result holds no timestamp
-of its own, so the same inputs always give the same bytes.
+of its own and no path of this machine, so the same inputs give the same bytes anywhere.
 """
 
 from __future__ import annotations
@@ -110,7 +110,6 @@ def site_changes(site: Site) -> dict[str, Any]:
     return {
         "pending": bool(nodes or objects),
         "counts": dict(sorted(counts.items())),
-        "state_file": str(RolloutState.file_for(site.name)),
         "last_run": {k: last_run.get(k) for k in ("run", "started", "outcome")} if last_run else None,
         "stack": {k: v for k, v in state.stack.items() if k != "objects"} if state.stack else None,
         "nodes": nodes,
