@@ -79,8 +79,9 @@ class Provisioned:
 
 @pytest.fixture(scope="module")
 def provisioned(lab: Lab) -> Provisioned:
-    lab.up()  # fresh hosts; `lab up` also forgets the lab's rollout state
+    lab.up()  # fresh hosts; `lab up` also forgets the lab's rollout state and cached facts
     assert not (state_dir() / STATE_FILE).exists()
+    assert not (state_dir() / "facts" / "lab").exists()
     started = time.monotonic()
     result = subprocess.run([ECOHASH, "provision", "lab", "--json"], capture_output=True, text=True,
                             timeout=900, check=False)

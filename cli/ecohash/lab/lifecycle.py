@@ -42,6 +42,7 @@ from ecohash.lab.layout import (
 )
 from ecohash.lab.simhardware import SimulatedGpus
 from ecohash.lab.state import HostRecord, LabRecord
+from ecohash.paths import state_dir
 from ecohash.standard import load_standard
 
 Progress = Callable[[str], None]
@@ -219,10 +220,12 @@ def _build(paths: LabPaths, rootfs: Path, nodes: int, containers: int, progress:
 
 
 def _forget_rollouts() -> None:
-    """The hosts are new machines: what rollouts recorded about their namesakes is not theirs."""
+    """The hosts are new machines: what rollouts recorded (and the facts Ansible cached)
+    about their namesakes is not theirs."""
     from ecohash.rollout.state import RolloutState
 
     shutil.rmtree(RolloutState.file_for(inventory.SITE_NAME).parent, ignore_errors=True)
+    shutil.rmtree(state_dir() / "facts" / inventory.SITE_NAME, ignore_errors=True)
 
 
 def _make_client_keys(paths: LabPaths) -> None:
