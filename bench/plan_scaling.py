@@ -25,7 +25,9 @@ before/after delta says nothing about a later, smaller child. Linux also carries
 spawning process's peak RSS into a child across exec (a child of a 200 MB process
 reports at least 200 MB), so each command is started by a bare launcher interpreter
 (python -S -I, nothing imported, ~8 MiB) that times it, waits for it with wait4 and
-hands both figures back on a pipe; the launcher's own floor is printed with the results.
+hands the figures (wall, peak, user + system CPU) back on a pipe; the launcher's own
+floor is printed with the results. The in-process child also sums the cyclic garbage
+collector's pauses (gc.callbacks) during plan's phases: on large sites they are most of it.
 
 --save FILE keeps the raw figures; --load FILE prints them again (e.g. with --markdown)
 without measuring.
@@ -67,7 +69,8 @@ PARSE, RENDER = "yaml parse", "render"
 COMMANDS = (PLAN, IN_PROCESS, ANSIBLE, PARSE, RENDER)
 # What `plan --json` does after start-up, in order; "total" is their sum.
 PLAN_PHASES = ("load_site", "compile_budget", "plan_data", "json.dumps")
-PHASES = ("imports", *PLAN_PHASES, "total", "bare parse")
+# "gc" is the part of "total" spent in the cyclic garbage collector's pauses.
+PHASES = ("imports", *PLAN_PHASES, "total", "gc", "bare parse")
 
 BARE_PARSE = """
 import sys, yaml
@@ -75,7 +78,7 @@ with open(sys.argv[1], "rb") as f:
     yaml.load(f, Loader=yaml.CSafeLoader)
 """
 
-# Runs one command and reports its wall time, peak RSS and exit status on fd argv[1].
+# Runs one command and reports its wall time, peak RSS, exit status and CPU time on fd argv[1].
 # It is a bare interpreter (-S -I, nothing imported) so that the peak it hands down to
 # its child across exec (see the module docstring) stays below any Python program's own.
 LAUNCHER = """
@@ -86,7 +89,8 @@ start = time.perf_counter()
 pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
 _, status, usage = os.wait4(pid, 0)
 wall = time.perf_counter() - start
-os.write(report, f"{wall} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}".encode())
+cpu = usage.ru_utime + usage.ru_stime
+os.write(report, f"{wall} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)} {cpu}".encode())
 """
 
 VERSIONS = """
@@ -103,6 +107,8 @@ class Runs:
 
     walls: list[float] = field(default_factory=list)
     peaks_kib: list[int] = field(default_factory=list)
+    # user + system CPU seconds: wall well above it means the child waited for the machine.
+    cpus: list[float] = field(default_factory=list)
     objects: int | None = None
     phases: list[dict[str, float]] = field(default_factory=list)  # in-process only
     error: str | None = None  # the command failed: its last line of stderr
@@ -118,15 +124,27 @@ class Runs:
 
     @property
     def median(self) -> float:
-        return statistics.median(p["total"] for p in self.phases) if self.phases else statistics.median(
-            self.walls)
+        if self.phases:
+            return statistics.median(p["total"] for p in self.phases)
+        return statistics.median(self.walls)
 
     @property
     def peak_mib(self) -> float:
         return max(self.peaks_kib) / 1024
 
     def phase_best(self, name: str) -> float:
-        return min(p[name] for p in self.phases)
+        """Best time of one in-process phase; NaN when it was not recorded (older --save files)."""
+        return min(p.get(name, math.nan) for p in self.phases)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One run of one command, as the launcher saw it."""
+
+    wall: float
+    peak_kib: int
+    cpu: float
+    out: str
 
 
 @dataclass
@@ -164,8 +182,8 @@ class ChildFailed(RuntimeError):
 
 # --- measuring ---------------------------------------------------------------------------
 
-def measure(argv: list[str], env: dict[str, str], *, capture: bool = False) -> tuple[float, int, str]:
-    """Run argv in a fresh child; return its wall time, its own peak RSS (KiB) and stdout.
+def measure(argv: list[str], env: dict[str, str], *, capture: bool = False) -> Sample:
+    """Run argv in a fresh child; return its wall time, its own peak RSS, CPU time and stdout.
 
     stdout goes to /dev/null unless `capture`; stderr is kept for the error message.
     """
@@ -181,11 +199,11 @@ def measure(argv: list[str], env: dict[str, str], *, capture: bool = False) -> t
         if launcher.stdout:
             launcher.stdout.close()
         fields = reported.read().decode().split()
-        if launcher.returncode != 0 or len(fields) != 3 or fields[2] != "0":
+        if launcher.returncode != 0 or len(fields) != 4 or fields[2] != "0":
             errors.seek(0)
-            status = f"exit {fields[2]}" if len(fields) == 3 else f"launcher exit {launcher.returncode}"
+            status = f"exit {fields[2]}" if len(fields) == 4 else f"launcher exit {launcher.returncode}"
             raise ChildFailed(argv, status, errors.read().decode(errors="replace")[-2000:])
-    return float(fields[0]), int(fields[1]), out
+    return Sample(float(fields[0]), int(fields[1]), float(fields[3]), out)
 
 
 def child_env(state_dir: Path) -> dict[str, str]:
@@ -219,19 +237,20 @@ def run_size(size: int, site: Path, commands: list[str], repeat: int, env: dict[
             if command == RENDER:
                 shutil.rmtree(work / "render", ignore_errors=True)
             try:
-                wall, peak, out = measure(command_argv(command, site, work), env,
-                                          capture=command == IN_PROCESS)
+                sample = measure(command_argv(command, site, work), env, capture=command == IN_PROCESS)
             except ChildFailed as failure:
                 runs.error = failure.summary
                 progress(f"bench-{size}: {command} FAILED: {failure}")
                 break
-            runs.walls.append(wall)
-            runs.peaks_kib.append(peak)
+            runs.walls.append(sample.wall)
+            runs.peaks_kib.append(sample.peak_kib)
+            runs.cpus.append(sample.cpu)
             if command == IN_PROCESS:
-                runs.phases.append(json.loads(out))
+                runs.phases.append(json.loads(sample.out))
             if command == RENDER:
                 runs.objects = sum(len(files) for _, _, files in os.walk(work / "render"))
-            progress(f"bench-{size}: {command} {attempt + 1}/{repeat}: {wall:.3f} s, {peak / 1024:.0f} MiB")
+            progress(f"bench-{size}: {command} {attempt + 1}/{repeat}: {sample.wall:.3f} s, "
+                     f"cpu {sample.cpu:.3f} s, {sample.peak_kib / 1024:.0f} MiB")
     return results
 
 
@@ -262,12 +281,23 @@ def in_process(site: str) -> None:
     # and the baseline's collections do not walk plan's objects.
     timed("bare parse", bare_parse)
     gc.collect()
+    pauses = {"gc": 0.0, "started": 0.0}
+
+    def on_gc(phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            pauses["started"] = time.perf_counter()
+        else:
+            pauses["gc"] += time.perf_counter() - pauses["started"]
+
+    gc.callbacks.append(on_gc)
     loaded = timed("load_site", load_site, site)
     compiled = timed("compile_budget", compile_budget, loaded)
     data = timed("plan_data", plan_data, compiled)
     # As print_json in commands/options.py does it.
     timed("json.dumps", lambda: json.dumps(data, indent=2, sort_keys=False))
+    gc.callbacks.remove(on_gc)
     times["total"] = sum(times[p] for p in PLAN_PHASES)
+    times["gc"] = pauses["gc"]
     print(json.dumps(times))
 
 
@@ -283,7 +313,9 @@ def machine(env: dict[str, str]) -> list[tuple[str, str]]:
     # Asked of the venv's python, so the driver never imports yaml (see the module docstring).
     versions = [*_output([PYTHON, "-c", VERSIONS], env).splitlines(), "?", "?", "?"]
     commit = _output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], env).strip()
-    dirty = _output(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], env).strip()
+    # Only changes to what is measured count: the benchmark's own files are left out.
+    dirty = _output(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--",
+                     ".", ":(exclude)bench"], env).strip()
     return [
         ("CPU", f"{cpu}, {os.cpu_count()} cores"),
         ("RAM", f"{mem_kib / 1024**2:.1f} GiB"),
@@ -291,7 +323,7 @@ def machine(env: dict[str, str]) -> list[tuple[str, str]]:
         ("Python", versions[0]),
         ("PyYAML", versions[1]),
         ("ansible-core", versions[2]),
-        ("ecohash commit", commit + (" (tracked files modified)" if dirty else "")),
+        ("ecohash commit", commit + (" (tracked files outside bench/ modified)" if dirty else "")),
     ]
 
 
@@ -308,15 +340,16 @@ def _output(argv: list[str], env: dict[str, str]) -> str:
 
 # --- reporting ---------------------------------------------------------------------------
 
-def table(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
+def table(headers: list[str], rows: list[list[str]], markdown: bool, left: int = 1) -> str:
+    """Rows under headers; the first `left` columns are text, the others right-aligned figures."""
     if markdown:
-        aligns = ["---" if i == 0 else "---:" for i in range(len(headers))]
+        aligns = ["---" if i < left else "---:" for i in range(len(headers))]
         return "\n".join("| " + " | ".join(line) + " |" for line in [headers, aligns, *rows])
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
 
     def fmt(row: list[str]) -> str:
-        return "  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)
-                         for i, (cell, width) in enumerate(zip(row, widths, strict=True)))
+        return "  ".join(cell.ljust(width) if i < left else cell.rjust(width)
+                         for i, (cell, width) in enumerate(zip(row, widths, strict=True))).rstrip()
 
     return "\n".join([fmt(headers), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)])
 
@@ -346,8 +379,10 @@ def series(results: dict[int, dict[str, Runs]], command: str) -> tuple[list[int]
 def report(m: Measurement, markdown: bool) -> None:
     results = m.results
     print(heading("Machine", markdown))
-    print(table(["machine", "value"], [[k, v] for k, v in m.info], markdown))
-    print(f"\nBest and median of {m.repeat} runs, each in a fresh process. Peak = the child's own "
+    print(table(["machine", "value"], [[k, v] for k, v in m.info], markdown, left=2))
+    print(f"\nBest and median of {m.repeat} runs (wall), each in a fresh process; cpu = the child's user + "
+          "system seconds (about its wall for these single-threaded commands; wall well above cpu "
+          "means it waited for the machine). Peak = the child's own "
           "ru_maxrss (os.wait4 in a bare launcher), largest of the runs; the launcher's floor is "
           f"{m.floor_kib / 1024:.1f} MiB (/bin/true measured the same way). ×parse = ratio to the "
           "bare CSafeLoader parse child (time best/best); for plan in-process, time is plan's "
@@ -362,17 +397,20 @@ def report(m: Measurement, markdown: bool) -> None:
             if r is None:
                 continue
             if not r.ok:
-                rows.append([command, "FAILED", "-", "-", "-", "-", "-"])
+                rows.append([command, "FAILED", "-", "-", "-", "-", "-", "-"])
                 failures.append(f"{command}: {r.error}")
                 continue
             ratio_t = f"{r.best / base.best:.2f}" if base else "-"
             if r.phases:
                 ratio_t = f"{r.best / r.phase_best('bare parse'):.2f}"
-            rows.append([command, f"{r.best:.3f}", f"{r.median:.3f}", f"{r.peak_mib:.0f}", ratio_t,
+            # The in-process child's CPU covers its imports and baseline too: not shown.
+            cpu = f"{min(r.cpus):.3f}" if r.cpus and not r.phases else "-"
+            rows.append([command, f"{r.best:.3f}", f"{r.median:.3f}", cpu, f"{r.peak_mib:.0f}", ratio_t,
                          f"{r.peak_mib / base.peak_mib:.2f}" if base else "-",
                          str(r.objects) if r.objects is not None else "-"])
         print(heading(f"{size:,} nodes ({m.yaml_bytes[size] / 1024:,.0f} KiB of YAML)", markdown))
-        print(table(["command", "best s", "median s", "peak MiB", "×parse time", "×parse mem", "objects"],
+        print(table(["command", "best s", "median s", "best cpu s", "peak MiB", "×parse time", "×parse mem",
+                     "objects"],
                     rows, markdown))
         for failure in failures:
             print(f"\nFAILED {failure}")
@@ -409,15 +447,15 @@ def report(m: Measurement, markdown: bool) -> None:
               "A size where a command failed is left out of its growth.")
 
     print(heading("Targets", markdown))
-    print(table(["target", "measured", "result"], targets(results), markdown))
+    print(table(["target", "measured", "result"], targets(results), markdown, left=3))
 
 
 def targets(results: dict[int, dict[str, Runs]]) -> list[list[str]]:
     rows: list[list[str]] = []
     at = {c: r for c, r in results.get(TARGET_SIZE, {}).items()}
 
-    def check(name: str, ok: bool | None, measured: str) -> None:
-        rows.append([name, measured, "n/a" if ok is None else "PASS" if ok else "FAIL"])
+    def check(name: str, ok: bool | None, measured: str, result: str | None = None) -> None:
+        rows.append([name, measured, result or ("n/a" if ok is None else "PASS" if ok else "FAIL")])
 
     def measured(command: str, text: str) -> str:
         r = at.get(command)
@@ -442,8 +480,10 @@ def targets(results: dict[int, dict[str, Runs]]) -> list[list[str]]:
         whole, top = slope(xs, ts), top_slope(xs, ts)
         linear = max(whole, top) <= LINEAR_SLOPE
         ran = "" if len(xs) == len(results) else f" (sizes that ran: up to {xs[-1]:,})"
+        # The baseline is no target of ecohash's; its growth is shown to read the others by.
         check(f"{command}: growth linear (slope and top slope ≤ {LINEAR_SLOPE}){ran}", linear,
-              f"{whole:.2f} / {top:.2f}: {'linear' if linear else 'SUPERLINEAR'}")
+              f"{whole:.2f} / {top:.2f}: {'linear' if linear else 'SUPERLINEAR'}",
+              "info" if command == PARSE else None)
     check(f"render {TARGET_SIZE:,} nodes < {RENDER_LIMIT_S:g} s",
           render.ok and render.best < RENDER_LIMIT_S if render else None,
           measured(RENDER, f"{render.best:.3f} s" if render and render.ok else ""))
@@ -472,16 +512,16 @@ def measure_all(sizes: list[int], commands: list[str], repeat: int, sites_dir: P
         if ANSIBLE in commands:
             _check_plugin(files[sizes[0]], sizes[0], env)
         info = machine(env)
-        startup, python_kib, _ = min(measure([PYTHON, "-c", "pass"], env) for _ in range(5))
-        info.append(("python -c pass", f"{startup * 1000:.0f} ms, {python_kib / 1024:.1f} MiB"))
-        floor_kib = measure(["/bin/true"], env)[1]
+        startup = min((measure([PYTHON, "-c", "pass"], env) for _ in range(5)), key=lambda s: s.wall)
+        info.append(("python -c pass", f"{startup.wall * 1000:.0f} ms, {startup.peak_kib / 1024:.1f} MiB"))
+        floor_kib = measure(["/bin/true"], env).peak_kib
         results = {size: run_size(size, files[size], commands, repeat, env, work) for size in sizes}
         return Measurement(info, repeat, floor_kib, {s: f.stat().st_size for s, f in files.items()}, results)
 
 
 def _check_plugin(site: Path, size: int, env: dict[str, str]) -> None:
     """Once, untimed: the plugin, not some fallback, made the inventory, with every node."""
-    _, _, out = measure([ANSIBLE_INVENTORY, "-i", str(site), "--list"], env, capture=True)
+    out = measure([ANSIBLE_INVENTORY, "-i", str(site), "--list"], env, capture=True).out
     hosts = len(json.loads(out)["_meta"]["hostvars"])
     if hosts != size:
         raise SystemExit(f"ansible-inventory listed {hosts} hosts for a site of {size} nodes")
