@@ -9,6 +9,7 @@ token is read on the controller by the k8s_node role, in tasks that are no_log.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -283,8 +284,6 @@ def diff_text(diff: Any) -> str:
                        if key != "path" and before.get(key) != after.get(key))
     if before == after:
         return ""
-    import difflib
-
     return "".join(difflib.unified_diff(
         str(before).splitlines(keepends=True), str(after).splitlines(keepends=True),
         fromfile=f"{diff.get('before_header') or 'before'} (on the host)",

@@ -65,6 +65,8 @@ def drift(site: str, limit: str | None, as_json: bool) -> None:
 
 
 def _print_report(report: dict[str, Any], out: Any) -> None:
+    from ecohash.rollout.changes import object_label
+
     def line(text: str) -> None:
         out.print(text, markup=False, highlight=False, soft_wrap=True)
 
@@ -89,8 +91,7 @@ def _print_report(report: dict[str, Any], out: Any) -> None:
         if "count" in obj:
             line(f"stack: {obj['count']} object(s) to {obj['action']} (pulumi preview)")
             continue
-        where = f"{obj['namespace']}/" if obj["namespace"] else ""
-        line(f"stack: {obj['kind']} {where}{obj['name']}: {obj['action']}")
+        line(f"stack: {object_label(obj)}: {obj['action']}")
         for diff_line in (obj["diff"] or "").splitlines()[:MAX_DIFF_LINES]:
             line(f"      {diff_line}")
     counts = report["counts"]

@@ -79,7 +79,7 @@ def plan(site: str, as_json: bool, detailed_exitcode: bool) -> None:
 
 
 def _print_changes(changes: dict[str, Any], out: Any) -> None:
-    from ecohash.rollout.changes import CREATE
+    from ecohash.rollout.changes import CREATE, object_label
 
     def line(text: str = "", style: str | None = None) -> None:
         out.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
@@ -103,8 +103,7 @@ def _print_changes(changes: dict[str, Any], out: Any) -> None:
     if len(others) > MAX_NODE_ROWS:
         line(f"  ... and {len(others) - MAX_NODE_ROWS} more nodes (--json lists every one)")
     for obj in objects:
-        what = f"{obj['kind']} {obj['namespace'] + '/' if obj['namespace'] else ''}{obj['name']}"
-        line(f"  object {what}: {obj['action']}")
+        line(f"  object {object_label(obj)}: {obj['action']}")
         diff = (obj["diff"] or "").splitlines()
         for diff_line in diff[:MAX_DIFF_LINES]:
             line(f"      {diff_line}")

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -79,18 +81,29 @@ def object_changes(rendered: Rendered, state: RolloutState) -> list[dict[str, An
     by_name = {file_name(obj): obj for obj in rendered.objects}
     files = rendered.files()
     for name in sorted(set(files) | set(recorded)):
-        before_file = stack_dir / name
-        before = before_file.read_text() if name in recorded and before_file.is_file() else None
         if name not in recorded:
             changes.append(_object(name, by_name[name], CREATE, None))
         elif name not in files:
+            before = _recorded_text(stack_dir / name)
             changes.append(_object(name, yaml.safe_load(before) if before else None, DELETE, None))
         elif recorded[name] != _sha256(files[name]):
+            # Only a changed object's recorded copy is read: the digests decide the rest.
+            before = _recorded_text(stack_dir / name)
             diff = None if before is None else "".join(difflib.unified_diff(
                 before.splitlines(keepends=True), files[name].splitlines(keepends=True),
                 fromfile=f"recorded/{name}", tofile=f"intended/{name}"))
             changes.append(_object(name, by_name[name], UPDATE, diff))
     return changes
+
+
+def object_label(change: dict[str, Any]) -> str:
+    """'ConfigMap ecohash-system/power-budget': how plan and drift name an object change."""
+    where = f"{change['namespace']}/" if change["namespace"] else ""
+    return f"{change['kind']} {where}{change['name']}"
+
+
+def _recorded_text(path: Path) -> str | None:
+    return path.read_text() if path.is_file() else None
 
 
 def site_changes(site: Site) -> dict[str, Any]:
@@ -101,11 +114,8 @@ def site_changes(site: Site) -> dict[str, Any]:
     state = RolloutState.load(site.name)
     nodes = node_changes(planned, state)
     objects = object_changes(checked_render(site, planned.standard), state) if site.kubernetes else []
-    counts: dict[str, int] = {}
-    for change in nodes:
-        counts[f"nodes_{change['action']}"] = counts.get(f"nodes_{change['action']}", 0) + 1
-    for change in objects:
-        counts[f"objects_{change['action']}"] = counts.get(f"objects_{change['action']}", 0) + 1
+    counts = Counter([f"nodes_{change['action']}" for change in nodes]
+                     + [f"objects_{change['action']}" for change in objects])
     last_run = state.runs[-1] if state.runs else None
     return {
         "pending": bool(nodes or objects),

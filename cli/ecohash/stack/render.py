@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,11 @@ class Rendered:
     objects: list[dict[str, Any]]  # sorted by file_name
 
     def files(self) -> dict[str, str]:
+        return self._files
+
+    @cached_property
+    def _files(self) -> dict[str, str]:
+        # Dumped once: a rollout writes its render twice (run and state) and hashes it.
         return {file_name(obj): to_yaml(obj) for obj in self.objects}
 
 
