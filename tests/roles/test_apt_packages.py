@@ -1,0 +1,47 @@
+"""apt_packages: apt runs only where a node's packages differ, and then repairs them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from tests.roles.conftest import LAB_HOSTS, BootstrapRun, Bootstrapped, run_bootstrap
+
+pytestmark = pytest.mark.lab
+
+APT_ACTIONS = {"apt", "ansible.builtin.apt", "ansible.legacy.apt"}
+DPKG_QUERY_TASK = "Ask dpkg which packages are installed, at which version, and which are held"
+
+
+def host_results(run: BootstrapRun) -> Iterator[dict]:
+    """event_data of every task result a host reported in the run (ansible-runner's events)."""
+    for path in sorted(run.directory.glob("artifacts/*/job_events/*.json")):
+        event = json.loads(path.read_text())
+        if event.get("event") in ("runner_on_ok", "runner_on_failed", "runner_item_on_ok"):
+            yield event["event_data"]
+
+
+def test_an_idempotent_run_asks_dpkg_and_never_runs_apt(bootstrapped: Bootstrapped) -> None:
+    first_apt_hosts = {e["host"] for e in host_results(bootstrapped.first) if e["task_action"] in APT_ACTIONS}
+    assert first_apt_hosts == set(LAB_HOSTS)  # the first run installed through apt
+    second = list(host_results(bootstrapped.second))
+    assert [e["task"] for e in second if e["task_action"] in APT_ACTIONS] == []
+    asked = {e["host"] for e in second if e["task"] == DPKG_QUERY_TASK}
+    assert asked == set(LAB_HOSTS)
+
+
+def test_a_removed_package_and_a_released_hold_are_repaired(bootstrapped: Bootstrapped) -> None:
+    name = "c02-r01-n02"
+    bootstrapped.lab.ssh(name, "apt-mark unhold runc && apt-get remove -y -q pciutils")
+    run = run_bootstrap("--limit", name)
+    assert run.returncode == 0, run.output
+    host = bootstrapped.host(name)
+    assert host.package("pciutils").is_installed
+    assert "runc" in host.check_output("apt-mark showhold").split()
+    changed = sorted(e["task"] for e in host_results(run) if e["res"].get("changed"))
+    # Only the two repairs: the hold loop reports the item it held, then the task.
+    assert changed == ["Hold the packages against upgrades"] * 2 + [
+        "Install the packages that are missing or at another version"
+    ]
