@@ -108,26 +108,31 @@ class _Compiler:
         self.site = site
         nodes = site.nodes
         self.nodes = nodes
-        self.ceiling = [node.gpu.tdp_w if node.gpu else 0 for node in nodes]
+        # Each node's figures read once into lists: every node is in three domains (rack,
+        # container, site), summed several times in each, and a property call per read
+        # was most of compiling a large site.
+        self.host_w = [node.host_w for node in nodes]
+        self.gpus = [node.gpus for node in nodes]
+        self.tdp_w = [node.gpu.tdp_w if node.gpu else 0 for node in nodes]
+        self.ceiling = list(self.tdp_w)
         self.capped_by: list[str | None] = [None] * len(nodes)
         self.problems: list[Problem] = []
 
     def domain(self, kind: str, name: str, members: Sequence[int], budget_w: Fraction | None,
                path: YamlPath) -> DomainPlan:
-        nodes, ceiling = self.nodes, self.ceiling
-        host_w = sum(nodes[i].host_w for i in members)
+        gpus_of, ceiling = self.gpus, self.ceiling
+        host_w = sum(self.host_w[i] for i in members)
         gpus_by_ceiling: dict[int, int] = {}
         for i in members:
-            if nodes[i].gpus:
-                gpus_by_ceiling[ceiling[i]] = gpus_by_ceiling.get(ceiling[i], 0) + nodes[i].gpus
-        draw_at_tdp = host_w + sum(nodes[i].gpus * (nodes[i].gpu.tdp_w if nodes[i].gpu else 0)
-                                   for i in members)
+            if gpus_of[i]:
+                gpus_by_ceiling[ceiling[i]] = gpus_by_ceiling.get(ceiling[i], 0) + gpus_of[i]
+        draw_at_tdp = host_w + sum(gpus_of[i] * self.tdp_w[i] for i in members)
         draw = host_w + sum(c * g for c, g in gpus_by_ceiling.items())
         gpus = sum(gpus_by_ceiling.values())
         cap: int | None = None
         if budget_w is not None and draw > budget_w:
             cap = self._impose(kind, name, members, host_w, gpus_by_ceiling, budget_w, path)
-            draw = host_w + sum(nodes[i].gpus * ceiling[i] for i in members)
+            draw = host_w + sum(gpus_of[i] * ceiling[i] for i in members)
         return DomainPlan(kind, name, budget_w, draw_at_tdp, draw, gpus, cap, path)
 
     def _impose(self, kind: str, name: str, members: Sequence[int], host_w: int,

@@ -1,3 +1,4 @@
+import gc
 from decimal import Decimal
 from ipaddress import IPv4Address
 
@@ -156,3 +157,24 @@ def test_huge_count_is_refused_before_expanding(write_site):
 def test_network_and_broadcast_addresses_are_refused(write_site):
     path = write_site(EXAMPLE_SITE, ("mgmt_ip: 10.20.1.11", "mgmt_ip: 10.20.0.0"))
     assert problems(path) == [f"{NODE_LINE}: 10.20.0.0 is the network address of 10.20.0.0/20"]
+
+
+def test_a_count_that_ends_on_the_broadcast_address_is_refused(write_site):
+    # 10.20.15.253 + 3 nodes: .253, .254 and .255, the broadcast address of the /20.
+    path = write_site(EXAMPLE_SITE, ("mgmt_ip: 10.20.1.12", "mgmt_ip: 10.20.15.253"))
+    assert problems(path) == [f"{COUNT_LINE}: 10.20.15.255 is the broadcast address of 10.20.0.0/20"]
+
+
+def test_loading_leaves_the_garbage_collector_as_it_found_it(write_site):
+    # The loader pauses it while it builds a site (see _collector_paused).
+    assert gc.isenabled()
+    load_site(write_site())
+    assert gc.isenabled()
+    problems(write_site(EXAMPLE_SITE, ("pue: 1.25", "pue: 0.5")))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        load_site(write_site())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.roles.conftest import LAB_HOSTS, BootstrapRun, Bootstrapped, run_bootstrap
+from tests.roles.conftest import LAB_HOSTS, Bootstrapped, BootstrapRun, run_bootstrap
 
 pytestmark = pytest.mark.lab
 

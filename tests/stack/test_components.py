@@ -51,7 +51,9 @@ def test_site_cluster_makes_a_provider_and_its_namespaces(pulumi_mocks):
     settle()
     (provider,) = [r for r in pulumi_mocks.resources if r.type == "pulumi:providers:kubernetes"]
     assert provider.inputs["enableServerSideApply"] in ("true", True)
-    names = [r.inputs["metadata"]["name"] for r in pulumi_mocks.kubernetes("Namespace")]
+    # Sorted: the mock monitor records registrations as Pulumi's event loop completes them,
+    # not in declaration order (this failed about one run in four of tests/stack).
+    names = sorted(r.inputs["metadata"]["name"] for r in pulumi_mocks.kubernetes("Namespace"))
     assert names == ["ecohash-system", "gpu-operator"]
     # Every namespace is the component's child and goes through the site's provider.
     for namespace in pulumi_mocks.kubernetes("Namespace"):
@@ -78,7 +80,10 @@ def test_power_budget_splits_the_plan_per_container_and_mounts_it_all(pulumi_moc
     settle()
     site_json = yaml.safe_load(pulumi_mocks.one("ConfigMap", "power-budget")["data"]["site.json"])
     assert "nodes" not in site_json and site_json["it_budget_kw"] == plan["it_budget_kw"]
-    nodes = yaml.safe_load(pulumi_mocks.one("ConfigMap", "power-budget-c01")["data"]["nodes.json"])
+    assert site_json["containers"] == ["c01"]  # names only: racks and nodes are the container's
+    container_data = pulumi_mocks.one("ConfigMap", "power-budget-c01")["data"]
+    assert yaml.safe_load(container_data["container.json"]) == plan["containers"][0]
+    nodes = yaml.safe_load(container_data["nodes.json"])
     assert [n["gpu_cap_w"] for n in nodes] == [n["gpu_cap_w"] for n in plan["nodes"]]
     source = pulumi_mocks.one("ConfigMap", "power-exporter")["data"]["power_exporter.py"]
     assert source == exporter_source()

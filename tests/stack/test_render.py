@@ -9,11 +9,23 @@ import sys
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ecohash.inventory import load_site
 from ecohash.inventory.services import place
 from ecohash.stack import labels
-from ecohash.stack.render import RenderCheckError, bundled_crds, checked_render, render_site, write_render
+from ecohash.stack.render import (
+    RenderCheckError,
+    _Dumper,
+    _emitters_agree,
+    bundled_crds,
+    checked_render,
+    file_name,
+    render_site,
+    to_yaml,
+    write_render,
+)
 from ecohash.stack.validation import validate_manifests
 from ecohash.standard import kubernetes_minor, load_standard, standard_file_of
 from tests.conftest import REPO
@@ -81,8 +93,9 @@ def test_budget_configmaps_are_ecohash_plan_json(name, tmp_path):
     site, _, render = rendered(name)
     configmaps = {o["metadata"]["name"]: o["data"] for o in render.objects if o["kind"] == "ConfigMap"}
     rebuilt = json.loads(configmaps["power-budget"]["site.json"])
-    rebuilt["nodes"] = [node for c in rebuilt["containers"]
-                        for node in json.loads(configmaps[f"power-budget-{c['name']}"]["nodes.json"])]
+    names = rebuilt["containers"]
+    rebuilt["containers"] = [json.loads(configmaps[f"power-budget-{c}"]["container.json"]) for c in names]
+    rebuilt["nodes"] = [node for c in names for node in json.loads(configmaps[f"power-budget-{c}"]["nodes.json"])]
     # All of it but the site file's path, which depends on how the plan was run.
     assert plan.pop("file") == f"inventories/{name}/site.yaml"
     assert rebuilt == plan
@@ -173,3 +186,28 @@ def test_multi_line_values_are_literal_blocks_for_line_diffs(tmp_path):
     text = files["kube-system/helmchart-gpu-operator.yaml"]
     assert "  valuesContent: |\n    dcgm:\n" in text
     assert yaml.safe_load(yaml.safe_load(text)["spec"]["valuesContent"])["driver"] == {"enabled": False}
+
+
+# Characters where libyaml's and PyYAML's emitters could part: quotes, indicators, line
+# breaks and spaces around them, tabs, controls, NEL, beyond U+FFFF; and long lines.
+_TRICKY = st.text(st.sampled_from(list(" \n\t:#-'\"{}[]&*!|>%@`\\?,.~=01aé\x00\x85\u2028😀")), max_size=12)
+_TEXT = _TRICKY | st.builds(lambda part, times: part * times, _TRICKY, st.integers(1, 150))
+_YAML_VALUES = st.recursive(
+    _TEXT | st.none() | st.booleans() | st.integers() | st.floats(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(_TEXT, children, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(_TEXT, _YAML_VALUES, min_size=1, max_size=4))
+def test_yaml_is_what_pyyamls_emitter_writes_whichever_emitter_wrote_it(obj):
+    assert to_yaml(obj) == yaml.dump(obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False,
+                                     allow_unicode=True, width=1000)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_object_of_a_render_is_written_by_libyaml(name):
+    # What keeps a 10,000-node render in seconds: its budgets are 100s of KB of literal text.
+    _, _, render = rendered(name)
+    assert [file_name(o) for o in render.objects if not _emitters_agree(o)] == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,6 +11,7 @@ from pydantic_core import PydanticCustomError
 from ecohash.errors import EcohashError
 from ecohash.inventory import Site, load_site
 from ecohash.inventory.model import parse_batch
+from ecohash.json_text import dumps_indented
 from ecohash.paths import resolve_site
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,7 +67,7 @@ def load(site_argument_value: str) -> Site:
 
 
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False))
+    click.echo(dumps_indented(data))
 
 
 def echo_error(error: Exception) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ecohash.inventory import messages
-from ecohash.inventory.model import InferenceService
+from ecohash.inventory.model import InferenceService, Sku
 from ecohash.inventory.site import Node, YamlPath
 
 Report = Callable[[YamlPath, str], None]
@@ -32,22 +32,54 @@ class ServicePlacement:
         return self.gpus // gpus_per_replica
 
 
+@dataclass(frozen=True)
+class NodeGroup:
+    """The nodes of one SKU in one container: all that placement needs to know of them."""
+
+    container: str
+    sku_name: str
+    sku: Sku
+    nodes: int
+
+
+def group_nodes(nodes: Iterable[Node]) -> list[NodeGroup]:
+    """Nodes by container and SKU, in site order: what placement walks, once per service.
+
+    A site has tens of thousands of nodes but a handful of SKUs per container, and
+    every service is placed against all of them.
+    """
+    counts: dict[tuple[str, str], int] = {}
+    skus: dict[str, Sku] = {}
+    for node in nodes:
+        key = (node.container, node.sku_name)
+        counts[key] = counts.get(key, 0) + 1
+        skus.setdefault(node.sku_name, node.sku)
+    return [NodeGroup(container, sku_name, skus[sku_name], count)
+            for (container, sku_name), count in counts.items()]
+
+
 def place(service: InferenceService, nodes: Iterable[Node]) -> list[ServicePlacement]:
     """The containers a service runs in, in site order; empty when it fits nowhere."""
+    return place_groups(service, group_nodes(nodes))
+
+
+def place_groups(service: InferenceService, groups: Iterable[NodeGroup]) -> list[ServicePlacement]:
+    """place(), given the site's nodes already grouped (group_nodes)."""
     wanted = set(service.placement.containers or ())
     skus_allowed = set(service.placement.skus or ())
     skus: dict[str, set[str]] = {}
     usable: dict[str, int] = {}
     containers: dict[str, None] = {}  # site order
-    for node in nodes:
-        containers.setdefault(node.container)
-        if (wanted and node.container not in wanted) or node.sku.gpu != service.gpu_model:
+    for group in groups:
+        containers.setdefault(group.container)
+        gpus = group.sku.gpus
+        if (wanted and group.container not in wanted) or group.sku.gpu != service.gpu_model:
             continue
-        if (skus_allowed and node.sku_name not in skus_allowed) or node.gpus < service.gpus_per_replica:
+        if (skus_allowed and group.sku_name not in skus_allowed) or gpus < service.gpus_per_replica:
             continue
-        skus.setdefault(node.container, set()).add(node.sku_name)
-        whole = node.gpus - node.gpus % service.gpus_per_replica
-        usable[node.container] = usable.get(node.container, 0) + whole
+        skus.setdefault(group.container, set()).add(group.sku_name)
+        whole = gpus - gpus % service.gpus_per_replica
+        usable[group.container] = usable.get(group.container, 0) + whole * group.nodes
     return [ServicePlacement(c, tuple(sorted(skus[c])), usable[c]) for c in containers if c in skus]
 
 
@@ -57,6 +89,7 @@ def check_services(raw_services: Any, nodes: Sequence[Node], gpu_models: Iterabl
     if not isinstance(raw_services, list):
         return
     models = sorted(gpu_models)
+    groups = group_nodes(nodes)
     seen: dict[str, int] = {}
     minimum_gpus: dict[str, int] = {}
     last_path: dict[str, YamlPath] = {}
@@ -76,8 +109,8 @@ def check_services(raw_services: Any, nodes: Sequence[Node], gpu_models: Iterabl
             continue
         if not _references_exist(service, path, skus, container_names, report):
             continue
-        placements = place(service, nodes)
-        if not _fits(service, path, placements, nodes, report):
+        placements = place_groups(service, groups)
+        if not _fits(service, path, placements, groups, report):
             continue
         for placement in placements:
             needed = service.replicas.min * service.gpus_per_replica
@@ -92,8 +125,9 @@ def check_services(raw_services: Any, nodes: Sequence[Node], gpu_models: Iterabl
             last_path[pool] = (*path, "replicas", "min")
     # Services of one GPU model share that model's GPUs in a container.
     gpus_in: dict[tuple[str, str | None], int] = {}
-    for node in nodes:
-        gpus_in[node.container, node.sku.gpu] = gpus_in.get((node.container, node.sku.gpu), 0) + node.gpus
+    for group in groups:
+        pool = (group.container, group.sku.gpu)
+        gpus_in[pool] = gpus_in.get(pool, 0) + group.sku.gpus * group.nodes
     for (container, model), needed in minimum_gpus.items():
         if needed > gpus_in[container, model]:
             report(last_path[container, model],
@@ -123,14 +157,14 @@ def _references_exist(service: InferenceService, path: YamlPath, skus: dict[str,
 
 
 def _fits(service: InferenceService, path: YamlPath, placements: list[ServicePlacement],
-          nodes: Sequence[Node], report: Report) -> bool:
+          groups: Sequence[NodeGroup], report: Report) -> bool:
     """Whether every container the service names (or at least one, by default) holds a replica."""
     if service.replicas.min > service.replicas.max:
         report((*path, "replicas"), f"replicas.min {service.replicas.min} is above "
                f"replicas.max {service.replicas.max}")
         return False
     placed = {p.container for p in placements}
-    largest = max((n.gpus for n in nodes if n.sku.gpu == service.gpu_model), default=0)
+    largest = max((g.sku.gpus for g in groups if g.sku.gpu == service.gpu_model), default=0)
     if service.placement.containers:
         missing = [c for c in service.placement.containers if c not in placed]
         for container in missing:

@@ -126,14 +126,17 @@ def budget_matches_plan(objects: Iterable[dict[str, Any]], plan: dict[str, Any])
     if site_map is None:
         yield Violation(f"ConfigMap {SITE_CONFIGMAP}", "missing: the cluster would not know its budget")
         return
+    # site.json names the containers, in order; each one's ConfigMap holds its entry and nodes.
     rebuilt = json.loads(site_map["data"]["site.json"])
-    rebuilt["nodes"] = []
+    containers, nodes = [], []
     for container in rebuilt["containers"]:
-        name = container_configmap(container["name"])
+        name = container_configmap(container)
         if name not in configmaps:
             yield Violation(f"ConfigMap {name}", "missing: its container's nodes have no budget")
             return
-        rebuilt["nodes"] += json.loads(configmaps[name]["data"]["nodes.json"])
+        containers.append(json.loads(configmaps[name]["data"]["container.json"]))
+        nodes += json.loads(configmaps[name]["data"]["nodes.json"])
+    rebuilt.update(containers=containers, nodes=nodes)
     expected = {key: value for key, value in plan.items() if key not in LOCAL_KEYS}
     if rebuilt != expected:
         differing = sorted(k for k in expected.keys() | rebuilt.keys() if expected.get(k) != rebuilt.get(k))

@@ -2,9 +2,11 @@
 
 The budget is `ecohash plan --json` (less the site file's local path), split so that no
 ConfigMap grows past what etcd takes (1 MiB) however many nodes a site has: `power-budget`
-holds the site and its containers (site.json), and one `power-budget-<container>` per
-container holds that container's nodes (nodes.json). Put back together they are the plan, key for key;
-policy.py checks exactly that.
+holds the site's own figures and its containers' names, in order (site.json), and one
+`power-budget-<container>` per container holds everything of that container: its entry
+with its racks (container.json) and its nodes (nodes.json). So the site's ConfigMap grows
+by a name per container, never with racks or nodes. Put back together they are the plan,
+key for key; policy.py checks exactly that.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ecohash.errors import InvalidInputError
+from ecohash.json_text import dumps_indented
 from ecohash.stack import labels
 from ecohash.stack.names import SYSTEM_NAMESPACE, object_labels
 
@@ -43,25 +46,42 @@ def container_configmap(container: str) -> str:
 
 
 def split_plan(plan: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """ConfigMap name -> data: the site without its nodes, then each container's nodes."""
+    """ConfigMap name -> data: the site and its containers' names, then each container whole."""
     site = {key: value for key, value in plan.items() if key not in ("nodes", *LOCAL_KEYS)}
+    site["containers"] = [container["name"] for container in plan["containers"]]
     split = {SITE_CONFIGMAP: {"site.json": _json(site)}}
+    nodes_of = _nodes_by_container(plan)
     for container in plan["containers"]:
-        nodes = [n for n in plan["nodes"] if n["container"] == container["name"]]
-        split[container_configmap(container["name"])] = {"nodes.json": _json_lines(nodes)}
+        split[container_configmap(container["name"])] = {
+            "container.json": _json(container),
+            "nodes.json": _json_lines(nodes_of.get(container["name"], [])),
+        }
     for name, data in split.items():
-        size = sum(len(v.encode()) for v in data.values())
-        if size > CONFIGMAP_LIMIT_BYTES:
-            raise InvalidInputError(
-                f"ConfigMap {name} would hold {size} bytes of budget, over Kubernetes' 1 MiB; "
-                "split the container into smaller ones"
-            )
+        _check_size(name, data, len(plan["containers"]))
     return split
+
+
+def _nodes_by_container(plan: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    # One pass over the nodes, in their order: not one per container (250 x 50,000).
+    nodes_of: dict[str, list[dict[str, Any]]] = {}
+    for node in plan["nodes"]:
+        nodes_of.setdefault(node["container"], []).append(node)
+    return nodes_of
+
+
+def _check_size(name: str, data: dict[str, str], containers: int) -> None:
+    size = sum(len(value.encode()) for value in data.values())
+    if size <= CONFIGMAP_LIMIT_BYTES:
+        return
+    remedy = (f"the site has more containers ({containers}) than it can name"
+              if name == SITE_CONFIGMAP else "split the container into smaller ones")
+    raise InvalidInputError(
+        f"ConfigMap {name} would hold {size} bytes of budget, over Kubernetes' 1 MiB; {remedy}")
 
 
 def _json(value: Any) -> str:
     # Indented like `ecohash plan --json`, so a reviewer reads the same text in both.
-    return json.dumps(value, indent=2) + "\n"
+    return dumps_indented(value) + "\n"
 
 
 def _json_lines(nodes: list[dict[str, Any]]) -> str:

@@ -15,7 +15,7 @@ import pulumi
 from ecohash.budget import Plan, compile_budget
 from ecohash.errors import EcohashError, InvalidInputError, SiteNotFoundError
 from ecohash.inventory import Site, load_site
-from ecohash.inventory.services import place
+from ecohash.inventory.services import group_nodes, place_groups
 from ecohash.paths import SITE_FILE_NAME, kubeconfig_file, project_root, resolve_site
 from ecohash.report import plan_data
 from ecohash.stack.cluster import SiteCluster, SiteClusterArgs
@@ -92,7 +92,9 @@ def declare_site(site: Site, standard: NodeStandard, plan: Plan,
         for container in site.containers
         if any(node.gpus for node in container.nodes)
     }
-    placed = [(service, placement) for service in site.services for placement in place(service, site.nodes)]
+    groups = group_nodes(site.nodes)
+    placed = [(service, placement)
+              for service in site.services for placement in place_groups(service, groups)]
     services = [
         # '/' cannot occur in either name, so no two placements can share a resource name.
         InferenceService(f"{service.name}/{placement.container}", InferenceServiceArgs(

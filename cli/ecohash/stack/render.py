@@ -8,6 +8,7 @@ and kind filled in). The mock echoes inputs back as state and never connects any
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -133,8 +134,35 @@ def file_name(obj: dict[str, Any]) -> str:
     return f"{folder}/{obj['kind'].lower()}-{metadata.get('name')}.yaml"
 
 
+try:
+    from yaml import CSafeDumper as _LibyamlDumper
+except ImportError:  # libyaml missing: PyYAML's emitter writes everything, only slower
+    from yaml import SafeDumper as _LibyamlDumper  # type: ignore[assignment]
+
+
 class _Dumper(yaml.SafeDumper):
     pass
+
+
+class _FastDumper(_LibyamlDumper):  # type: ignore[misc, valid-type]
+    pass
+
+
+# libyaml's emitter (some ten times faster) writes what PyYAML's does, byte for byte, but
+# in two places: it folds long quoted scalars at other points, and it writes some
+# characters differently (those beyond U+FFFF, NEL). A render is short names and numbers
+# and multi-line text that both write as a literal block, verbatim (budgets, Helm values,
+# the exporter's source): such an object goes to libyaml, any other to PyYAML, so the
+# bytes never depend on which emitter wrote them. A key or one-line value under _SHORT
+# characters, fewer than _MAX_DEPTH levels deep, never reaches the width where folding
+# starts. PyYAML writes a key as a complex one ('? ') when its text and tag ('!!str' on a
+# quoted key) reach 128 characters, libyaml only past 128, and PyYAML an empty key too:
+# keys under _LONG_KEY are simple keys for both.
+_SHORT = 256
+_LONG_KEY = 100
+_MAX_DEPTH = 100
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+_LITERAL_TEXT = re.compile(r"[\n\x20-\x7e]*")
 
 
 def _str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
@@ -145,11 +173,40 @@ def _str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 
 
 _Dumper.add_representer(str, _str)
+_FastDumper.add_representer(str, _str)
 
 
 def to_yaml(obj: dict[str, Any]) -> str:
-    return yaml.dump(obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False,
+    dumper = _FastDumper if _emitters_agree(obj) else _Dumper
+    return yaml.dump(obj, Dumper=dumper, sort_keys=True, default_flow_style=False,
                      allow_unicode=True, width=1000)
+
+
+def _emitters_agree(value: Any, depth: int = 0) -> bool:
+    """Whether libyaml writes `value` as PyYAML does: every string in it a short line or a
+    literal block of printable ASCII (see above)."""
+    if depth > _MAX_DEPTH:
+        return False
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and 0 < len(key) < _LONG_KEY and _short_line(key)
+                   and _emitters_agree(item, depth + 1) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_emitters_agree(item, depth + 1) for item in value)
+    if isinstance(value, str):
+        return _literal_block(value) if "\n" in value else _short_line(value)
+    return value is None or isinstance(value, bool | int | float)
+
+
+def _short_line(text: str) -> bool:
+    return len(text) < _SHORT and _PRINTABLE_ASCII.fullmatch(text) is not None
+
+
+def _literal_block(text: str) -> bool:
+    # A space before a line break, or at the very end, rules the literal style out for both:
+    # they would quote and fold it. Trailing blank lines need the keep indicator ('|+'),
+    # after which libyaml may end the document with '...' and PyYAML does not.
+    return (" \n" not in text and not text.endswith(" ") and text != "\n"
+            and not text.endswith("\n\n") and _LITERAL_TEXT.fullmatch(text) is not None)
 
 
 def write_render(rendered: Rendered, out_dir: Path) -> list[str]:
