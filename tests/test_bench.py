@@ -1,0 +1,46 @@
+"""bench/: the benchmark scripts still run and their generated sites are what they claim.
+
+Nothing here is timed (the figures are bench/'s business, docs/benchmarks.md): these only
+keep the scripts from rotting between the runs that produce the figures.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from ecohash.inventory import load_site
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench(script: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "bench" / script), *arguments],
+                          capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+
+
+def test_generated_sites_are_deterministic_valid_and_of_the_size_asked(tmp_path: Path) -> None:
+    for run in ("a", "b"):
+        result = bench("sites.py", "--sizes", "100,1000", str(tmp_path / run))
+        assert result.returncode == 0, result.stderr
+    first = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.yaml"))
+    assert len(first) == 2
+    for relative in first:
+        assert (tmp_path / "a" / relative).read_bytes() == (tmp_path / "b" / relative).read_bytes()
+    sizes = sorted(len(load_site(tmp_path / "a" / relative).nodes) for relative in first)
+    assert sizes == [100, 1000]
+
+
+def test_plan_scaling_measures_and_judges_every_command(tmp_path: Path) -> None:
+    saved = tmp_path / "figures.json"
+    result = bench("plan_scaling.py", "--sizes", "100,1000", "--repeat", "1",
+                   "--sites-dir", str(tmp_path / "sites"), "--save", str(saved))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for command in ("plan", "ansible-inventory", "yaml parse", "render"):
+        assert f"bench-1000: {command} 1/1:" in result.stderr  # progress, as it measures
+    # Sizes under 10,000 cannot judge the 10,000-node targets, but growth is judged.
+    assert "plan: growth linear" in result.stdout
+    reprinted = bench("plan_scaling.py", "--load", str(saved), "--markdown")
+    assert reprinted.returncode == 0, reprinted.stderr
+    assert "| plan |" in reprinted.stdout
