@@ -263,6 +263,7 @@ def in_process(site: str) -> None:
 
     from ecohash.budget import compile_budget
     from ecohash.inventory import load_site
+    from ecohash.json_text import dumps_indented
     from ecohash.report import plan_data
 
     times = {"imports": time.perf_counter() - start}
@@ -293,8 +294,9 @@ def in_process(site: str) -> None:
     loaded = timed("load_site", load_site, site)
     compiled = timed("compile_budget", compile_budget, loaded)
     data = timed("plan_data", plan_data, compiled)
-    # As print_json in commands/options.py does it.
-    timed("json.dumps", lambda: json.dumps(data, indent=2, sort_keys=False))
+    # As print_json in commands/options.py does it (json.dumps(indent=2)'s bytes, faster);
+    # the phase keeps its name so that saved figures still load.
+    timed("json.dumps", dumps_indented, data)
     gc.callbacks.remove(on_gc)
     times["total"] = sum(times[p] for p in PLAN_PHASES)
     times["gc"] = pauses["gc"]
