@@ -29,13 +29,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from ecohash.ansible.runner import fact_cache_environment
+from ecohash.paths import state_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -59,13 +61,6 @@ TARGET_RERUN = 0.40  # idempotent re-run / first run, ecohash
 Results = dict[tuple[int, str], list[tuple[float, float]]]  # (hosts, config) -> [(first, re-run)]
 
 
-def state_dir() -> Path:
-    sys.path.insert(0, str(ROOT / "cli"))
-    from ecohash.paths import state_dir as configured
-
-    return configured()
-
-
 def lab_up(hosts: int) -> Path:
     """Fresh lab hosts (new roots, keys, no facts or rollout state); returns the site file."""
     subprocess.run([ECOHASH, "lab", "up", "--nodes", str(hosts), "--containers", str(min(hosts, 2))],
@@ -77,10 +72,8 @@ def environment(config: str, work: Path) -> dict[str, str]:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "ANSIBLE_FORCE_COLOR": "0"}
     if config == "ecohash":
         env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
-        # What `ecohash bootstrap` adds (cli/ecohash/ansible/runner.py): a per-site fact cache.
-        env["ANSIBLE_CACHE_PLUGIN"] = "jsonfile"
-        env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(work / "facts")
-        env["ANSIBLE_CACHE_PLUGIN_TIMEOUT"] = "3600"
+        # What `ecohash bootstrap` adds: a fact cache (here one per measurement).
+        env.update(fact_cache_environment(work / "facts"))
     else:
         stock = work / "stock-ansible.cfg"
         stock.write_text(STOCK_CFG)
@@ -143,7 +136,6 @@ def main() -> None:
                 results.setdefault((hosts, config), []).append((first, again))
                 print(f"round {round_index + 1}: {hosts} host(s), {config}: first {first:.1f} s, "
                       f"re-run {again:.1f} s", flush=True)
-    shutil.rmtree(state_dir() / "facts" / "lab", ignore_errors=True)
     report(counts, results, args.markdown)
 
 

@@ -34,6 +34,11 @@ def secrets_dir(site_name: str) -> Path:
     return state_dir() / "secrets" / site_name
 
 
+def facts_dir(site_name: str) -> Path:
+    """Ansible's fact cache for one site: node names repeat across sites, so never shared."""
+    return state_dir() / "facts" / site_name
+
+
 def kubeconfig_file(site: Site) -> Path:
     """The site cluster's kubeconfig: spec.kubernetes.kubeconfig, else the one provision fetched."""
     named = site.kubernetes.kubeconfig if site.kubernetes else None

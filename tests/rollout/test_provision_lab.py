@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ecohash.paths import state_dir
+from ecohash.paths import facts_dir, state_dir
 from tests.labhosts import Lab
 from tests.roles.conftest import ECOHASH, LAB_HOSTS, SERVER
 
@@ -81,7 +81,7 @@ class Provisioned:
 def provisioned(lab: Lab) -> Provisioned:
     lab.up()  # fresh hosts; `lab up` also forgets the lab's rollout state and cached facts
     assert not (state_dir() / STATE_FILE).exists()
-    assert not (state_dir() / "facts" / "lab").exists()
+    assert not (facts_dir("lab")).exists()
     started = time.monotonic()
     result = subprocess.run([ECOHASH, "provision", "lab", "--json"], capture_output=True, text=True,
                             timeout=900, check=False)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ecohash.errors import InvalidInputError
-from ecohash.paths import project_root, state_dir
+from ecohash.paths import facts_dir, project_root, state_dir
 
 # Events that end one task on one host, and what each says about the host.
 HOST_RESULTS = {
@@ -216,11 +216,7 @@ def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]
         # was installed with ecohash (its inventory plugin imports ecohash).
         "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"),
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        # Facts kept between runs, one directory per site (node names repeat across sites);
-        # an hour, so a re-run skips gathering but a rebooted node is soon seen afresh.
-        "ANSIBLE_CACHE_PLUGIN": "jsonfile",
-        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(state_dir() / "facts" / request.site_name),
-        "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "3600",
+        **fact_cache_environment(facts_dir(request.site_name)),
         "ANSIBLE_FORCE_COLOR": "0",
         # ansible-runner turns host key checking off unless told otherwise: a node that
         # answers with a key other than the known one must be refused.
@@ -247,6 +243,16 @@ def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]
     )
     (directory / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
     return result
+
+
+def fact_cache_environment(directory: Path) -> dict[str, str]:
+    """Facts kept between runs in `directory` (one per site: node names repeat across
+    sites); for an hour, so a re-run skips gathering but a rebooted node is soon seen afresh."""
+    return {
+        "ANSIBLE_CACHE_PLUGIN": "jsonfile",
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(directory),
+        "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "3600",
+    }
 
 
 def task_change(data: dict[str, Any], result: dict[str, Any]) -> TaskChange:

@@ -42,7 +42,7 @@ from ecohash.lab.layout import (
 )
 from ecohash.lab.simhardware import SimulatedGpus
 from ecohash.lab.state import HostRecord, LabRecord
-from ecohash.paths import state_dir
+from ecohash.paths import facts_dir
 from ecohash.standard import load_standard
 
 Progress = Callable[[str], None]
@@ -225,7 +225,7 @@ def _forget_rollouts() -> None:
     from ecohash.rollout.state import RolloutState
 
     shutil.rmtree(RolloutState.file_for(inventory.SITE_NAME).parent, ignore_errors=True)
-    shutil.rmtree(state_dir() / "facts" / inventory.SITE_NAME, ignore_errors=True)
+    shutil.rmtree(facts_dir(inventory.SITE_NAME), ignore_errors=True)
 
 
 def _make_client_keys(paths: LabPaths) -> None:
