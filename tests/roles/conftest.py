@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,14 @@ def run_bootstrap(*arguments: str) -> BootstrapRun:
     directory = Path(lines[-1][len(marker):].strip())
     summary = json.loads((directory / "summary.json").read_text())
     return BootstrapRun(result.returncode, output, directory, summary)
+
+
+def host_results(run: BootstrapRun) -> Iterator[dict]:
+    """event_data of every task result a host reported in the run (ansible-runner's events)."""
+    for path in sorted(run.directory.glob("artifacts/*/job_events/*.json")):
+        event = json.loads(path.read_text())
+        if event.get("event") in ("runner_on_ok", "runner_on_failed", "runner_item_on_ok"):
+            yield event["event_data"]
 
 
 @dataclass

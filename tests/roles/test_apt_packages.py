@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-
 import pytest
 
-from tests.roles.conftest import LAB_HOSTS, Bootstrapped, BootstrapRun, run_bootstrap
+from tests.roles.conftest import LAB_HOSTS, Bootstrapped, host_results, run_bootstrap
 
 pytestmark = pytest.mark.lab
 
 APT_ACTIONS = {"apt", "ansible.builtin.apt", "ansible.legacy.apt"}
 DPKG_QUERY_TASK = "Ask dpkg which packages are installed, at which version, and which are held"
-
-
-def host_results(run: BootstrapRun) -> Iterator[dict]:
-    """event_data of every task result a host reported in the run (ansible-runner's events)."""
-    for path in sorted(run.directory.glob("artifacts/*/job_events/*.json")):
-        event = json.loads(path.read_text())
-        if event.get("event") in ("runner_on_ok", "runner_on_failed", "runner_item_on_ok"):
-            yield event["event_data"]
 
 
 def test_an_idempotent_run_asks_dpkg_and_never_runs_apt(bootstrapped: Bootstrapped) -> None:

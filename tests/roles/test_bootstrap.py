@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from ecohash.paths import state_dir
-from tests.roles.conftest import ECOHASH, LAB_HOSTS, Bootstrapped, run_bootstrap
+from ecohash.paths import facts_dir, state_dir
+from tests.roles.conftest import ECOHASH, LAB_HOSTS, Bootstrapped, BootstrapRun, host_results, run_bootstrap
 
 pytestmark = pytest.mark.lab
 
@@ -32,6 +32,17 @@ def test_second_bootstrap_changes_nothing_on_any_host(bootstrapped: Bootstrapped
     assert sorted(hosts) == LAB_HOSTS
     assert {name: host["changed"] for name, host in hosts.items()} == dict.fromkeys(LAB_HOSTS, 0)
     assert all(host["ok"] > 40 for host in hosts.values())
+
+
+def test_the_second_run_reads_facts_from_the_sites_cache(bootstrapped: Bootstrapped) -> None:
+    def gathered(run: BootstrapRun) -> set[str]:
+        return {e["host"] for e in host_results(run) if e["task"] == "Gathering Facts"}
+
+    assert gathered(bootstrapped.first) == set(LAB_HOSTS)
+    assert gathered(bootstrapped.second) == set()
+    # One file per host (ansible-core names it with a schema prefix, e.g. s1_c01-r01-n01).
+    cached = [path.name for path in facts_dir("lab").iterdir()]
+    assert [name for name in LAB_HOSTS if any(f.endswith(name) for f in cached)] == LAB_HOSTS
 
 
 def test_every_gpu_reports_the_cap_ecohash_plan_computed(bootstrapped: Bootstrapped) -> None:

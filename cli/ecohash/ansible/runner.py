@@ -232,6 +232,10 @@ def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]
         envvars=environment,
         event_handler=handle,
         cancel_callback=(lambda: cancel.is_set()) if cancel is not None else None,
+        # ansible-runner's own jsonfile cache would replace the site's cache directory in
+        # the environment with a new one inside each run's artifacts: no run would ever
+        # see the facts of the last. The cache is ours (fact_cache_environment).
+        fact_cache_type="site",
         quiet=True,
     )
     result = RunResult(
