@@ -1,7 +1,8 @@
 """What a provision records must be what happened: driven by recorded-style ansible-runner
 events, with SSH (preflight, verification) and the stack faked; no lab.
 
-A node counts as run only on positive evidence, the node play's last task.
+A node counts as run only on positive evidence, the node play's last task; a run that
+raises after it started is recorded failed (or interrupted) in state and in every report.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 import yaml
 
 from ecohash.ansible.runner import NODE_RAN_TASK
+from ecohash.errors import EcohashError
 from ecohash.inventory import load_site
 from ecohash.inventory.site import Site
 from ecohash.paths import project_root
@@ -222,3 +224,71 @@ def test_a_node_with_reachability_events_only_is_not_taken_for_converged_on_succ
     assert (agent["status"], agent["reason"]) == \
         (NOT_RUN, "the playbook ended before this node ran (ansible-playbook successful, rc 0)")
     assert AGENT not in verified and AGENT not in RolloutState.load(SITE).nodes
+
+
+# --- a run that raises is recorded as such --------------------------------------------------
+
+
+def _apply_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecohash.stack import automation
+
+    def apply_site(site: Site, **_: Any) -> None:
+        raise EcohashError("pulumi up failed: the API server refused the connection")
+
+    monkeypatch.setattr(automation, "apply_blocker", lambda site: None)
+    monkeypatch.setattr(automation, "apply_site", apply_site)
+
+
+def _render_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecohash.stack import render
+
+    def checked_render(site: Site, standard: Any) -> None:
+        raise EcohashError("stack render: ConfigMap power-budget: policy violated")
+
+    monkeypatch.setattr(render, "checked_render", checked_render)
+
+
+def _runner_crashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    def run(**_: Any) -> None:
+        raise RuntimeError("ansible-runner: the event stream broke")
+
+    monkeypatch.setattr(ansible_runner, "run", run)
+
+
+@pytest.mark.parametrize(("break_it", "error", "stack"), [
+    (_apply_fails, "pulumi up failed: the API server refused the connection", "failed"),
+    (_render_fails, "stack render: ConfigMap power-budget: policy violated", "failed"),
+    (_runner_crashes, "RuntimeError: ansible-runner: the event stream broke", "not-run"),
+], ids=["stack-apply", "stack-render", "runner-crash"])
+def test_a_run_that_raises_is_recorded_failed_with_the_error(
+        site: Site, verified: list[str], state_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        break_it: Callable[[pytest.MonkeyPatch], None], error: str, stack: str) -> None:
+    with ansible(monkeypatch, every_node_converges):
+        break_it(monkeypatch)
+        with pytest.raises(Exception) as raised:
+            run_provision(site)
+    assert error.endswith(str(raised.value))  # the error itself goes on, to the usual exit code
+    run, saved, text, html = run_files(state_dir)
+    assert run["outcome"] == saved["outcome"] == "failed"
+    assert error in run["message"] and error in saved["message"]
+    assert ": failed in " in text.splitlines()[0] and error in text
+    assert 'outcome-failed">failed<' in html and error in html
+    assert saved["stack"]["action"] == stack
+
+
+def test_an_interrupt_that_raises_is_recorded_interrupted(
+        site: Site, verified: list[str], state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def apply_blocker(site: Site) -> None:
+        raise KeyboardInterrupt
+
+    from ecohash.stack import automation
+
+    monkeypatch.setattr(automation, "apply_blocker", apply_blocker)
+    with ansible(monkeypatch, every_node_converges), pytest.raises(KeyboardInterrupt):
+        run_provision(site)
+    run, saved, text, html = run_files(state_dir)
+    assert run["outcome"] == saved["outcome"] == "interrupted"
+    assert ": interrupted in " in text.splitlines()[0]
+    assert saved["stack"]["action"] == "interrupted" and 'outcome-interrupted">interrupted<' in html
+    # What finished before the interrupt stays recorded.
+    assert {record.status for record in RolloutState.load(SITE).nodes.values()} == {PASSED}

@@ -318,6 +318,19 @@ def test_a_dry_run_says_where_nodes_would_run_only_in_the_node_lines():
     assert "not run:" not in text and "would run in canary" in text
 
 
+def test_a_run_that_failed_says_so_with_the_error():
+    error = "failed: pulumi up failed: the API server refused the connection; finished waves are recorded"
+    report = sample_report(outcome="failed", message=error)
+
+    text = render_text(report)
+    page = Page(render_html(report))
+
+    assert text.startswith("provision lab, run 20261121T101500Z-provision: failed in ")
+    assert f"\n{error}\n" in text
+    assert page.has_class("outcome-failed") and error in page.all_text()
+    assert ".outcome-failed" in page.style  # shown like a stopped run, not as a neutral word
+
+
 def test_a_small_site_lists_every_node():
     report = sample_report()
 

@@ -43,6 +43,7 @@ from ecohash.ansible.runner import (
     run_playbook,
 )
 from ecohash.budget import Plan
+from ecohash.errors import EcohashError
 from ecohash.inventory.site import Site
 from ecohash.report import plan_data
 from ecohash.rollout import preflight
@@ -56,6 +57,7 @@ from ecohash.standard import NodeStandard, standard_file_of
 
 # A run's words for nodes it did not provision (never written to state).
 SKIPPED, NOT_RUN = "skipped", "not-run"
+INTERRUPTED_MESSAGE = "interrupted: finished waves are recorded; run provision again to resume"
 
 
 class Display(Protocol):
@@ -142,6 +144,17 @@ def provision(request: ProvisionRequest, display: Display, cancel: threading.Eve
         _record_run(rollout, "running")
         try:
             _roll_out(rollout, display, cancel)
+        except KeyboardInterrupt:
+            rollout.outcome, rollout.message = "interrupted", INTERRUPTED_MESSAGE
+            raise
+        except BaseException as error:
+            # Whatever broke (the stack, a render, ansible-runner itself), the run did not
+            # complete, and state and the reports must not say it did; the error goes on to
+            # the CLI, which reports it and exits as usual.
+            rollout.outcome = "failed"
+            rollout.message = (f"failed: {_error_text(error)}; finished waves are recorded; "
+                               "run provision again to resume")
+            raise
         finally:
             report = _report(rollout)
             write_report(report, rollout.directory)
@@ -197,7 +210,7 @@ def _roll_out(rollout: Rollout, display: Display, cancel: threading.Event) -> No
             break
     if cancel.is_set():
         rollout.outcome = "interrupted"
-        rollout.message = "interrupted: finished waves are recorded; run provision again to resume"
+        rollout.message = INTERRUPTED_MESSAGE
         return
     if rollout.outcome == "completed":
         _stack(rollout, display)
@@ -403,6 +416,7 @@ def _record_run(rollout: Rollout, outcome: str) -> None:
         "run": rollout.run_id,
         "started": utc_time(rollout.started),
         "outcome": outcome,
+        "message": rollout.message,
         "directory": str(rollout.directory),
         **{key: totals[key] for key in ("passed", "failed", "skipped")},
     })
@@ -411,6 +425,23 @@ def _record_run(rollout: Rollout, outcome: str) -> None:
 
 def _stack(rollout: Rollout, display: Display) -> None:
     """Apply the site stack when possible, else render it; say which, and why."""
+    try:
+        _apply_or_render_stack(rollout, display)
+    except BaseException as error:
+        rollout.stack.update(action="interrupted" if isinstance(error, KeyboardInterrupt) else "failed",
+                             reason=_error_text(error))
+        raise
+
+
+def _error_text(error: BaseException) -> str:
+    """An error as a report says it: ecohash's own are written for the user; others are named."""
+    text = str(error)
+    if isinstance(error, EcohashError) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _apply_or_render_stack(rollout: Rollout, display: Display) -> None:
     from ecohash.rollout.changes import record_stack
     from ecohash.stack.automation import apply_blocker, apply_site
     from ecohash.stack.render import checked_render, write_render
