@@ -291,6 +291,46 @@ def test_a_large_site_counts_passed_nodes_instead_of_listing_them_but_lists_ever
     assert nodes[0]["name"] not in text
 
 
+def test_nodes_a_wave_never_ran_are_named_with_the_reason_on_a_site_of_any_size():
+    reason = "the playbook ended before this node ran: c000-r01-n000 failed: Install k3s: checksum mismatch"
+    nodes = [make_node(f"c{i // 100:03d}-r01-n{i % 100:03d}", "not-run", wave=None, reason=None)
+             for i in range(5000)]
+    nodes[0] = make_node(nodes[0]["name"], "failed", reason="Install k3s: checksum mismatch")
+    nodes[1] = make_node(nodes[1]["name"], "not-run", reason=reason, verdict=None, checks=[])
+    report = sample_report(nodes=nodes, failed=[{"name": nodes[0]["name"], "reason": nodes[0]["reason"]}],
+                           totals={"nodes": 5000, "passed": 0, "failed": 1, "skipped": 0, "not_run": 4999})
+
+    text = render_text(report)
+    page = Page(render_html(report))
+
+    # Only the node its wave was given has a reason; those no wave reached are counted.
+    assert f"not run:\n  {nodes[1]['name']}: {reason}\n" in text
+    assert "... 4,999 nodes not-run" in text and nodes[2]["name"] not in text
+    assert page.has_class("status-not-run") and reason in page.all_text()
+
+
+def test_a_dry_run_says_where_nodes_would_run_only_in_the_node_lines():
+    nodes = [make_node("c01-r01-n01", "not-run", reason="would run in canary")]
+    text = render_text(sample_report(nodes=nodes, failed=[], outcome="dry-run",
+                                     options={"limit": None, "wave_size": "2", "max_fail_pct": 25,
+                                              "force": False, "dry_run": True}))
+
+    assert "not run:" not in text and "would run in canary" in text
+
+
+def test_a_run_that_failed_says_so_with_the_error():
+    error = "failed: pulumi up failed: the API server refused the connection; finished waves are recorded"
+    report = sample_report(outcome="failed", message=error)
+
+    text = render_text(report)
+    page = Page(render_html(report))
+
+    assert text.startswith("provision lab, run 20261121T101500Z-provision: failed in ")
+    assert f"\n{error}\n" in text
+    assert page.has_class("outcome-failed") and error in page.all_text()
+    assert ".outcome-failed" in page.style  # shown like a stopped run, not as a neutral word
+
+
 def test_a_small_site_lists_every_node():
     report = sample_report()
 

@@ -38,6 +38,10 @@ HOST_RESULTS = {
 # for a node that never answered (the other reason is "failed acceptance: ...").
 REPORT_TASK = "Say why this node is not standard: "
 UNANSWERED = "did not answer over SSH"
+# The last task of playbooks/node.yml's play. A host that reports it ran every role of the
+# play: the only proof of that, since a playbook that Ansible ends early (a Kubernetes
+# server failing in its serial play) leaves the other hosts with a few ok events and no error.
+NODE_RAN_TASK = "Say that this node ran every role"
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class HostProgress:
     failure: str | None = None
     health: dict[str, Any] | None = None
     changes: list[TaskChange] = field(default_factory=list)
+    ran_node_play: bool = False  # reached the node play's last task (NODE_RAN_TASK)
     first_event: datetime | None = None
     last_event: datetime | None = None
 
@@ -133,6 +138,7 @@ class RunResult:
                 "unreachable": progress.counts["unreachable"],
                 "skipped": progress.counts["skipped"],
                 "failure": progress.failure,
+                "ran_node_play": progress.ran_node_play,
                 "health": progress.health,
             }
         return {"rc": self.rc, "status": self.status, "failed_hosts": self.failed_hosts,
@@ -204,6 +210,8 @@ def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]
             if outcome == "ok" and result.get("changed"):
                 progress.counts["changed"] += 1
                 progress.changes.append(task_change(data, result))
+            if outcome == "ok" and data.get("task") == NODE_RAN_TASK:
+                progress.ran_node_play = True
             if outcome in ("failed", "unreachable"):
                 progress.failure = f"{data.get('task', '')}: {_message(result)}"
             if isinstance(result.get("verdict"), dict):

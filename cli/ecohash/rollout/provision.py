@@ -10,8 +10,9 @@ The order of a rollout, and why:
    reason, instead of failing a wave.
 4. Waves: a canary (the Kubernetes servers and one node per container), then batches.
    Each wave is one ansible-runner run of playbooks/bootstrap.yml on exactly its nodes,
-   then testinfra verification of the nodes Ansible passed. State is saved after every
-   wave. A wave that takes failures over --max-fail-pct stops the rollout.
+   then testinfra verification of the nodes that ran the node play to its end. State is
+   saved after every wave. A wave that takes failures over --max-fail-pct, or that
+   Ansible ended before some of its nodes ran, stops the rollout.
 5. The site stack: applied when the pulumi CLI and the cluster are reachable, else
    rendered into the run's directory, and the report says which and why.
 6. The report (JSON, text, HTML) in the run's directory.
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ from ecohash.ansible.runner import (
     run_playbook,
 )
 from ecohash.budget import Plan
+from ecohash.errors import EcohashError
 from ecohash.inventory.site import Site
 from ecohash.report import plan_data
 from ecohash.rollout import preflight
@@ -55,6 +57,7 @@ from ecohash.standard import NodeStandard, standard_file_of
 
 # A run's words for nodes it did not provision (never written to state).
 SKIPPED, NOT_RUN = "skipped", "not-run"
+INTERRUPTED_MESSAGE = "interrupted: finished waves are recorded; run provision again to resume"
 
 
 class Display(Protocol):
@@ -141,6 +144,17 @@ def provision(request: ProvisionRequest, display: Display, cancel: threading.Eve
         _record_run(rollout, "running")
         try:
             _roll_out(rollout, display, cancel)
+        except KeyboardInterrupt:
+            rollout.outcome, rollout.message = "interrupted", INTERRUPTED_MESSAGE
+            raise
+        except BaseException as error:
+            # Whatever broke (the stack, a render, ansible-runner itself), the run did not
+            # complete, and state and the reports must not say it did; the error goes on to
+            # the CLI, which reports it and exits as usual.
+            rollout.outcome = "failed"
+            rollout.message = (f"failed: {_error_text(error)}; finished waves are recorded; "
+                               "run provision again to resume")
+            raise
         finally:
             report = _report(rollout)
             write_report(report, rollout.directory)
@@ -189,14 +203,14 @@ def _roll_out(rollout: Rollout, display: Display, cancel: threading.Event) -> No
         if cancel.is_set():
             break
         display.say(f"{wave.name} ({wave.index}/{len(waves)}): {len(wave.nodes)} node(s): "
-                    + ", ".join(wave.nodes[:8]) + (" ..." if len(wave.nodes) > 8 else ""))
+                    + _some_names(wave.nodes))
         _run_wave(rollout, wave, display, cancel)
         _save_state(rollout)
-        if cancel.is_set() or over_failure_limit(rollout, wave.name):
+        if cancel.is_set() or over_failure_limit(rollout, wave.name) or cut_short(rollout, wave):
             break
     if cancel.is_set():
         rollout.outcome = "interrupted"
-        rollout.message = "interrupted: finished waves are recorded; run provision again to resume"
+        rollout.message = INTERRUPTED_MESSAGE
         return
     if rollout.outcome == "completed":
         _stack(rollout, display)
@@ -281,18 +295,33 @@ def _classify(rollout: Rollout, wave: Wave, result: RunResult, interrupted: bool
         elif progress is None:
             outcome.reason = f"the wave stopped before this node ran ({result.status})"
         elif name in failed or progress.state in (FAILED, UNREACHABLE):
-            reason = (progress.failure or "failed").removeprefix(REPORT_TASK)
+            reason = _failure(progress)
             outcome.status = UNREACHABLE if (progress.state == UNREACHABLE or reason.startswith(UNANSWERED)) \
                 else FAILED
             outcome.reason = reason
         elif progress.health is not None and not progress.health.get("passed"):
             outcome.status = FAILED
             outcome.reason = "failed acceptance: " + ", ".join(progress.health.get("failed_checks", []))
-        elif result.rc != 0 and not progress.counts["ok"]:
-            outcome.reason = f"the wave stopped before this node ran ({result.status})"
+        elif not progress.ran_node_play:
+            # Events alone prove nothing: a playbook Ansible ended early leaves the hosts it
+            # never reached with their reachability play's ok events and no error.
+            outcome.reason = f"the playbook ended before this node ran{_why_ended(wave, result)}"
         else:
             converged.append(name)
     return converged
+
+
+def _why_ended(wave: Wave, result: RunResult) -> str:
+    """The failure that ended the playbook as the wave's first failed host tells it, if one did."""
+    failed = [name for name in wave.nodes if name in result.hosts and result.hosts[name].failure]
+    if not failed:
+        return f" (ansible-playbook {result.status}, rc {result.rc})"
+    more = f" (and {len(failed) - 1} more failed)" if len(failed) > 1 else ""
+    return f": {failed[0]} failed: {_failure(result.hosts[failed[0]])}{more}"
+
+
+def _failure(progress: HostProgress) -> str:
+    return (progress.failure or "failed").removeprefix(REPORT_TASK)
 
 
 def _verify(rollout: Rollout, names: list[str]) -> None:
@@ -334,6 +363,29 @@ def over_failure_limit(rollout: Rollout, after: str) -> bool:
     return False
 
 
+def cut_short(rollout: Rollout, wave: Wave) -> bool:
+    """Stop when Ansible ended the wave before some of its nodes ran.
+
+    Ansible ends a whole playbook when a play's batch fails entirely (the Kubernetes
+    servers go one at a time), and the nodes it never reached are no failures of their
+    own: the rollout must not go on past them, to more waves and the stack, as if the
+    wave had done its work.
+    """
+    left = [name for name in wave.nodes if rollout.outcomes[name].status == NOT_RUN]
+    if not left:
+        return False
+    rollout.outcome = "stopped"
+    rollout.message = (f"stopped after {wave.name}: the playbook ended before {len(left)} of its "
+                       f"{len(wave.nodes)} node(s) ran ({_some_names(left)}); "
+                       "fix what ended it and run provision again: what passed is recorded")
+    return True
+
+
+def _some_names(names: Sequence[str]) -> str:
+    """Names for one line: a wave can hold thousands."""
+    return ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+
+
 def _save_state(rollout: Rollout) -> None:
     """Record every node this run finished with; untouched and skipped nodes keep theirs."""
     for name, outcome in rollout.outcomes.items():
@@ -364,6 +416,7 @@ def _record_run(rollout: Rollout, outcome: str) -> None:
         "run": rollout.run_id,
         "started": utc_time(rollout.started),
         "outcome": outcome,
+        "message": rollout.message,
         "directory": str(rollout.directory),
         **{key: totals[key] for key in ("passed", "failed", "skipped")},
     })
@@ -372,6 +425,23 @@ def _record_run(rollout: Rollout, outcome: str) -> None:
 
 def _stack(rollout: Rollout, display: Display) -> None:
     """Apply the site stack when possible, else render it; say which, and why."""
+    try:
+        _apply_or_render_stack(rollout, display)
+    except BaseException as error:
+        rollout.stack.update(action="interrupted" if isinstance(error, KeyboardInterrupt) else "failed",
+                             reason=_error_text(error))
+        raise
+
+
+def _error_text(error: BaseException) -> str:
+    """An error as a report says it: ecohash's own are written for the user; others are named."""
+    text = str(error)
+    if isinstance(error, EcohashError) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _apply_or_render_stack(rollout: Rollout, display: Display) -> None:
     from ecohash.rollout.changes import record_stack
     from ecohash.stack.automation import apply_blocker, apply_site
     from ecohash.stack.render import checked_render, write_render

@@ -30,7 +30,8 @@ FINGERPRINT_SHOWN = 12
 
 # Statuses that mean something went wrong on the node, so the page puts them first.
 PROBLEM_STATUSES = ("failed", "unreachable", "interrupted")
-KNOWN_STATUSES = (*PROBLEM_STATUSES, "passed", "skipped", "not-run")
+NOT_RUN = "not-run"
+KNOWN_STATUSES = (*PROBLEM_STATUSES, "passed", "skipped", NOT_RUN)
 
 # Chart geometry in SVG user units; one chart per container, one row per bar.
 CHART_LABEL_WIDTH = 190
@@ -120,6 +121,14 @@ def render_text(report: dict[str, Any]) -> str:
     if report["failed"]:
         lines.append("failed:")
         lines += [f"  {failure['name']}: {failure['reason']}" for failure in report["failed"]]
+    not_run = [node for node in report["nodes"] if node["status"] == NOT_RUN and node["reason"]]
+    if not_run and not report["options"]["dry_run"]:
+        # Nodes a wave was given but Ansible never ran (a dry run's say where they would):
+        # not failures, and on a large site the node lines below are only counts.
+        lines.append("not run:")
+        lines += [f"  {node['name']}: {node['reason']}" for node in not_run[:MAX_NODE_LINES]]
+        if len(not_run) > MAX_NODE_LINES:
+            lines.append(f"  ... {len(not_run) - MAX_NODE_LINES:,} more (report.json lists every node)")
     if report["nodes"]:
         lines.append("nodes:")
         lines += [f"  {line}" for line in _node_lines(report["nodes"])]
