@@ -46,6 +46,11 @@ class Rendered:
 class RenderCheckError(EcohashError):
     """Rendered objects that fail their schemas or a policy: nothing is written."""
 
+    def __init__(self, site: Site, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"site {site.name}: the render fails its checks; nothing written\n"
+                         + "\n".join(problems))
+
 
 def render_site(site: Site, standard: NodeStandard) -> Rendered:
     """Every Kubernetes object the site's stack declares, in a stable order, unchecked."""
@@ -57,21 +62,23 @@ def _render(site: Site, standard: NodeStandard, plan: Plan) -> Rendered:
     return Rendered(site.name, sorted(objects, key=file_name))
 
 
-def checked_render(site: Site, standard: NodeStandard) -> Rendered:
-    """The render, every object strict-valid for the standard's Kubernetes and every policy met."""
+def checked_render(site: Site, standard: NodeStandard, plan: Plan | None = None) -> Rendered:
+    """The render, every object strict-valid for the standard's Kubernetes and every policy met.
+
+    `plan` is the site's compiled budget when the caller has it already.
+    """
     from ecohash.report import plan_data
     from ecohash.stack.policy import check_policies
     from ecohash.stack.validation import validate_manifests
 
     # One plan for the stack and for the policy comparing its ConfigMaps with the plan.
-    plan = compile_budget(site)
+    plan = plan or compile_budget(site)
     rendered = _render(site, standard, plan)
     problems = [str(p) for p in validate_manifests(
         rendered.objects, kubernetes_minor(standard), crds=bundled_crds())]
     problems += [str(v) for v in check_policies(rendered.objects, plan_data(plan))]
     if problems:
-        raise RenderCheckError(f"site {site.name}: the render fails its checks; nothing written\n"
-                               + "\n".join(problems))
+        raise RenderCheckError(site, problems)
     return rendered
 
 
