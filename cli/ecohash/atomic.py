@@ -54,12 +54,12 @@ def replace_directory(path: Path, files: Mapping[str, str], marker: str, marker_
     interrupted replacement leaves beside it is removed by the next one.
     """
     path = Path(os.path.abspath(path))  # not resolve(): a link at `path` must not be followed
-    _check_replaceable(path, marker)
-    previous = path.with_name(f".{path.name}.previous")
-    staging_prefix = f".{path.name}.writing-"
     moved_aside = False
     staging: Path | None = None
     try:
+        _check_replaceable(path, marker)
+        previous = path.with_name(f".{path.name}.previous")
+        staging_prefix = f".{path.name}.writing-"
         path.parent.mkdir(parents=True, exist_ok=True)
         # Only replacements of `path` name their folders so; one killed midway left these.
         for leftover in [previous, *path.parent.glob(f"{staging_prefix}*")]:
