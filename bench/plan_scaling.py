@@ -248,7 +248,9 @@ def run_size(size: int, site: Path, commands: list[str], repeat: int, env: dict[
             if command == IN_PROCESS:
                 runs.phases.append(json.loads(sample.out))
             if command == RENDER:
-                runs.objects = sum(len(files) for _, _, files in os.walk(work / "render"))
+                # One .yaml file per object; the render's marker file is none.
+                runs.objects = sum(name.endswith(".yaml") for _, _, files in os.walk(work / "render")
+                                   for name in files)
             progress(f"bench-{size}: {command} {attempt + 1}/{repeat}: {sample.wall:.3f} s, "
                      f"cpu {sample.cpu:.3f} s, {sample.peak_kib / 1024:.0f} MiB")
     return results

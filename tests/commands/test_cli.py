@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from ecohash.commands.main import cli
-from tests.conftest import REPO
+from tests.conftest import EXAMPLE_SITE, REPO
 
 
 def run(*args: str):
@@ -47,6 +47,53 @@ def test_validate_reports_each_problem_as_file_line_and_exits_2(write_site):
         f"{bad}:22: spec.containers[0].cooling: must be 'air', 'hydro' or 'immersion' (got 'x')",
     ]
     assert result.stdout.startswith(f"{good}: ok")
+
+
+# What plan, provision and render refuse of a site that loads and fits its budgets; validate
+# runs their checks, so it refuses each too, in one line, with exit 2.
+def test_validate_refuses_rack_groups_that_collide(write_site):
+    path = write_site(EXAMPLE_SITE, ("        - name: r01\n", "        - name: a-b\n"), (
+        "  containers:\n", "  containers:\n"
+        "    - name: c01-a\n      cooling: hydro\n      power_kw: 100\n      cooling_kw: 95\n"
+        "      racks:\n        - name: b\n          power_kw: 45\n          nodes:\n"
+        "            - {name: c01a-b-n01, sku: hgx-h100-8, mgmt_ip: 10.20.2.11}\n"))
+    result = run("validate", str(path))
+    assert result.exit_code == 2
+    assert result.stderr == (f"{path}:35: rack c01/a-b and rack c01-a/b both make the Ansible group "
+                             "rack_c01_a_b; rename one\n")
+    assert result.stdout == ""
+
+
+def test_validate_refuses_a_missing_node_standard(write_site, tmp_path):
+    path = write_site(EXAMPLE_SITE, ("  kubernetes:\n", "  provisioning:\n    standard: "
+                                     "missing.lock.yml\n  kubernetes:\n"))
+    result = run("validate", str(path))
+    assert result.exit_code == 2
+    assert result.stderr == (f"ecohash: {tmp_path}/missing.lock.yml: cannot read the node standard: "
+                             "No such file or directory\n")
+
+
+def test_validate_refuses_a_node_standard_that_does_not_check(write_site, tmp_path):
+    standard = tmp_path / "standard.lock.yml"
+    standard.write_text((REPO / "node-standard.lock.yml").read_text().replace("k3s:", "k3z:", 1))
+    path = write_site(EXAMPLE_SITE, ("  kubernetes:\n", "  provisioning:\n    standard: "
+                                     "standard.lock.yml\n  kubernetes:\n"))
+    result = run("validate", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"{standard}:")
+
+
+def test_validate_refuses_a_stack_the_api_server_would_refuse(write_site):
+    path = write_site(EXAMPLE_SITE, ("  containers:\n", "  services:\n"
+                                     "    - {name: llama, model: meta-llama/Llama-3.1-8B-Instruct, "
+                                     "gpu_model: h100-sxm, gpus_per_replica: 1, replicas: {min: 1, max: 2147483648}}\n"
+                                     "  containers:\n"))
+    result = run("validate", str(path))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"ecohash: {path}: the site's stack fails its checks: HorizontalPodAutoscaler "
+        "ecohash-c01/llama: spec.maxReplicas: 2147483648 is out of the int32 range "
+        "(-2147483648 to 2147483647)\n")
 
 
 def test_unknown_site_is_one_line_exit_2(tmp_path, monkeypatch):

@@ -29,6 +29,48 @@ def test_writes_rendered_site_by_default_and_says_what_it_checked(tmp_path: Path
     assert "ecohash-c01/deployment-mistral-small.yaml" in files
 
 
+def test_output_dot_in_a_folder_of_files_refuses_and_keeps_them(tmp_path: Path, monkeypatch) -> None:
+    work = tmp_path / "work"
+    (work / "notes").mkdir(parents=True)
+    (work / "notes/plan.txt").write_text("mine\n")
+    (work / "site.yaml").write_text((REPO / "inventories/nd-williston/site.yaml").read_text())
+    monkeypatch.chdir(work)
+    result = render("site.yaml", "-o", ".")
+    assert result.exit_code == 2
+    assert result.output == (f"ecohash: {work}: not empty and not written by ecohash (no "
+                             ".ecohash-render in it); refusing to replace it: remove it or choose "
+                             "another directory\n")
+    assert sorted(str(p.relative_to(work)) for p in work.rglob("*")) == ["notes", "notes/plan.txt", "site.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
+
+
+def test_a_symlinked_output_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine\n")
+    (tmp_path / "out").symlink_to(target)
+    result = render(str(REPO / "inventories/nd-williston/site.yaml"), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.output == (f"ecohash: {tmp_path}/out: a symbolic link; ecohash writes into a real "
+                             "directory, never through a link\n")
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    assert (tmp_path / "out").is_symlink()
+
+
+def test_a_rerender_replaces_its_own_render_and_survives_an_interrupted_one(tmp_path: Path) -> None:
+    site = str(REPO / "inventories/nd-williston/site.yaml")
+    out = tmp_path / "out"
+    assert render(site, "-o", str(out)).exit_code == 0
+    (out / "ecohash-c01/stale.yaml").write_text("kind: Deployment\n")
+    (tmp_path / ".out.previous").mkdir()  # as a render killed mid-swap leaves it
+    (tmp_path / ".out.previous/old.yaml").write_text("kind: Deployment\n")
+    result = render(site, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert not (out / "ecohash-c01/stale.yaml").exists()
+    assert len(list(out.rglob("*.yaml"))) == 22
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
 def test_dash_prints_one_yaml_stream(tmp_path: Path) -> None:
     result = render(str(REPO / "inventories/nd-williston/site.yaml"), "-o", "-")
     assert result.exit_code == 0

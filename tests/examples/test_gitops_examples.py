@@ -611,6 +611,7 @@ case $1 in
         rm -rf "$4"
         mkdir -p "$4"
         cp "inventories/$site/site.yaml" "$4/object.yaml"
+        echo "site: $site" >"$4/.ecohash-render"
         ;;
 esac
 """

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,10 +14,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.inventory import load_site
 from ecohash.inventory.services import place
 from ecohash.stack import labels
 from ecohash.stack.render import (
+    RENDER_MARKER,
     RenderCheckError,
     _Dumper,
     _emitters_agree,
@@ -111,7 +115,8 @@ def test_render_is_byte_identical_across_runs_hash_seeds_and_directories(tmp_pat
                        capture_output=True)
         outputs.append({str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
     assert outputs[0] == outputs[1]
-    assert len(outputs[0]) == 40
+    assert RENDER_MARKER in outputs[0]
+    assert len(outputs[0]) == 40 + 1  # every object, and the marker
 
 
 def big_site(nodes_per_container: int) -> str:
@@ -171,13 +176,133 @@ def test_a_failed_check_writes_nothing_and_names_the_object(tmp_path, monkeypatc
 def test_a_rerender_replaces_the_directory_whole(tmp_path):
     site = load_site(REPO / "inventories/nd-williston/site.yaml")
     out = tmp_path / "rendered"
+    write_render(render_site(site, load_standard()), out)
+    assert (out / RENDER_MARKER).read_text().endswith("\nsite: nd-williston\n")
     stale = out / "ecohash-c09" / "deployment-gone.yaml"
     stale.parent.mkdir(parents=True)
     stale.write_text("kind: Deployment\n")
     files = write_render(render_site(site, load_standard()), out)
     assert not stale.exists()
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.yaml")) == files
+    assert RENDER_MARKER not in files
     assert [p.name for p in tmp_path.iterdir()] == ["rendered"]  # no staging left behind
+
+
+def test_an_empty_directory_is_replaced(tmp_path):
+    site = load_site(REPO / "inventories/nd-williston/site.yaml")
+    (tmp_path / "rendered").mkdir()
+    files = write_render(render_site(site, load_standard()), tmp_path / "rendered")
+    assert len(files) == 22
+
+
+@pytest.mark.parametrize("content", ["file", "hidden file", "marker folder"])
+def test_a_directory_ecohash_did_not_render_is_refused_untouched(tmp_path, content):
+    site = load_site(REPO / "inventories/nd-williston/site.yaml")
+    out = tmp_path / "notes"
+    out.mkdir()
+    mine = out / {"file": "todo.txt", "hidden file": ".env", "marker folder": RENDER_MARKER}[content]
+    if content == "marker folder":
+        mine.mkdir()  # only a file of that name marks a render
+    else:
+        mine.write_text("mine\n")
+    with pytest.raises(InvalidInputError) as raised:
+        write_render(render_site(site, load_standard()), out)
+    assert str(raised.value) == (
+        f"{out}: not empty and not written by ecohash (no {RENDER_MARKER} in it); "
+        "refusing to replace it: remove it or choose another directory")
+    assert [p.name for p in out.iterdir()] == [mine.name]
+    assert [p.name for p in tmp_path.iterdir()] == ["notes"]
+
+
+def test_a_file_where_the_directory_belongs_is_refused(tmp_path):
+    site = load_site(REPO / "inventories/nd-williston/site.yaml")
+    out = tmp_path / "rendered"
+    out.write_text("mine\n")
+    with pytest.raises(InvalidInputError, match="not a directory"):
+        write_render(render_site(site, load_standard()), out)
+    assert out.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("target", ["a render", "someone's folder"])
+def test_a_symlinked_directory_is_refused_and_never_followed(tmp_path, target):
+    site = load_site(REPO / "inventories/nd-williston/site.yaml")
+    real = tmp_path / "real"
+    if target == "a render":
+        write_render(render_site(site, load_standard()), real)
+    else:
+        real.mkdir()
+        (real / "todo.txt").write_text("mine\n")
+    before = {p: p.read_bytes() for p in real.rglob("*") if p.is_file()}
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with pytest.raises(InvalidInputError) as raised:
+        write_render(render_site(site, load_standard()), link)
+    assert str(raised.value) == (
+        f"{link}: a symbolic link; ecohash writes into a real directory, never through a link")
+    assert link.is_symlink() and link.readlink() == real
+    assert {p: p.read_bytes() for p in real.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_leftovers_of_an_interrupted_render_are_cleaned_by_the_next(tmp_path):
+    # Killed between its steps, a render leaves its staging folder, or the old render
+    # moved aside under .NAME.previous (with or without the new one in place).
+    site = load_site(REPO / "inventories/nd-williston/site.yaml")
+    out = tmp_path / "rendered"
+    write_render(render_site(site, load_standard()), out)
+    previous = tmp_path / ".rendered.previous"
+    shutil.copytree(out, previous)
+    staging = tmp_path / ".rendered.writing-k1ll3d"
+    shutil.copytree(out, staging)
+    (tmp_path / ".rendered.writing-empty").mkdir()
+    files = write_render(render_site(site, load_standard()), out)
+    assert len(files) == 22
+    assert [p.name for p in tmp_path.iterdir()] == ["rendered"]
+
+    os.rename(out, previous)  # killed after moving the old render aside, before the new one
+    files = write_render(render_site(site, load_standard()), out)
+    assert len(files) == 22
+    assert [p.name for p in tmp_path.iterdir()] == ["rendered"]
+
+
+def test_a_failed_swap_puts_the_old_render_back_and_says_so_in_one_line(tmp_path, monkeypatch):
+    import ecohash.atomic
+
+    site = load_site(REPO / "inventories/nd-williston/site.yaml")
+    out = tmp_path / "rendered"
+    write_render(render_site(site, load_standard()), out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real_replace = os.replace
+
+    def failing_move_in(source, target):
+        if ".writing-" in str(source):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_replace(source, target)
+
+    monkeypatch.setattr(ecohash.atomic.os, "replace", failing_move_in)
+    with pytest.raises(EcohashError) as raised:
+        write_render(render_site(site, load_standard()), out)
+    assert str(raised.value) == f"{out}: cannot write: No space left on device"
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["rendered"]
+
+
+def test_leftovers_do_not_break_the_rollout_record_of_the_stack(tmp_path, monkeypatch):
+    # provision keeps each rollout's render in the state directory, replaced every run.
+    from ecohash.rollout.changes import record_stack
+    from ecohash.rollout.state import RolloutState
+
+    monkeypatch.setenv("ECOHASH_STATE_DIR", str(tmp_path / "state"))
+    site = load_site(REPO / "inventories/nd-williston/site.yaml")
+    render = checked_render(site, load_standard())
+    state = RolloutState(site.name)
+    record_stack(state, render, "rendered", "no pulumi CLI", "run-1")
+    stack_dir = RolloutState.stack_dir_for(site.name)
+    shutil.copytree(stack_dir, stack_dir.with_name(".stack.previous"))
+    shutil.copytree(stack_dir, stack_dir.with_name(".stack.writing-k1ll3d"))
+    record_stack(state, render, "rendered", "no pulumi CLI", "run-2")
+    assert sorted(p.name for p in stack_dir.parent.iterdir()) == ["stack"]
+    assert sorted(str(p.relative_to(stack_dir)) for p in stack_dir.rglob("*.yaml")) == sorted(render.files())
 
 
 def test_multi_line_values_are_literal_blocks_for_line_diffs(tmp_path):

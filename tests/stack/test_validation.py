@@ -215,6 +215,37 @@ def test_a_wrong_type_is_reported(changes, expected):
     assert problems(with_changes(DEPLOYMENT, **changes)) == [f"Deployment ecohash-c01/llama: {expected}"]
 
 
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        # The API server decodes these into int32 and int64 fields and refuses what overflows.
+        ({"spec__replicas": 2**31}, "spec.replicas: 2147483648 is out of the int32 range "
+                                    "(-2147483648 to 2147483647)"),
+        ({"spec__replicas": -(2**31) - 1}, "spec.replicas: -2147483649 is out of the int32 range "
+                                           "(-2147483648 to 2147483647)"),
+        ({"spec__template__spec__terminationGracePeriodSeconds": 2**63},
+         "spec.template.spec.terminationGracePeriodSeconds: 9223372036854775808 is out of the int64 "
+         "range (-9223372036854775808 to 9223372036854775807)"),
+    ],
+)
+def test_an_integer_beyond_its_format_is_reported(changes, expected):
+    assert problems(with_changes(DEPLOYMENT, **changes)) == [f"Deployment ecohash-c01/llama: {expected}"]
+
+
+def test_integers_at_the_bounds_of_their_format_pass():
+    obj = with_changes(DEPLOYMENT, spec__replicas=2**31 - 1,
+                       spec__template__spec__terminationGracePeriodSeconds=-(2**63))
+    assert problems(obj) == []
+
+
+def test_a_custom_resource_integer_beyond_its_format_is_reported():
+    crd = crd_of({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "nodes": {"type": "integer", "format": "int32"}}}}})
+    assert problems(with_changes(POOL, spec={"nodes": 2**31}), (crd,)) == [
+        "GpuPool ecohash-c01/h100: spec.nodes: 2147483648 is out of the int32 range "
+        "(-2147483648 to 2147483647)"]
+
+
 def test_null_int_or_string_and_quantity_count_as_unset():
     # The bundled schemas make both a oneOf of two nullable types, which null would fail.
     service = with_changes(VALID["Service"], spec__ports=[{"port": 80, "targetPort": None}])

@@ -12,8 +12,8 @@ from ecohash.commands.options import CONTEXT_SETTINGS, load, site_argument
 @click.command(context_settings=CONTEXT_SETTINGS)
 @site_argument
 @click.option("-o", "--output", "output", metavar="DIR",
-              help="Directory to write (replaced whole); '-' prints one YAML stream. "
-                   "Default: rendered/SITE.")
+              help="Directory to write, replaced whole: only a missing or empty one, or an "
+                   "earlier render; never a link. '-' prints one YAML stream. Default: rendered/SITE.")
 def render(site: str, output: str | None) -> None:
     """Write every Kubernetes object SITE's stack declares, without a cluster.
 

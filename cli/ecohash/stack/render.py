@@ -7,10 +7,7 @@ and kind filled in). The mock echoes inputs back as state and never connects any
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -19,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ecohash.atomic import replace_directory
 from ecohash.budget import Plan, compile_budget
 from ecohash.errors import EcohashError
 from ecohash.inventory import Site
@@ -26,6 +24,9 @@ from ecohash.standard import NodeStandard, kubernetes_minor
 
 KUBERNETES_TYPE = "kubernetes:"
 PROJECT = "ecohash-site"  # stacks/Pulumi.yaml's name
+# In every render directory: what says a later render may replace it (and nothing else).
+RENDER_MARKER = ".ecohash-render"
+_MARKER_TEXT = "# Written by ecohash render; the next render replaces this directory whole.\nsite: {site}\n"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ class Rendered:
 class RenderCheckError(EcohashError):
     """Rendered objects that fail their schemas or a policy: nothing is written."""
 
+    def __init__(self, site: Site, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"site {site.name}: the render fails its checks; nothing written\n"
+                         + "\n".join(problems))
+
 
 def render_site(site: Site, standard: NodeStandard) -> Rendered:
     """Every Kubernetes object the site's stack declares, in a stable order, unchecked."""
@@ -56,21 +62,23 @@ def _render(site: Site, standard: NodeStandard, plan: Plan) -> Rendered:
     return Rendered(site.name, sorted(objects, key=file_name))
 
 
-def checked_render(site: Site, standard: NodeStandard) -> Rendered:
-    """The render, every object strict-valid for the standard's Kubernetes and every policy met."""
+def checked_render(site: Site, standard: NodeStandard, plan: Plan | None = None) -> Rendered:
+    """The render, every object strict-valid for the standard's Kubernetes and every policy met.
+
+    `plan` is the site's compiled budget when the caller has it already.
+    """
     from ecohash.report import plan_data
     from ecohash.stack.policy import check_policies
     from ecohash.stack.validation import validate_manifests
 
     # One plan for the stack and for the policy comparing its ConfigMaps with the plan.
-    plan = compile_budget(site)
+    plan = plan or compile_budget(site)
     rendered = _render(site, standard, plan)
     problems = [str(p) for p in validate_manifests(
         rendered.objects, kubernetes_minor(standard), crds=bundled_crds())]
     problems += [str(v) for v in check_policies(rendered.objects, plan_data(plan))]
     if problems:
-        raise RenderCheckError(f"site {site.name}: the render fails its checks; nothing written\n"
-                               + "\n".join(problems))
+        raise RenderCheckError(site, problems)
     return rendered
 
 
@@ -210,23 +218,11 @@ def _literal_block(text: str) -> bool:
 
 
 def write_render(rendered: Rendered, out_dir: Path) -> list[str]:
-    """Replace out_dir with the render, whole: a failed write leaves the old one as it was."""
-    out_dir = out_dir.resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
-        files = rendered.files()
-        for name, text in files.items():
-            target = staging / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-        staging.chmod(0o755)
-        previous = out_dir.with_name(f".{out_dir.name}.previous")
-        if out_dir.exists():
-            os.replace(out_dir, previous)
-        os.replace(staging, out_dir)
-        shutil.rmtree(previous, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    """Replace out_dir with the render, whole: a failed write leaves the old one as it was.
+
+    Only a directory a render wrote (it holds RENDER_MARKER), an empty one or none is
+    replaced; any other, or a symbolic link, is refused untouched (see replace_directory).
+    """
+    files = rendered.files()
+    replace_directory(out_dir, files, RENDER_MARKER, _MARKER_TEXT.format(site=rendered.site))
     return sorted(files)

@@ -1,12 +1,14 @@
 """Strict schema validation of rendered Kubernetes objects, before anything reaches a cluster.
 
 No API server is reachable where ecohash renders, so the schemas bundled in the
-kubernetes-validate package stand in for one. Three choices make the check worth running:
+kubernetes-validate package stand in for one. Four choices make the check worth running:
 
 - Strict schemas only. The API server drops fields it does not know without a word, so a
   leftover snake_case key would silently lose its setting; here it is an error. Custom
   resources get the same treatment: their CRD schema is closed the way structural pruning
   would prune, and the server's own quirks (nullable, int-or-string) are honoured.
+- Integer formats enforced: a value beyond an int32 or int64 field's range, which the API
+  server refuses, is an error here, not an annotation JSON Schema would let pass.
 - Every error of an object, not the first: one render run should show everything to fix.
 - One compiled validator per (Kubernetes version, apiVersion, kind), cached for the process.
   kubernetes_validate.validate() re-reads its schemas on every call (~13 ms an object), which
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from jsonschema.protocols import Validator
 from jsonschema.validators import extend
 from referencing import Registry, Resource
@@ -48,6 +50,26 @@ _StrictValidator = extend(
     Draft202012Validator,
     type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
 )
+
+# OpenAPI's integer formats, which the bundled schemas and CRDs mark: the API server decodes
+# such a field into a Go int32 or int64 and refuses a value that overflows it. Draft 2020-12
+# only annotates with `format`, so these are checked by a checker that knows nothing else.
+_INTEGER_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+
+
+def _within(low: int, high: int, instance: object) -> bool:
+    # Anything but an integer is the type check's to report.
+    return not isinstance(instance, int) or low <= instance <= high
+
+
+def _integer_format_checker() -> FormatChecker:
+    checker = FormatChecker(formats=())
+    for name, (low, high) in _INTEGER_RANGES.items():
+        checker.checks(name)(functools.partial(_within, low, high))
+    return checker
+
+
+_INTEGER_FORMATS = _integer_format_checker()
 
 
 @dataclass(frozen=True, order=True)
@@ -124,7 +146,7 @@ def _bundled_validator(schema_dir: str, api_version: str, kind: str) -> Validato
     wanted = {"group": group, "version": version, "kind": kind}
     if wanted not in schema.get("x-kubernetes-group-version-kind", []):
         return None
-    return _StrictValidator(schema, registry=_registry(schema_dir))
+    return _StrictValidator(schema, registry=_registry(schema_dir), format_checker=_INTEGER_FORMATS)
 
 
 def _crd_schema(node: Mapping[str, Any], value_validation: bool = False) -> dict[str, Any]:
@@ -258,6 +280,10 @@ def _problems(label: str, error: ValidationError) -> list[ObjectProblem]:
         wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
         types = " or ".join(repr(t) for t in wanted if t != "null")
         return [ObjectProblem(label, _path(where), f"{_short(error.instance)} is not of type {types}")]
+    if error.validator == "format" and error.validator_value in _INTEGER_RANGES:
+        low, high = _INTEGER_RANGES[error.validator_value]
+        return [ObjectProblem(label, _path(where), f"{error.instance} is out of the "
+                              f"{error.validator_value} range ({low} to {high})")]
     # jsonschema starts most messages with the whole offending value, which can be a whole spec.
     message, value = error.message, repr(error.instance)
     if message.startswith(value):
@@ -308,7 +334,8 @@ class ManifestValidator:
             return None
         if key not in self._crd_validators:
             schema = _custom_resource_schema(api_version, kind, self._crd_schemas[key])
-            self._crd_validators[key] = _StrictValidator(schema, registry=_registry(self._schema_dir))
+            self._crd_validators[key] = _StrictValidator(schema, registry=_registry(self._schema_dir),
+                                                         format_checker=_INTEGER_FORMATS)
         return self._crd_validators[key]
 
 

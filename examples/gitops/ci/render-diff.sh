@@ -47,8 +47,10 @@ for site in "$@"; do
 done
 
 # diff exits 1 when the trees differ, which is the point; 2 is a real failure. The file
-# times diff puts on its --- and +++ lines only make two runs differ, so they go.
-diff -ruN rendered/base rendered/head >"$out/render.diff.raw" || [ $? -eq 1 ]
+# times diff puts on its --- and +++ lines only make two runs differ, so they go. The
+# marker each render holds (.ecohash-render) is no object: a new site would count it.
+diff_options=(-ruN -x .ecohash-render)
+diff "${diff_options[@]}" rendered/base rendered/head >"$out/render.diff.raw" || [ $? -eq 1 ]
 sed -E 's/^((---|\+\+\+) [^\t]*)\t.*$/\1/' "$out/render.diff.raw" >"$out/render.diff"
 rm "$out/render.diff.raw"
 
@@ -62,7 +64,7 @@ rm "$out/render.diff.raw"
         echo "| site | files changed |"
         echo "|---|---|"
         for site in "$@"; do
-            echo "| $site | $(grep -c "^diff -ruN rendered/base/$site/" "$out/render.diff" || true) |"
+            echo "| $site | $(grep -c "^diff ${diff_options[*]} rendered/base/$site/" "$out/render.diff" || true) |"
         done
         echo
     fi
