@@ -27,7 +27,7 @@ import yaml
 from ecohash.ansible.inventory import PlannedInventory, planned_inventory
 from ecohash.inventory.site import Site
 from ecohash.rollout.fingerprint import Fingerprints
-from ecohash.rollout.state import PASSED, RolloutState, utc_time
+from ecohash.rollout.state import PASSED, RolloutState, StackRecord, utc_time
 from ecohash.stack.render import Rendered, file_name, write_render
 
 CREATE, UPDATE, RETRY, REMOVE, DELETE = "create", "update", "retry", "remove", "delete"
@@ -37,13 +37,13 @@ PART_WORDS = {"standard": "node standard", "roles": "roles or playbooks", "vars"
 def record_stack(state: RolloutState, rendered: Rendered, action: str, reason: str | None, run: str) -> None:
     """Keep a rollout's render of the stack as the state the next plan compares with."""
     write_render(rendered, RolloutState.stack_dir_for(state.site))
-    state.stack = {
-        "action": action,
-        "reason": reason,
-        "run": run,
-        "time": utc_time(),
-        "objects": {name: _sha256(text) for name, text in sorted(rendered.files().items())},
-    }
+    state.stack = StackRecord(
+        action=action,
+        reason=reason,
+        run=run,
+        time=utc_time(),
+        objects={name: _sha256(text) for name, text in sorted(rendered.files().items())},
+    )
 
 
 def node_changes(planned: PlannedInventory, state: RolloutState) -> list[dict[str, Any]]:
