@@ -49,7 +49,7 @@ def test_a_cap_change_changes_only_the_vars_part(inventory: Inventory) -> None:
     changed.hosts[GPU_NODE]["ecohash_gpu_cap_w"] -= 10
     before, after = Fingerprints(inventory).of(GPU_NODE), Fingerprints(changed).of(GPU_NODE)
     assert after.value != before.value
-    assert after.changed_since(before.components) == ["vars"]
+    assert after.changed_since(before.value, before.components) == ["vars"]
     assert Fingerprints(changed).of(OTHER_GPU_NODE) == Fingerprints(inventory).of(OTHER_GPU_NODE)
 
 
@@ -57,7 +57,7 @@ def test_a_driver_bump_redoes_gpu_nodes_but_not_the_cpu_only_control_plane(inven
     changed = copy.deepcopy(inventory)
     changed.all_vars["ecohash_standard"]["nvidia_driver"]["version"] = "999.1.1"
     old, new = Fingerprints(inventory), Fingerprints(changed)
-    assert new.of(GPU_NODE).changed_since(old.of(GPU_NODE).components) == ["standard"]
+    assert new.of(GPU_NODE).changed_since(old.of(GPU_NODE).value, old.of(GPU_NODE).components) == ["standard"]
     assert new.of(CPU_NODE) == old.of(CPU_NODE)
 
 
@@ -74,7 +74,7 @@ def test_a_role_edit_changes_the_nodes_that_get_the_role(inventory: Inventory, r
     with (root / "roles" / "gpu_power" / "tasks" / "main.yml").open("a") as tasks:
         tasks.write("# an edit\n")
     after = Fingerprints(inventory, root)
-    assert after.of(GPU_NODE).changed_since(gpu_before.components) == ["roles"]
+    assert after.of(GPU_NODE).changed_since(gpu_before.value, gpu_before.components) == ["roles"]
     assert after.of(CPU_NODE) == cpu_before  # no gpu_power on a CPU-only node
     (root / "playbooks" / "node.yml").write_text((root / "playbooks" / "node.yml").read_text() + "\n")
     assert Fingerprints(inventory, root).of(CPU_NODE) != cpu_before  # every node runs node.yml

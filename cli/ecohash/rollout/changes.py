@@ -2,9 +2,11 @@
 
 Two halves, each compared with what rollout state recorded:
 
-- nodes: a node is unchanged when it passed at the fingerprint its inputs give today;
-  otherwise it is to be created (never provisioned), updated (a part of its fingerprint
-  changed: standard, roles or vars, the vars named key by key with old and new values),
+- nodes: a node is unchanged when it passed at the fingerprint its inputs give today
+  (provision's rule for skipping it, RolloutState.is_current); otherwise it is to be
+  created (never provisioned), updated (a part of its fingerprint changed: standard,
+  roles or vars, the vars named key by key with old and new values, or only the rules
+  that make fingerprints),
   retried (its last run did not pass) or removed (no longer in the inventory);
 - objects: the site stack rendered now against the last rollout's render (kept in the
   state directory), object by object, with a unified diff for each changed one.
@@ -31,7 +33,8 @@ from ecohash.rollout.state import PASSED, RolloutState, StackRecord, utc_time
 from ecohash.stack.render import Rendered, file_name, write_render
 
 CREATE, UPDATE, RETRY, REMOVE, DELETE = "create", "update", "retry", "remove", "delete"
-PART_WORDS = {"standard": "node standard", "roles": "roles or playbooks", "vars": "inventory variables"}
+PART_WORDS = {"standard": "node standard", "roles": "roles or playbooks", "vars": "inventory variables",
+              "version": "fingerprint rules"}
 
 
 def record_stack(state: RolloutState, rendered: Rendered, action: str, reason: str | None, run: str) -> None:
@@ -57,14 +60,16 @@ def node_changes(planned: PlannedInventory, state: RolloutState) -> list[dict[st
         if record is None:
             changes.append(_node(name, CREATE, "never provisioned", list(fingerprint.components), []))
             continue
-        parts = fingerprint.changed_since(record.components)
+        if state.is_current(name, fingerprint.value):  # provision's rule for skipping a node
+            continue
+        parts = fingerprint.changed_since(record.fingerprint, record.components)
         recorded_vars = _recorded_vars(state, name)
         var_changes = [] if recorded_vars is None or "vars" not in parts else \
             _var_changes(recorded_vars, {**fingerprints.site_vars, **fingerprint.node_vars})
         if record.status != PASSED:
             why = f"last run {record.run}: {record.status}" + (f" ({record.reason})" if record.reason else "")
             changes.append(_node(name, RETRY, why, parts, var_changes))
-        elif parts:
+        else:
             why = ", ".join(PART_WORDS[part] for part in parts) + " changed"
             changes.append(_node(name, UPDATE, why, parts, var_changes))
     for name in sorted(set(state.nodes) - set(planned.inventory.hosts)):

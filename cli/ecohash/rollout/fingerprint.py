@@ -59,11 +59,15 @@ class Fingerprint:
     # The node's own variables hashed into "vars" (the site-wide ones are Fingerprints.site_vars).
     node_vars: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
-    def changed_since(self, recorded: Mapping[str, str] | None) -> list[str]:
-        """Which parts differ from a recorded fingerprint's parts (all of them if none)."""
-        if not recorded:
-            return sorted(self.components)
-        return sorted(part for part, digest in self.components.items() if recorded.get(part) != digest)
+    def changed_since(self, recorded_value: str, recorded_components: Mapping[str, str]) -> list[str]:
+        """Which parts differ from a recorded fingerprint's; "version" when none does but the
+        value does (FINGERPRINT_VERSION changed how parts are made), so a node that is not
+        current always has a reason."""
+        parts = sorted(part for part, digest in self.components.items()
+                       if recorded_components.get(part) != digest)
+        if not parts and recorded_value != self.value:
+            return ["version"]
+        return parts
 
 
 def _digest(data: Any) -> str:

@@ -123,7 +123,10 @@ class RolloutState:
         return cls(site_name, raw["nodes"], raw.get("runs", []), raw.get("site_vars", {}), raw.get("stack"))
 
     def is_current(self, node: str, fingerprint: str) -> bool:
-        """The node passed at exactly this fingerprint: nothing to do unless forced."""
+        """The node passed at exactly this fingerprint: nothing to do unless forced.
+
+        The one rule for "current": provision skips by it, plan and status report by it.
+        """
         record = self.nodes.get(node)
         return record is not None and record.status == PASSED and record.fingerprint == fingerprint
 
