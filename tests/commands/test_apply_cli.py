@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -11,7 +12,8 @@ from click.testing import CliRunner, Result
 
 from ecohash.commands import apply as apply_module
 from ecohash.commands.apply import apply
-from ecohash.commands.main import EcohashGroup
+from ecohash.commands.main import EcohashGroup, cli
+from ecohash.rollout.lock import site_lock
 from tests.conftest import EXAMPLE_SITE
 from tests.fakepulumi import FakePulumi, fake, hide_pulumi, state  # noqa: F401 (fixtures)
 
@@ -158,3 +160,39 @@ def test_a_failing_update_is_one_line_exit_1(site: str, fake: FakePulumi) -> Non
     result = run(site, "--yes")
     assert result.exit_code == 1
     assert result.stderr == "ecohash: update of stack tx-odessa failed: no kubeconfig for tx-odessa\n"
+
+
+def plan(site: str) -> dict:
+    result = CliRunner().invoke(cli, ["plan", site, "--json", "--detailed-exitcode"], catch_exceptions=False)
+    assert result.exit_code in (0, 2), result.output
+    return json.loads(result.stdout)["changes"]
+
+
+def test_an_applied_stack_is_recorded_so_plan_shows_no_object_pending(site: str, fake: FakePulumi) -> None:
+    assert {o["action"] for o in plan(site)["objects"]} == {"create"}
+    result = run(site, "--yes")
+    assert result.exit_code == 0, result.output
+    changes = plan(site)
+    assert changes["objects"] == []
+    assert not any(key.startswith("objects_") for key in changes["counts"])
+    assert changes["stack"]["action"] == "applied" and changes["stack"]["reason"] is None
+    text = CliRunner().invoke(cli, ["plan", site], catch_exceptions=False).stdout
+    assert "Changes against the last rollout (no provision run; stack applied by ecohash apply):" in text
+
+
+def test_a_preview_or_a_failed_update_records_nothing(site: str, fake: FakePulumi, state: Path) -> None:
+    assert run(site, "--preview").exit_code == 0
+    fake.fail("Updating (tx-odessa):\n", "error: update failed")
+    assert run(site, "--yes").exit_code == 1
+    assert not (state / "rollouts").exists()
+
+
+def test_apply_is_refused_while_another_command_holds_the_site(site: str, fake: FakePulumi,
+                                                               state: Path) -> None:
+    for flags in (["--yes"], ["--preview"]):
+        with site_lock("tx-odessa", "provision"):
+            result = run(site, *flags)
+        assert result.exit_code == 1
+        assert result.stderr.startswith("ecohash: site tx-odessa is busy: `ecohash provision` by ")
+    assert operations(fake) == []
+    assert not (state / "rollouts").exists()

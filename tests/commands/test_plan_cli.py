@@ -114,3 +114,21 @@ def test_render_and_plan_are_byte_identical_across_hash_seeds_and_working_direct
     plan = json.loads(next(iter(outputs["plan"])))
     assert plan["file"] == f"inventories/{SITE}/site.yaml"
     assert plan["changes"]["pending"] and plan["changes"]["objects"]
+
+
+# Drift exits 1 for any error, as plan does with --detailed-exitcode: 2 means drift there.
+@pytest.mark.parametrize(("command", "exit_code"), [
+    (["plan"], 2), (["plan", "--detailed-exitcode"], 1), (["status"], 2), (["provision"], 2),
+    (["provision", "--dry-run"], 2), (["drift"], 1),
+])
+def test_a_damaged_state_file_is_one_line_for_every_command_that_reads_it(
+        write_site, state: Path, command: list[str], exit_code: int) -> None:
+    state_file = state / "rollouts" / "tx-odessa" / "state.json"
+    state_file.parent.mkdir(parents=True)
+    state_file.write_text('{"schema": 1, "site": "tx-odessa", "nodes": {"c01-r01-n01": "passed"}}')
+    result = CliRunner().invoke(cli, [command[0], str(write_site()), *command[1:]])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == exit_code
+    assert result.output == (f"ecohash: {state_file}: not a rollout state: nodes.c01-r01-n01: input should "
+                             "be an object (got 'passed')\n")
+    assert not (state / "runs").exists()  # refused before anything ran

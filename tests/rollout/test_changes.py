@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from ecohash.ansible.inventory import planned_inventory
 from ecohash.inventory import load_site
 from ecohash.inventory.site import Site
 from ecohash.paths import project_root
+from ecohash.rollout import preflight
 from ecohash.rollout.changes import (
     CREATE,
     DELETE,
@@ -21,7 +23,9 @@ from ecohash.rollout.changes import (
     object_changes,
     site_changes,
 )
+from ecohash.rollout.provision import SKIPPED, ProvisionRequest, provision
 from ecohash.rollout.state import FAILED, RolloutState
+from ecohash.rollout.status import site_status
 from ecohash.stack.render import checked_render
 from tests.rollout.recorded import record_rollout
 
@@ -137,3 +141,33 @@ def test_recorded_render_is_kept_in_the_state_directory(site_file: Path, state_d
     assert saved.stack == state.stack
     # Only site variable sets some node refers to are kept.
     assert list(saved.site_vars) == [next(iter(saved.nodes.values())).site_vars]
+
+
+class Quiet:
+    def say(self, text: str) -> None:
+        pass
+
+    def wave(self, title: str):  # noqa: ANN201 - a dry run has no waves
+        raise AssertionError("a dry run runs no wave")
+
+
+def test_plan_provision_and_status_agree_on_a_node_recorded_at_another_fingerprint_version(
+        site_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = load_site(site_file)
+    state = record_rollout(site)
+    # As a record from before FINGERPRINT_VERSION was bumped: every part the same, the value not.
+    for record in state.nodes.values():
+        record.fingerprint = "0" * 64
+    state.save()
+    monkeypatch.setattr(preflight, "probe_all", lambda targets: {
+        target.name: preflight.ProbeResult(target.name, True, None, "/usr/bin/python3", 0.0) for target in targets})
+    report = provision(ProvisionRequest(site, dry_run=True), Quiet(), threading.Event())
+    provisioned = [node["name"] for node in report["nodes"] if node["status"] != SKIPPED]
+    assert provisioned == [node.name for node in site.nodes]
+    changes = site_changes(site)
+    assert [n["name"] for n in changes["nodes"]] == provisioned
+    assert {(n["action"], n["reason"]) for n in changes["nodes"]} == {(UPDATE, "fingerprint rules changed")}
+    assert changes["pending"] is True
+    status = site_status(site)
+    assert status["counts"] == {"outdated": len(provisioned)}
+    assert {tuple(node["changed"]) for node in status["nodes"]} == {("version",)}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ecohash.errors import EcohashError
+from ecohash.errors import InvalidInputError
 from ecohash.rollout.lock import SiteLockedError, lock_file, site_lock
 from ecohash.rollout.state import FAILED, PASSED, NodeRecord, RolloutState
 
@@ -61,12 +61,56 @@ def test_saving_is_atomic_and_leaves_no_temporary_files(state_dir: Path) -> None
     assert RolloutState.file_for("lab").stat().st_mode & 0o077 == 0
 
 
-def test_an_unreadable_state_file_is_an_error_naming_it() -> None:
+GOOD_NODE = {"fingerprint": "f1", "components": {"vars": "v"}, "status": "passed", "reason": None,
+             "cap_w": 350, "time": "2026-11-21T10:00:00Z", "run": "run-1"}
+
+
+def state_text(**changes: object) -> str:
+    return json.dumps({"schema": 1, "site": "lab", "nodes": {"n1": GOOD_NODE}, "runs": [], "site_vars": {},
+                       "stack": None, **changes})
+
+
+# A damaged or foreign state file, and the one line that names it and what is wrong.
+DAMAGED = [
+    ("{not json", "{path}:1: not a rollout state: invalid JSON (Expecting property name enclosed in "
+                  "double quotes, column 2)"),
+    ('{"schema": 1,\n "site": "lab",\n}\n', "{path}:3: not a rollout state: invalid JSON (Expecting "
+                                            "property name enclosed in double quotes, column 1)"),
+    ("\udcff", "{path}: not a rollout state: not UTF-8 text"),
+    ("[]", "{path}: not a rollout state: input should be an object (got [])"),
+    (state_text(schema=2), "{path}: rollout state schema 2; this ecohash reads schema 1"),
+    (state_text(site="tx-odessa"), "{path}: the rollout state of site 'tx-odessa', not of site 'lab'"),
+    (state_text(nodes=[]), "{path}: not a rollout state: nodes: input should be an object (got [])"),
+    (state_text(nodes={"n1": {**GOOD_NODE, "status": 5}}),
+     "{path}: not a rollout state: nodes.n1.status: input should be a valid string (got 5)"),
+    (state_text(nodes={"n1": {**GOOD_NODE, "cap_w": "350"}}),
+     "{path}: not a rollout state: nodes.n1.cap_w: input should be a valid integer (got '350')"),
+    (state_text(nodes={"n1": {**GOOD_NODE, "colour": "red"}}),
+     "{path}: not a rollout state: nodes.n1.colour: unexpected keyword argument (got 'red')"),
+    (state_text(nodes={"n1": {k: v for k, v in GOOD_NODE.items() if k != "run"}}),
+     "{path}: not a rollout state: nodes.n1.run: field required"),
+    (state_text(stack={"objects": {"a.yaml": 1}}, runs={}),
+     "{path}: not a rollout state: runs: input should be a valid array (got {}) (and 5 more problems)"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), DAMAGED)
+def test_a_damaged_or_foreign_state_file_is_one_line_naming_it(text: str, message: str) -> None:
     path = RolloutState.file_for("lab")
     path.parent.mkdir(parents=True)
-    path.write_text("{not json")
-    with pytest.raises(EcohashError, match=f"{path}: unreadable rollout state"):
+    path.write_bytes(text.encode(errors="surrogateescape"))
+    with pytest.raises(InvalidInputError) as refused:
         RolloutState.load("lab")
+    assert str(refused.value) == message.replace("{path}", str(path))
+
+
+def test_state_without_the_keys_later_versions_added_still_loads() -> None:
+    path = RolloutState.file_for("lab")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"schema": 1, "site": "lab", "nodes": {"n1": GOOD_NODE}}))
+    loaded = RolloutState.load("lab")
+    assert loaded.nodes["n1"] == NodeRecord(**GOOD_NODE)
+    assert (loaded.runs, loaded.site_vars, loaded.stack) == ([], {}, None)
 
 
 def test_run_history_is_updated_by_run_id_and_bounded() -> None:

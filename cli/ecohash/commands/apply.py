@@ -31,7 +31,9 @@ def apply(site: str, preview: bool, backend: str | None, refresh: bool, yes: boo
     """Apply SITE's stack (stacks/, one Pulumi stack per site) with the Pulumi Automation API.
 
     On a terminal, shows the changes and asks before applying them; elsewhere
-    (CI, pipes) it applies only with --yes. Needs the pulumi CLI; the secrets
+    (CI, pipes) it applies only with --yes. Holds the site's lock, as provision
+    does, and records what it applied in the site's rollout state, so plan and
+    drift compare with it. Needs the pulumi CLI; the secrets
     passphrase is generated once per site under the state directory
     (secrets/SITE/pulumi-passphrase) unless PULUMI_CONFIG_PASSPHRASE or
     PULUMI_CONFIG_PASSPHRASE_FILE is set.
@@ -42,7 +44,8 @@ def apply(site: str, preview: bool, backend: str | None, refresh: bool, yes: boo
 
         ecohash apply tx-odessa --yes --backend s3://ecohash-state/sites
     """
-    from ecohash.stack.automation import apply_site, require_pulumi_cli
+    from ecohash.rollout.lock import site_lock
+    from ecohash.stack.automation import apply_and_record, apply_site, require_pulumi_cli
 
     loaded = load(site)
     require_pulumi_cli()  # what is missing comes first, before any question about confirming
@@ -51,17 +54,16 @@ def apply(site: str, preview: bool, backend: str | None, refresh: bool, yes: boo
             f"refusing to apply {loaded.name} without confirmation: stdin is not a terminal;"
             " pass --yes to apply, or --preview to only show the changes"
         )
-
-    def run(as_preview: bool) -> ApplyResult:
-        return apply_site(loaded, preview=as_preview, backend_url=backend, refresh=refresh,
-                          on_output=click.echo)
-
-    if preview or not yes:
-        _print_result(run(True))
-        if preview:
-            return
-        click.confirm(f"Apply these changes to {loaded.name}?", abort=True)
-    _print_result(run(False))
+    # Held from the preview to the update: what was previewed and confirmed is what is
+    # applied, with no provision or other apply of the site in between.
+    with site_lock(loaded.name, "apply"):
+        if preview or not yes:
+            _print_result(apply_site(loaded, preview=True, backend_url=backend, refresh=refresh,
+                                     on_output=click.echo))
+            if preview:
+                return
+            click.confirm(f"Apply these changes to {loaded.name}?", abort=True)
+        _print_result(apply_and_record(loaded, backend_url=backend, refresh=refresh, on_output=click.echo))
 
 
 def _can_ask() -> bool:

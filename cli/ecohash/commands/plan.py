@@ -115,12 +115,14 @@ def _print_changes(changes: dict[str, Any], out: Any) -> None:
 
 def _last(changes: dict[str, Any]) -> str:
     run, stack = changes["last_run"], changes["stack"]
-    if run is None:
+    if run is None and stack is None:
         return "none recorded"
-    text = f"run {run['run']}, {run['outcome']}"
+    text = f"run {run['run']}, {run['outcome']}" if run else "no provision run"
     if stack:
-        text += "; stack " + ("applied" if stack["action"] == "applied"
-                              else f"rendered, not applied: {stack['reason']}")
+        # Named when not the last run's: `ecohash apply`, or a run before a stopped one.
+        by = f" by {stack['run']}" if stack["run"] != (run or {}).get("run") else ""
+        text += f"; stack applied{by}" if stack["action"] == "applied" \
+            else f"; stack rendered{by}, not applied: {stack['reason']}"
     return text
 
 

@@ -2,9 +2,11 @@
 
 Two halves, each compared with what rollout state recorded:
 
-- nodes: a node is unchanged when it passed at the fingerprint its inputs give today;
-  otherwise it is to be created (never provisioned), updated (a part of its fingerprint
-  changed: standard, roles or vars, the vars named key by key with old and new values),
+- nodes: a node is unchanged when it passed at the fingerprint its inputs give today
+  (provision's rule for skipping it, RolloutState.is_current); otherwise it is to be
+  created (never provisioned), updated (a part of its fingerprint changed: standard,
+  roles or vars, the vars named key by key with old and new values, or only the rules
+  that make fingerprints),
   retried (its last run did not pass) or removed (no longer in the inventory);
 - objects: the site stack rendered now against the last rollout's render (kept in the
   state directory), object by object, with a unified diff for each changed one.
@@ -27,23 +29,24 @@ import yaml
 from ecohash.ansible.inventory import PlannedInventory, planned_inventory
 from ecohash.inventory.site import Site
 from ecohash.rollout.fingerprint import Fingerprints
-from ecohash.rollout.state import PASSED, RolloutState, utc_time
+from ecohash.rollout.state import PASSED, RolloutState, StackRecord, utc_time
 from ecohash.stack.render import Rendered, file_name, write_render
 
 CREATE, UPDATE, RETRY, REMOVE, DELETE = "create", "update", "retry", "remove", "delete"
-PART_WORDS = {"standard": "node standard", "roles": "roles or playbooks", "vars": "inventory variables"}
+PART_WORDS = {"standard": "node standard", "roles": "roles or playbooks", "vars": "inventory variables",
+              "version": "fingerprint rules"}
 
 
 def record_stack(state: RolloutState, rendered: Rendered, action: str, reason: str | None, run: str) -> None:
     """Keep a rollout's render of the stack as the state the next plan compares with."""
     write_render(rendered, RolloutState.stack_dir_for(state.site))
-    state.stack = {
-        "action": action,
-        "reason": reason,
-        "run": run,
-        "time": utc_time(),
-        "objects": {name: _sha256(text) for name, text in sorted(rendered.files().items())},
-    }
+    state.stack = StackRecord(
+        action=action,
+        reason=reason,
+        run=run,
+        time=utc_time(),
+        objects={name: _sha256(text) for name, text in sorted(rendered.files().items())},
+    )
 
 
 def node_changes(planned: PlannedInventory, state: RolloutState) -> list[dict[str, Any]]:
@@ -57,14 +60,16 @@ def node_changes(planned: PlannedInventory, state: RolloutState) -> list[dict[st
         if record is None:
             changes.append(_node(name, CREATE, "never provisioned", list(fingerprint.components), []))
             continue
-        parts = fingerprint.changed_since(record.components)
+        if state.is_current(name, fingerprint.value):  # provision's rule for skipping a node
+            continue
+        parts = fingerprint.changed_since(record.fingerprint, record.components)
         recorded_vars = _recorded_vars(state, name)
         var_changes = [] if recorded_vars is None or "vars" not in parts else \
             _var_changes(recorded_vars, {**fingerprints.site_vars, **fingerprint.node_vars})
         if record.status != PASSED:
             why = f"last run {record.run}: {record.status}" + (f" ({record.reason})" if record.reason else "")
             changes.append(_node(name, RETRY, why, parts, var_changes))
-        elif parts:
+        else:
             why = ", ".join(PART_WORDS[part] for part in parts) + " changed"
             changes.append(_node(name, UPDATE, why, parts, var_changes))
     for name in sorted(set(state.nodes) - set(planned.inventory.hosts)):

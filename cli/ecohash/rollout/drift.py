@@ -67,6 +67,7 @@ def find_drift(request: DriftRequest, on_update: Callable[[HostProgress], None],
     planned = planned_inventory(site)
     scope = select_hosts(planned.inventory, request.limit)
     with site_lock(site.name, "drift"):
+        state = RolloutState.load(site.name)  # a damaged state file stops the check before it runs
         directory = new_run_directory(site.name, "drift")
         started = utc_time()
         result = run_playbook(PlaybookRun(
@@ -81,7 +82,7 @@ def find_drift(request: DriftRequest, on_update: Callable[[HostProgress], None],
             raise EcohashError(f"the check run of {site.name} failed before any node ran "
                                f"({result.status}, exit {result.rc}); see {directory}/artifacts")
         nodes = [node_drift(name, result.hosts.get(name)) for name in scope]
-        stack = stack_drift(site, planned.standard)
+        stack = stack_drift(site, planned.standard, state)
     report = {
         "schema": DRIFT_SCHEMA,
         "site": site.name,
@@ -125,7 +126,7 @@ def _check_finding(check: dict[str, Any]) -> str:
     return text + (f", expected {check['expected']}" if "expected" in check else "")
 
 
-def stack_drift(site: Site, standard: NodeStandard) -> dict[str, Any]:
+def stack_drift(site: Site, standard: NodeStandard, state: RolloutState) -> dict[str, Any]:
     """The stack's drift: a pulumi preview where possible, else the render against the last one."""
     from ecohash.rollout.changes import object_changes
     from ecohash.stack.automation import apply_blocker, apply_site
@@ -139,7 +140,6 @@ def stack_drift(site: Site, standard: NodeStandard) -> dict[str, Any]:
         return {"method": "pulumi preview", "reason": None,
                 "objects": [{"action": op, "count": count} for op, count in sorted(preview.changes.items())
                             if op != "same" and count]}
-    state = RolloutState.load(site.name)
     reason = f"{blocker}: compared the render with the last rollout's"
     if state.stack is None:
         reason += " (none recorded: every object is new)"

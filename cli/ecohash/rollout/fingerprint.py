@@ -5,7 +5,10 @@ changed") and combined into the fingerprint that rollout state records per node:
 
 - standard: the node standard's entries this node is built from (a CPU-only node does
   not depend on the driver, so a driver bump does not redo the control plane);
-- roles: the contents of the roles this node gets and of the playbooks that run them;
+- roles: the contents of the roles this node gets (those playbooks/node.yml gives a node
+  of its kind, and every role they import, include or depend on, read from the files by
+  ecohash.ansible.content), of the playbooks that run them, of ansible.cfg and of the
+  plugins it names;
 - vars: the variables the inventory gives the node (its cap, labels, servers, mirror...).
 
 Left out, because they do not change what a node becomes: how Ansible connects
@@ -18,21 +21,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import ChainMap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecohash.ansible.content import PlaybookContent, config_files
 from ecohash.ansible.inventory import Inventory
 from ecohash.paths import project_root
 
-FINGERPRINT_VERSION = 1
+# 2: the roles part follows imports and dependencies, and covers ansible.cfg and its plugins.
+FINGERPRINT_VERSION = 2
 
-# The roles playbooks/node.yml gives each kind of node (tests check the two agree).
-ROLES_EVERY_NODE = ("base", "container_runtime")
-ROLES_GPU_NODE = ("nvidia_driver", "gpu_power", "node_health", "inference_runtime")
-ROLES_K8S_NODE = ("k8s_node",)
-PLAYBOOKS = ("bootstrap.yml", "node.yml", "reachable.yml", "report.yml")
+# What provision and drift run on every node; the roles part holds what it runs.
+PLAYBOOK = "bootstrap.yml"
 
 # Sections of node-standard.lock.yml, by the kind of node built from them. gpu_operator
 # is the site stack's, not a node's.
@@ -59,11 +62,15 @@ class Fingerprint:
     # The node's own variables hashed into "vars" (the site-wide ones are Fingerprints.site_vars).
     node_vars: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
-    def changed_since(self, recorded: Mapping[str, str] | None) -> list[str]:
-        """Which parts differ from a recorded fingerprint's parts (all of them if none)."""
-        if not recorded:
-            return sorted(self.components)
-        return sorted(part for part, digest in self.components.items() if recorded.get(part) != digest)
+    def changed_since(self, recorded_value: str, recorded_components: Mapping[str, str]) -> list[str]:
+        """Which parts differ from a recorded fingerprint's; "version" when none does but the
+        value does (FINGERPRINT_VERSION changed how parts are made), so a node that is not
+        current always has a reason."""
+        parts = sorted(part for part, digest in self.components.items()
+                       if recorded_components.get(part) != digest)
+        if not parts and recorded_value != self.value:
+            return ["version"]
+        return parts
 
 
 def _digest(data: Any) -> str:
@@ -97,30 +104,38 @@ class Fingerprints:
         self._standard: dict[str, Any] = inventory.all_vars["ecohash_standard"]
         self.site_vars = {k: v for k, v in inventory.all_vars.items() if k not in NOT_STANDARD_VARS}
         self.site_vars_digest = _digest(self.site_vars)
-        self._by_kind: dict[tuple[bool, bool], tuple[str, str]] = {}
+        self._standard_by_kind: dict[tuple[bool, bool], str] = {}
+        self._content = PlaybookContent(self._root, PLAYBOOK)
+        self._roles_digests: dict[frozenset[str], str] = {}
 
     def of(self, node: str) -> Fingerprint:
         host_vars = self._inventory.hosts[node]
         kind = (int(host_vars.get("ecohash_gpu_count") or 0) > 0, bool(host_vars.get("ecohash_k8s_role")))
-        if kind not in self._by_kind:
-            self._by_kind[kind] = (self._standard_digest(*kind), self._roles_digest(*kind))
-        standard, roles = self._by_kind[kind]
+        if kind not in self._standard_by_kind:
+            self._standard_by_kind[kind] = self._standard_digest(*kind)
         node_vars = {k: v for k, v in host_vars.items() if k not in NOT_STANDARD_VARS}
-        components = {"standard": standard, "roles": roles,
+        components = {"standard": self._standard_by_kind[kind], "roles": self._roles_digest(host_vars),
                       "vars": _digest({**self.site_vars, **node_vars})}
         value = _digest({"version": FINGERPRINT_VERSION, **components})
         return Fingerprint(value, components, node_vars)
+
+    def roles_of(self, node: str) -> frozenset[str]:
+        """The roles a rollout runs on the node, every import, include and dependency included."""
+        return self._content.roles_for(ChainMap(self._inventory.hosts[node], self._inventory.all_vars))
 
     def _standard_digest(self, gpu: bool, k8s: bool) -> str:
         sections = _chosen(STANDARD_EVERY_NODE, STANDARD_GPU_NODE, STANDARD_K8S_NODE, gpu, k8s)
         return _digest({name: self._standard.get(name) for name in sections})
 
-    def _roles_digest(self, gpu: bool, k8s: bool) -> str:
-        roles = _chosen(ROLES_EVERY_NODE, ROLES_GPU_NODE, ROLES_K8S_NODE, gpu, k8s)
-        return _digest({
-            "roles": _tree_digest(self._root / "roles", tuple(sorted(roles))),
-            "playbooks": _tree_digest(self._root / "playbooks", PLAYBOOKS),
-        })
+    def _roles_digest(self, host_vars: Mapping[str, Any]) -> str:
+        roles = self._content.roles_for(ChainMap(host_vars, self._inventory.all_vars))
+        if roles not in self._roles_digests:
+            self._roles_digests[roles] = _digest({
+                "roles": _tree_digest(self._root / "roles", tuple(sorted(roles))),
+                "playbooks": _tree_digest(self._root, tuple(self._content.files)),
+                "ansible": _tree_digest(self._root, tuple(config_files(self._root))),
+            })
+        return self._roles_digests[roles]
 
 
 def _chosen(every: Iterable[str], gpu_only: Iterable[str], k8s_only: Iterable[str],

@@ -13,10 +13,15 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+# pydantic reads TypedDicts from typing_extensions only, before Python 3.12.
+from typing_extensions import TypedDict
 
 from ecohash.atomic import write_atomic
-from ecohash.errors import EcohashError
+from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.paths import state_dir
 
 STATE_SCHEMA = 1
@@ -32,6 +37,9 @@ def utc_time(epoch: float | None = None) -> str:
 
 @dataclass
 class NodeRecord:
+    # A key this ecohash does not know means a file it did not write: refused, never dropped.
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
     fingerprint: str
     components: dict[str, str]
     status: str
@@ -48,6 +56,31 @@ class NodeRecord:
     site_vars: str | None = None
 
 
+class StackRecord(TypedDict):
+    """The site stack as a rollout left it (changes.record_stack writes it)."""
+
+    action: str  # "applied" or "rendered"
+    reason: str | None
+    run: str
+    time: str
+    objects: dict[str, str]  # file name -> sha256 of its YAML
+
+
+class _StateFile(TypedDict):
+    """state.json's shape, checked whole on load so a damaged or foreign file is named, not a traceback."""
+
+    schema: int
+    site: str
+    nodes: dict[str, NodeRecord]
+    # Added after schema 1 was first written: older files lack them.
+    runs: NotRequired[list[dict[str, Any]]]
+    site_vars: NotRequired[dict[str, dict[str, Any]]]
+    stack: NotRequired[StackRecord | None]
+
+
+_STATE_FILE = TypeAdapter(_StateFile)
+
+
 @dataclass
 class RolloutState:
     site: str
@@ -57,7 +90,7 @@ class RolloutState:
     site_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The site stack as the last rollout left it: applied or only rendered, when, by which
     # run, and each object's digest (the objects themselves are in stack_dir).
-    stack: dict[str, Any] | None = None
+    stack: StackRecord | None = None
 
     @staticmethod
     def file_for(site_name: str) -> Path:
@@ -72,19 +105,28 @@ class RolloutState:
     def load(cls, site_name: str) -> RolloutState:
         path = cls.file_for(site_name)
         try:
-            raw = json.loads(path.read_text())
+            text = path.read_bytes()
         except FileNotFoundError:
             return cls(site_name)
-        except (OSError, ValueError) as error:
-            raise EcohashError(f"{path}: unreadable rollout state ({error})") from error
-        if raw.get("schema") != STATE_SCHEMA:
-            raise EcohashError(f"{path}: rollout state schema {raw.get('schema')!r}; this ecohash "
-                               f"reads schema {STATE_SCHEMA}")
-        nodes = {name: NodeRecord(**record) for name, record in raw.get("nodes", {}).items()}
-        return cls(site_name, nodes, raw.get("runs", []), raw.get("site_vars", {}), raw.get("stack"))
+        except OSError as error:
+            raise EcohashError(f"{path}: unreadable rollout state ({error.strerror or error})") from error
+        try:
+            # Strict, and from JSON: a dataclass field takes a JSON object, never a string for a number.
+            raw = _STATE_FILE.validate_json(text, strict=True)
+        except ValidationError as error:
+            raise InvalidInputError(_not_a_state(path, text, error)) from None
+        if raw["schema"] != STATE_SCHEMA:
+            raise InvalidInputError(_schema_refusal(path, raw["schema"]))
+        if raw["site"] != site_name:
+            raise InvalidInputError(f"{path}: the rollout state of site {raw['site']!r}, "
+                                    f"not of site {site_name!r}")
+        return cls(site_name, raw["nodes"], raw.get("runs", []), raw.get("site_vars", {}), raw.get("stack"))
 
     def is_current(self, node: str, fingerprint: str) -> bool:
-        """The node passed at exactly this fingerprint: nothing to do unless forced."""
+        """The node passed at exactly this fingerprint: nothing to do unless forced.
+
+        The one rule for "current": provision skips by it, plan and status report by it.
+        """
         record = self.nodes.get(node)
         return record is not None and record.status == PASSED and record.fingerprint == fingerprint
 
@@ -121,3 +163,33 @@ class RolloutState:
             "stack": self.stack,
         }
         write_atomic(self.file_for(self.site), json.dumps(data, indent=1) + "\n")
+
+
+def _schema_refusal(path: Path, schema: object) -> str:
+    return f"{path}: rollout state schema {schema!r}; this ecohash reads schema {STATE_SCHEMA}"
+
+
+def _not_a_state(path: Path, text: bytes, error: ValidationError) -> str:
+    """What is wrong with a state file that failed its check, in one line naming it."""
+    try:
+        raw = json.loads(text)
+    except UnicodeDecodeError:
+        return f"{path}: not a rollout state: not UTF-8 text"
+    except json.JSONDecodeError as invalid:
+        return (f"{path}:{invalid.lineno}: not a rollout state: "
+                f"invalid JSON ({invalid.msg}, column {invalid.colno})")
+    if isinstance(raw, dict) and "schema" in raw and raw["schema"] != STATE_SCHEMA:
+        return _schema_refusal(path, raw["schema"])  # another version's shape: its version is the news
+    problems = error.errors(include_url=False)
+    first = problems[0]
+    where = ".".join(str(part) for part in first["loc"])
+    message = first["msg"][0].lower() + first["msg"][1:]
+    if first["type"] != "missing":
+        message += f" (got {_short(first['input'])})"
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+    return f"{path}: not a rollout state: {where + ': ' if where else ''}{message}{more}"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -1,8 +1,10 @@
 """Where a site's rollout stands: each node's recorded result against what it should be now.
 
 A node is `current` when its last result passed at the fingerprint its inputs give
-today; otherwise the parts that changed say why it would be redone (standard, roles,
-vars). This is what `ecohash status` shows and what a re-run of provision acts on.
+today (provision's rule for skipping it, RolloutState.is_current); otherwise the parts
+that changed say why it would be redone (standard, roles, vars, or version: the rules
+that make fingerprints). This is what `ecohash status` shows and what a re-run of
+provision acts on.
 """
 
 from __future__ import annotations
@@ -27,13 +29,12 @@ def site_status(site: Site) -> dict[str, Any]:
         name = node_plan.node.name
         fingerprint = fingerprints.of(name)
         record = state.nodes.get(name)
-        changed = fingerprint.changed_since(record.components if record else None)
         nodes.append({
             "name": name,
             "container": node_plan.node.container,
             "status": record.status if record else "never",
-            "current": bool(record and record.status == PASSED and not changed),
-            "changed": changed if record else [],
+            "current": state.is_current(name, fingerprint.value),
+            "changed": fingerprint.changed_since(record.fingerprint, record.components) if record else [],
             "fingerprint": fingerprint.value,
             "recorded_fingerprint": record.fingerprint if record else None,
             "cap_w": node_plan.gpu_cap_w,
