@@ -103,7 +103,7 @@ def test_repository_standard_pins_are_consistent():
          "inference_runtime: unknown key 'tags' (did you mean 'tag'?)"),
         (("kind: NodeStandard", "kind: Site"), "kind: Site", "kind: must be 'NodeStandard' (got 'Site')"),
         (("    ubuntu2404: [cuda", "    ubuntu2604: [cuda"), "    ubuntu2604: [cuda",
-         "nvidia_driver.packages.ubuntu2604.[key]: must be 'debian12', 'ubuntu2204' or 'ubuntu2404' (got 'ubuntu2604')"),
+         "nvidia_driver.packages.ubuntu2604: key must be 'debian12', 'ubuntu2204' or 'ubuntu2404'"),
     ],
 )
 def test_each_problem_is_reported_at_its_line(tmp_path, replacement, at, expected):

@@ -24,6 +24,7 @@ from ecohash.inventory.catalog import builtin_catalog
 from ecohash.inventory.expand import TemplateError, expand
 from ecohash.inventory.model import (
     _DNS_LABEL,
+    _LABEL_VALUE,
     API_VERSION,
     DNS_LABEL_RULE,
     KIND,
@@ -179,6 +180,8 @@ class _Validation:
         merged = {key: complete_model.model_validate(value)
                   for key, value in builtin_catalog()[section].items()}
         for key, fields in _mapping(spec, section).items():
+            if not isinstance(key, str) or not _LABEL_VALUE.fullmatch(key):
+                continue  # already reported by the full validation
             try:
                 given = fields_model.model_validate(fields)
             except ValidationError:
