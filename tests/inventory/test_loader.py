@@ -142,6 +142,18 @@ def test_non_utf8_file_is_a_problem_not_a_crash(tmp_path):
         load_site(path)
 
 
+def test_a_byte_that_is_not_utf8_is_reported_at_its_line_and_column(tmp_path):
+    # A Latin-1 "ã" after a UTF-8 "é" on line 5: the column counts characters, not bytes.
+    head, tail = EXAMPLE_SITE.encode().split(b"us-south")
+    path = tmp_path / "site.yaml"
+    path.write_bytes(head + "café ".encode() + b"S\xe3o Paulo" + tail)
+    with pytest.raises(InventoryError) as raised:
+        load_site(path)
+    assert [str(p) for p in raised.value.problems] == [
+        f"{path}:5:17: not UTF-8 text (invalid continuation byte)"
+    ]
+
+
 def test_huge_count_is_refused_before_expanding(write_site):
     path = write_site(EXAMPLE_SITE, ("count: 3,", "count: 2000000000,"))
     assert problems(path) == [

@@ -37,22 +37,24 @@ from ecohash.inventory.model import (
 )
 from ecohash.inventory.services import check_services
 from ecohash.inventory.site import Container, Node, Rack, Site, YamlPath
-from ecohash.inventory.yaml_source import Parsed, YamlSyntaxError, parse
+from ecohash.inventory.yaml_source import Parsed, YamlSyntaxError, decode, parse
 
 
 def load_site(path: str | Path) -> Site:
     """Load and validate a site file; raise InventoryError listing every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SiteNotFoundError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise SiteNotFoundError(f"{path}: is a directory, not a site file") from None
-    except UnicodeDecodeError as error:
-        raise InventoryError([Problem(str(path), 1, f"not UTF-8 text ({error.reason})")]) from None
     except OSError as error:
         raise SiteNotFoundError(f"{path}: {error.strerror}") from None
+    try:
+        text = decode(data)
+    except YamlSyntaxError as error:
+        raise InventoryError([_syntax_problem(path, error)]) from None
     return load_site_text(text, path)
 
 
@@ -120,8 +122,7 @@ class _Validation:
         try:
             self.parsed = parse(text)
         except YamlSyntaxError as error:
-            p = error.problem
-            raise InventoryError([Problem(str(self.file), p.line, p.message, p.column)]) from None
+            raise InventoryError([_syntax_problem(self.file, error)]) from None
         for line, key in self.parsed.duplicate_keys:
             self.problems.append(
                 Problem(str(self.file), line, f"duplicate key {key!r}: a key may appear once")
@@ -381,6 +382,11 @@ class _Validation:
             return
         names = [c.get("name") for _, c in _items(spec.get("containers")) if isinstance(c.get("name"), str)]
         check_services(spec["services"], nodes, gpu_models, skus, names, self.problem)
+
+
+def _syntax_problem(file: Path, error: YamlSyntaxError) -> Problem:
+    p = error.problem
+    return Problem(str(file), p.line, p.message, p.column)
 
 
 def _expanded(entry: NodeEntry) -> list[tuple[str, IPv4Address]]:
