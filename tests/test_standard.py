@@ -103,7 +103,7 @@ def test_repository_standard_pins_are_consistent():
          "inference_runtime: unknown key 'tags' (did you mean 'tag'?)"),
         (("kind: NodeStandard", "kind: Site"), "kind: Site", "kind: must be 'NodeStandard' (got 'Site')"),
         (("    ubuntu2404: [cuda", "    ubuntu2604: [cuda"), "    ubuntu2604: [cuda",
-         "nvidia_driver.packages.ubuntu2604.[key]: must be 'debian12', 'ubuntu2204' or 'ubuntu2404' (got 'ubuntu2604')"),
+         "nvidia_driver.packages.ubuntu2604: key must be 'debian12', 'ubuntu2204' or 'ubuntu2404'"),
     ],
 )
 def test_each_problem_is_reported_at_its_line(tmp_path, replacement, at, expected):
@@ -179,3 +179,10 @@ def test_duplicate_key_is_a_problem(tmp_path):
     assert [str(p) for p in raised.value.problems] == [
         f"{path}:{line}: duplicate key 'k3s': a key may appear once"
     ]
+
+
+def test_a_byte_that_is_not_utf8_is_reported_at_its_line(tmp_path):
+    path, text = write_standard(tmp_path)
+    line = line_of(text, "version: v1.")  # k3s's, far below line 1
+    path.write_bytes(text.encode().replace(b"version: v1.", b"version: \xff v1.", 1))
+    assert problems(path) == [f"{path}:{line}:12: not UTF-8 text (invalid start byte)"]

@@ -17,7 +17,7 @@ from ecohash.errors import InvalidInputError, Problem, ProblemsError
 from ecohash.inventory import messages
 from ecohash.inventory.model import Sha256, Url
 from ecohash.inventory.site import Site
-from ecohash.inventory.yaml_source import YamlSyntaxError, parse
+from ecohash.inventory.yaml_source import YamlSyntaxError, decode, parse
 from ecohash.paths import project_root
 
 STANDARD_FILE_NAME = "node-standard.lock.yml"
@@ -138,14 +138,13 @@ def load_standard(path: Path | None = None) -> NodeStandard:
     """Load and check a node-standard file; problems come back as FILE:LINE errors."""
     file = path or default_standard_file()
     try:
-        text = file.read_text()
-    except UnicodeDecodeError as error:
-        raise ProblemsError([Problem(str(file), 1, f"not UTF-8 text ({error.reason})")]) from None
+        data = file.read_bytes()
     except OSError as error:
         raise InvalidInputError(
             f"{file}: cannot read the node standard: {error.strerror or error}"
         ) from None
     try:
+        text = decode(data)
         parsed = parse(text)
     except YamlSyntaxError as error:
         raise ProblemsError([Problem(str(file), error.problem.line, error.problem.message,

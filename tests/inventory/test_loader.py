@@ -1,4 +1,5 @@
 import gc
+import tracemalloc
 from decimal import Decimal
 from ipaddress import IPv4Address
 
@@ -6,6 +7,7 @@ import pytest
 
 from ecohash.errors import InventoryError, SiteNotFoundError
 from ecohash.inventory import load_site
+from ecohash.inventory.model import MAX_SITE_NODES
 from tests.conftest import EXAMPLE_SITE
 
 NODE_LINE = 29  # the single node entry
@@ -142,6 +144,18 @@ def test_non_utf8_file_is_a_problem_not_a_crash(tmp_path):
         load_site(path)
 
 
+def test_a_byte_that_is_not_utf8_is_reported_at_its_line_and_column(tmp_path):
+    # A Latin-1 "ã" after a UTF-8 "é" on line 5: the column counts characters, not bytes.
+    head, tail = EXAMPLE_SITE.encode().split(b"us-south")
+    path = tmp_path / "site.yaml"
+    path.write_bytes(head + "café ".encode() + b"S\xe3o Paulo" + tail)
+    with pytest.raises(InventoryError) as raised:
+        load_site(path)
+    assert [str(p) for p in raised.value.problems] == [
+        f"{path}:5:17: not UTF-8 text (invalid continuation byte)"
+    ]
+
+
 def test_huge_count_is_refused_before_expanding(write_site):
     path = write_site(EXAMPLE_SITE, ("count: 3,", "count: 2000000000,"))
     assert problems(path) == [
@@ -178,3 +192,72 @@ def test_loading_leaves_the_garbage_collector_as_it_found_it(write_site):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _site_of_entries(entries: list[str], cidr: str = "10.0.0.0/8") -> str:
+    """The example site with these node entries (flow mappings) in its one rack."""
+    head = EXAMPLE_SITE.split("            - {name: c01-r01-n01")[0]
+    return head.replace("10.20.0.0/20", cidr) + "".join(f"            - {e}\n" for e in entries)
+
+
+def _peak_bytes(load) -> int:
+    tracemalloc.start()
+    try:
+        load()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_a_site_of_many_large_counts_is_refused_before_anything_is_expanded(write_site):
+    # 30 entries of 100,000 nodes in a /8: 3 KB of YAML for 3,000,000 nodes.
+    entries = [f'{{name: "c01-e{e:02d}-n{{i}}", count: 100000, sku: hgx-h100-8, mgmt_ip: 10.{e * 2}.0.1}}'
+               for e in range(30)]
+    path = write_site(_site_of_entries(entries))
+    load_site(write_site(name="warm.yaml"))  # catalog and validators built outside the measure
+    found: list[str] = []
+    peak = _peak_bytes(lambda: found.extend(problems(path)))
+    assert found == [f"{NODE_LINE + 1}: spec.containers[0].racks[0].nodes[1]: the site has 200000 "
+                     f"nodes up to this entry, more than the {MAX_SITE_NODES} a site may have"]
+    assert peak < 50_000_000
+
+
+def test_nodes_repeated_by_yaml_aliases_count_each_time(write_site):
+    # One rack of 2,000 nodes used 10 times in each of 6 containers (a YAML alias each
+    # time): 120,000 nodes from a few lines.
+    rack = "{name: r01, nodes: [{name: 'n{i}', count: 2000, sku: hgx-h100-8, mgmt_ip: 10.20.1.11}]}"
+    text = EXAMPLE_SITE.split("  containers:\n")[0] + (
+        "  containers:\n"
+        f"    - &c {{name: c01, cooling: air, power_kw: 1, cooling_kw: 1, racks: [&r {rack}"
+        + ", *r" * 9 + "]}\n"
+        + "    - *c\n" * 5
+    )
+    path = write_site(text)
+    peak = _peak_bytes(lambda: problems(path))
+    assert problems(path) == [
+        "21: spec.containers[5].racks[0].nodes[0]: the site has 102000 nodes up to this entry, "
+        f"more than the {MAX_SITE_NODES} a site may have"
+    ]
+    assert peak < 50_000_000
+
+
+def test_the_largest_site_allowed_still_loads(write_site):
+    entries = [f'{{name: "e{e}-n{{i}}", count: 25000, sku: cpu-1u, mgmt_ip: 10.{e}.0.1}}'
+               for e in range(4)]
+    site = load_site(write_site(_site_of_entries(entries), ("servers: [c01-r01-n01]", "servers: [e0-n1]")))
+    assert len(site.nodes) == MAX_SITE_NODES
+
+
+def test_an_entry_stops_expanding_at_its_first_collision(write_site):
+    # The second entry's first address is the first entry's: one line, and none of its
+    # other 99,998 nodes is made.
+    path = write_site(_site_of_entries([
+        "{name: c01-r01-n01, sku: hgx-h100-8, mgmt_ip: 10.20.1.11}",
+        '{name: "big-{i}", count: 99999, sku: hgx-h100-8, mgmt_ip: 10.20.1.11}',
+    ]))
+    load_site(write_site(name="warm.yaml"))
+    found: list[str] = []
+    peak = _peak_bytes(lambda: found.extend(problems(path)))
+    assert found == [f"{NODE_LINE + 1}: duplicate mgmt_ip 10.20.1.11 (also at line {NODE_LINE})"]
+    assert peak < 5_000_000

@@ -9,7 +9,7 @@ typo in one container does not hide a duplicate IP in another.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
@@ -24,9 +24,11 @@ from ecohash.inventory.catalog import builtin_catalog
 from ecohash.inventory.expand import TemplateError, expand
 from ecohash.inventory.model import (
     _DNS_LABEL,
+    _LABEL_VALUE,
     API_VERSION,
     DNS_LABEL_RULE,
     KIND,
+    MAX_SITE_NODES,
     GpuModel,
     GpuModelFields,
     NodeEntry,
@@ -36,22 +38,24 @@ from ecohash.inventory.model import (
 )
 from ecohash.inventory.services import check_services
 from ecohash.inventory.site import Container, Node, Rack, Site, YamlPath
-from ecohash.inventory.yaml_source import Parsed, YamlSyntaxError, parse
+from ecohash.inventory.yaml_source import Parsed, YamlSyntaxError, decode, parse
 
 
 def load_site(path: str | Path) -> Site:
     """Load and validate a site file; raise InventoryError listing every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SiteNotFoundError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise SiteNotFoundError(f"{path}: is a directory, not a site file") from None
-    except UnicodeDecodeError as error:
-        raise InventoryError([Problem(str(path), 1, f"not UTF-8 text ({error.reason})")]) from None
     except OSError as error:
         raise SiteNotFoundError(f"{path}: {error.strerror}") from None
+    try:
+        text = decode(data)
+    except YamlSyntaxError as error:
+        raise InventoryError([_syntax_problem(path, error)]) from None
     return load_site_text(text, path)
 
 
@@ -119,8 +123,7 @@ class _Validation:
         try:
             self.parsed = parse(text)
         except YamlSyntaxError as error:
-            p = error.problem
-            raise InventoryError([Problem(str(self.file), p.line, p.message, p.column)]) from None
+            raise InventoryError([_syntax_problem(self.file, error)]) from None
         for line, key in self.parsed.duplicate_keys:
             self.problems.append(
                 Problem(str(self.file), line, f"duplicate key {key!r}: a key may appear once")
@@ -133,6 +136,13 @@ class _Validation:
                 f"file is {what}: a site file is a mapping with apiVersion, kind, metadata and spec",
             )])
         if not self._is_site_document(data):
+            raise InventoryError(self.problems)
+        oversized = _past_node_bound(_mapping(data, "spec"))
+        if oversized is not None:
+            path, total = oversized
+            # Named by its path too: an entry repeated by an alias is written at its anchor.
+            self.problem(path, f"{messages.dotted(path)}: the site has {total} nodes up to this "
+                               f"entry, more than the {MAX_SITE_NODES} a site may have")
             raise InventoryError(self.problems)
 
         document: SiteFile | None = None
@@ -179,6 +189,8 @@ class _Validation:
         merged = {key: complete_model.model_validate(value)
                   for key, value in builtin_catalog()[section].items()}
         for key, fields in _mapping(spec, section).items():
+            if not isinstance(key, str) or not _LABEL_VALUE.fullmatch(key):
+                continue  # already reported by the full validation
             try:
                 given = fields_model.model_validate(fields)
             except ValidationError:
@@ -281,25 +293,17 @@ class _Validation:
                 self.all_entries_read = False
                 continue
             try:
-                expanded = _expanded(entry)
+                expanded = self._expand(entry, path, name_seen, ip_seen)
             except TemplateError as error:
                 self.problem((*path, "name"), str(error))
-                self.all_entries_read = False
-                continue
+                expanded = None
             except OverflowError:
                 self.problem((*path, "count"), f"count {entry.count} runs past 255.255.255.255")
+                expanded = None
+            if expanded is None:
                 self.all_entries_read = False
                 continue
-            names = [name for name, _ in expanded]
-            self.node_names.update(names)
-            bad_name = next((n for n in names if not _DNS_LABEL.fullmatch(n)), None)
-            if bad_name is not None:
-                self.problem((*path, "name"),
-                             f"node name {bad_name!r} is not a DNS label ({DNS_LABEL_RULE})")
-            self._first_duplicate(names, name_seen, path, "node name")
-            self._first_duplicate([int(ip) for _, ip in expanded], ip_seen, path, "mgmt_ip",
-                                  shown=IPv4Address)
-            if sku is None or bad_name is not None:
+            if sku is None:
                 continue
             gpu = gpu_models.get(sku.gpu) if sku.gpu else None
             nodes.extend(
@@ -307,6 +311,35 @@ class _Validation:
                 for name, ip in expanded
             )
         return nodes
+
+    def _expand(self, entry: NodeEntry, path: YamlPath, name_seen: dict[str, YamlPath],
+                ip_seen: dict[int, YamlPath]) -> list[tuple[str, IPv4Address]] | None:
+        """The entry's (name, mgmt_ip) pairs, each recorded as seen; None once one is wrong.
+
+        Expansion stops at the entry's first wrong node (one line per entry is all that is
+        reported), so an entry of 100,000 nodes that collides at its first builds no other.
+        """
+        expanded = []
+        for name, ip in _expansion(entry):
+            address = int(ip)
+            if not _DNS_LABEL.fullmatch(name):
+                self.problem((*path, "name"),
+                             f"node name {name!r} is not a DNS label ({DNS_LABEL_RULE})")
+                return None
+            if name in name_seen:
+                self._duplicate(path, f"node name {name}", name_seen[name])
+                return None
+            if address in ip_seen:
+                self._duplicate(path, f"mgmt_ip {ip}", ip_seen[address])
+                return None
+            name_seen[name] = ip_seen[address] = path
+            self.node_names.add(name)
+            expanded.append((name, ip))
+        return expanded
+
+    def _duplicate(self, path: YamlPath, what: str, earlier: YamlPath) -> None:
+        line = self.parsed.line_of(earlier) if self.parsed else 1
+        self.problem(path, f"duplicate {what} (also at line {line})")
 
     def _check_ip_range(self, cidr: IPv4Network, entry: NodeEntry, path: YamlPath) -> bool:
         """Whether the entry's IPs lie in the management network; checked before expanding."""
@@ -333,23 +366,6 @@ class _Validation:
                     self.problem((*path, "mgmt_ip"),
                                  f"{IPv4Address(ip)} is the {reserved[ip]} address of {cidr}")
         return True
-
-    def _first_duplicate(self, values: list[Any], seen: dict[Any, YamlPath], path: YamlPath,
-                         what: str, shown: Callable[[Any], object] = str) -> None:
-        """Record the entry's values; report the first one defined before (one line per entry).
-
-        `shown` turns a value into what the message names (an int key into its IPv4Address).
-        """
-        reported = False
-        for value in values:
-            earlier = seen.get(value)
-            if earlier is None:
-                seen[value] = path
-            elif not reported:
-                line = self.parsed.line_of(earlier) if self.parsed else 1
-                where = "earlier in this entry" if earlier == path else f"at line {line}"
-                self.problem(path, f"duplicate {what} {shown(value)} (also {where})")
-                reported = True
 
     def _check_servers(self, spec: dict[str, Any]) -> None:
         kubernetes = spec.get("kubernetes")
@@ -380,11 +396,16 @@ class _Validation:
         check_services(spec["services"], nodes, gpu_models, skus, names, self.problem)
 
 
-def _expanded(entry: NodeEntry) -> list[tuple[str, IPv4Address]]:
-    """(name, mgmt_ip) of each node the entry stands for."""
+def _syntax_problem(file: Path, error: YamlSyntaxError) -> Problem:
+    p = error.problem
+    return Problem(str(file), p.line, p.message, p.column)
+
+
+def _expansion(entry: NodeEntry) -> Iterable[tuple[str, IPv4Address]]:
+    """(name, mgmt_ip) of each node the entry stands for, made one at a time."""
     if entry.count is None:  # most entries: skip the generator, nothing to expand
-        return [(entry.name, entry.mgmt_ip)]
-    return list(expand(entry.name, entry.mgmt_ip, entry.count, entry.start))
+        return ((entry.name, entry.mgmt_ip),)
+    return expand(entry.name, entry.mgmt_ip, entry.count, entry.start)
 
 
 def _entries_of(document: SiteFile) -> Iterator[_Entry]:
@@ -393,6 +414,49 @@ def _entries_of(document: SiteFile) -> Iterator[_Entry]:
             for ni, entry in enumerate(rack.nodes):
                 path = ("spec", "containers", ci, "racks", ri, "nodes", ni)
                 yield _Entry(container.name, rack.name, entry, path)
+
+
+def _past_node_bound(spec: dict[str, Any]) -> tuple[YamlPath, int] | None:
+    """The node entry at which the site passes MAX_SITE_NODES nodes, with its total there.
+
+    Counted on the file as loaded, before anything is validated or expanded: each entry's
+    `count` as written (one the model refuses counts as one node), and every use of a YAML
+    alias. A list of racks or of nodes is summed once however often aliases repeat it, so
+    the count costs what the file's text does.
+    """
+    sums: dict[int, int] = {}  # id() of a list of racks or of node entries -> its nodes
+
+    def entry_nodes(entry: dict[str, Any]) -> int:
+        count = entry.get("count")
+        if isinstance(count, int) and not isinstance(count, bool) and 1 <= count <= MAX_SITE_NODES:
+            return count
+        return 1
+
+    def nodes_in(items: Any, of_item: Callable[[dict[str, Any]], int]) -> int:
+        if id(items) not in sums:
+            sums[id(items)] = sum(of_item(item) for _, item in _items(items))
+        return sums[id(items)]
+
+    def rack_nodes(rack: dict[str, Any]) -> int:
+        return nodes_in(rack.get("nodes"), entry_nodes)
+
+    def container_nodes(container: dict[str, Any]) -> int:
+        return nodes_in(container.get("racks"), rack_nodes)
+
+    total = 0
+    for ci, container in _items(spec.get("containers")):
+        if total + container_nodes(container) <= MAX_SITE_NODES:
+            total += container_nodes(container)
+            continue
+        for ri, rack in _items(container.get("racks")):
+            if total + rack_nodes(rack) <= MAX_SITE_NODES:
+                total += rack_nodes(rack)
+                continue
+            for ni, entry in _items(rack.get("nodes")):
+                total += entry_nodes(entry)
+                if total > MAX_SITE_NODES:
+                    return ("spec", "containers", ci, "racks", ri, "nodes", ni), total
+    return None
 
 
 def _mapping(parent: dict[str, Any], key: str) -> dict[str, Any]:

@@ -14,11 +14,21 @@ from pydantic import BaseModel
 Loc = tuple[str | int, ...]
 
 
+# A key a person can read in a dotted path as it is; any other is quoted, so that a key
+# holding a newline or a quote still makes one readable line.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]+")
+# Where pydantic puts an error about a mapping's key rather than its value.
+_KEY_STEP = "[key]"
+
+
 def dotted(loc: Sequence[str | int]) -> str:
     """spec.containers[0].racks[1]: the path a person reads."""
     text = ""
     for step in loc:
-        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
+        if isinstance(step, int) or not _PLAIN_KEY.fullmatch(step):
+            text += f"[{step!r}]"
+        else:
+            text += f".{step}" if text else step
     return text
 
 
@@ -32,6 +42,8 @@ def describe(error: dict[str, Any], root: type[BaseModel]) -> tuple[Loc, bool, s
         valid = fields_at(root, loc[:-1])
         return loc, True, _at(loc[:-1], f"unknown key {loc[-1]!r}{suggest(str(loc[-1]), valid)}")
     message = _reword(error["msg"])
+    if loc and loc[-1] == _KEY_STEP:  # the path ends in the key: no need to show it again
+        return loc[:-1], True, _at(loc[:-1], f"key {message}")
     value = error.get("input")
     if isinstance(value, str | int | float | Decimal | bool) and "got" not in message:
         message += f" (got {_show(value)})"

@@ -18,9 +18,12 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 API_VERSION = "ecohash.io/v1"
-# A bound on one entry's expansion, so a typo cannot make validation allocate millions
-# of nodes; far above any real container (the benchmarks' 50,000-node site included).
-MAX_COUNT = 100_000
+# The most nodes a site may have, counted from the file before anything is expanded, so
+# that neither a typo in one `count` nor a small file of many large counts (or of YAML
+# aliases repeating entries) can make validation allocate millions of nodes. Twice the
+# largest site the benchmarks run (50,000 nodes, docs/benchmarks.md) and far above any
+# real site: at 10 kW a node it is a gigawatt.
+MAX_SITE_NODES = 100_000
 KIND = "Site"
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -100,6 +103,80 @@ Cidr = Annotated[
 Watts = Annotated[int, Field(strict=True, gt=0)]
 
 
+# --- Strings that leave the site file ------------------------------------------------------
+# A site file is data. Every string that reaches a node's config file (apt.conf, chrony.conf,
+# containerd's hosts.toml, k3s's config), a command line, ssh, Ansible's variables (which
+# Ansible templates: no '{') or a Kubernetes label is held here to the narrowest pattern its
+# target accepts, so that no value can close a quote, start a new line or add an option.
+# Each pattern is written once; the types below, the JSON Schema and the docs use it.
+PATTERN_NAMES: dict[str, str] = {}  # JSON Schema pattern -> what docs/inventory.md calls it
+
+
+def _string(pattern: re.Pattern[str], rule: str, example: str) -> tuple[PlainValidator, WithJsonSchema]:
+    """A string type's validator and schema, from one pattern; messages say `rule`."""
+    must = f"must be {rule} such as {example}"
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise PydanticCustomError("pattern", must)
+        return value.rstrip("/") if pattern is _URL else value
+
+    schema_pattern = f"^{pattern.pattern}$"
+    PATTERN_NAMES[schema_pattern] = re.sub(r"^an? | \(.*\)$", "", rule)
+    return PlainValidator(check), WithJsonSchema({"type": "string", "pattern": schema_pattern})
+
+
+# RFC 1123 host names; a dotted IPv4 address is one too. Sites are IPv4 (mgmt_cidr).
+_HOST_LABEL = r"[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
+_HOST = rf"{_HOST_LABEL}(\.{_HOST_LABEL})*"
+_PORT = r"(:[0-9]{1,5})?"
+_HOST_NAME = re.compile(_HOST)
+# Paths of unreserved characters, '%' escapes and '+' (Debian versions): no quote, no ';',
+# no space, nothing apt.conf, a shell or a TOML string would read as syntax.
+_URL = re.compile(rf"https?://{_HOST}{_PORT}(/[A-Za-z0-9._~%+-]*)*")
+_REGISTRY = re.compile(rf"{_HOST}{_PORT}(/[a-z0-9._-]+)*")
+# shadow-utils' default NAME_REGEX (without the Samba machine-account '$') and useradd's 32.
+_POSIX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+# What Kubernetes accepts as a label value (and k3s as one item of node-label), not empty.
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_LABEL_VALUE_RULE = ("at most 63 characters: letters, digits, '-', '_' and '.', starting and "
+                     "ending alphanumeric")
+# File names the site file gives, relative to it; they reach `ssh -F` and Ansible's variables.
+_FILE_PATH = re.compile(r"[A-Za-z0-9._/@+,=~][A-Za-z0-9._/@+,=~ -]*")
+# The name nvidia-smi prints ("NVIDIA GeForce RTX 4090", "NVIDIA A100-SXM4-80GB").
+_GPU_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._()/-]*")
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+PATTERN_NAMES[f"^{_DNS_LABEL.pattern}$"] = "DNS label"
+Url = Annotated[str, *_string(_URL, "an http(s) URL", "http://mirror.site.example:8080")]
+Registry = Annotated[
+    str, *_string(_REGISTRY, "a registry host[:port][/path]", "registry.site.example:5000")
+]
+HostName = Annotated[str, *_string(_HOST_NAME, "a host name or IPv4 address", "ntp.site.example")]
+PosixUser = Annotated[str, *_string(
+    _POSIX_USER, "a POSIX user name (lowercase letters, digits, '_' and '-', at most 32, not "
+    "starting with a digit or '-')", "deploy",
+)]
+LabelValue = Annotated[
+    str, *_string(_LABEL_VALUE, f"a Kubernetes label value ({_LABEL_VALUE_RULE})", "hgx-h100-8")
+]
+FilePath = Annotated[str, *_string(
+    _FILE_PATH, "a file path (letters, digits, spaces and . _ / @ + , = ~ -, not starting with "
+    "'-' or a space)", "ssh/config",
+)]
+GpuName = Annotated[str, *_string(
+    _GPU_NAME, "a GPU name as nvidia-smi prints it (letters, digits, spaces and . _ ( ) / -)",
+    "'NVIDIA H100 80GB HBM3'",
+)]
+ModelId = Annotated[str, *_string(_MODEL_ID, "a model id", "meta-llama/Llama-3.1-8B-Instruct")]
+SecretKey = Annotated[str, *_string(_SECRET_KEY, "a Secret data key", "token")]
+Sha256 = Annotated[
+    str, *_string(_SHA256, "a sha256 in lowercase hex", "'e3b0c442...' (64 characters)")
+]
+
+
 class _Strict(BaseModel):
     """Unknown keys are errors: a misspelt key must never be silently ignored."""
 
@@ -131,7 +208,7 @@ class GpuModelFields(_Strict):
     """A GPU model as a site may give it: any field overrides the built-in entry's."""
 
     product: str | None = Field(None, description="Marketing name, for people.")
-    nvidia_smi_name: str | None = Field(
+    nvidia_smi_name: GpuName | None = Field(
         None, description="The name `nvidia-smi --query-gpu=name` prints for this GPU."
     )
     memory_gib: Annotated[int, Field(strict=True, gt=0)] | None = Field(
@@ -180,7 +257,7 @@ class Kubernetes(_Strict):
     servers: list[DnsLabel] = Field(
         min_length=1, description="Nodes that run the control plane; all others are agents."
     )
-    kubeconfig: str | None = Field(
+    kubeconfig: FilePath | None = Field(
         None, description="The cluster's kubeconfig, relative to the site file; default "
         "<state dir>/secrets/<site>/kubeconfig. Only `ecohash apply` reads it.",
     )
@@ -192,7 +269,7 @@ class NodeEntry(_Strict):
     )
     sku: str = Field(description="Node SKU key, from spec.skus or the built-in catalog.")
     mgmt_ip: Ipv4 = Field(description="Management IP; with `count`, the first of consecutive IPs.")
-    count: Annotated[int, Field(strict=True, ge=1, le=MAX_COUNT)] | None = Field(
+    count: Annotated[int, Field(strict=True, ge=1, le=MAX_SITE_NODES)] | None = Field(
         None, description="Expand this entry into `count` nodes."
     )
     start: Annotated[int, Field(strict=True, ge=0)] = Field(
@@ -214,33 +291,7 @@ class Container(_Strict):
     racks: list[Rack] = Field(default_factory=list, description="Racks in the container.")
 
 
-_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_REGISTRY = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._/-]+)?")
 _BATCH = re.compile(r"[1-9][0-9]*%?")
-
-
-def _pattern(pattern: re.Pattern[str], rule: str, example: str) -> PlainValidator:
-    def check(value: Any) -> str:
-        if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise PydanticCustomError("pattern", f"must be {rule} such as {example}")
-        return value.rstrip("/") if pattern is _URL else value
-
-    return PlainValidator(check)
-
-
-Url = Annotated[
-    str, _pattern(_URL, "an http(s) URL", "http://mirror.site.example:8080"),
-    WithJsonSchema({"type": "string", "pattern": f"^{_URL.pattern}$"}),
-]
-Sha256 = Annotated[
-    str, _pattern(_SHA256, "a sha256 in lowercase hex", "'e3b0c442...' (64 characters)"),
-    WithJsonSchema({"type": "string", "pattern": f"^{_SHA256.pattern}$"}),
-]
-Registry = Annotated[
-    str, _pattern(_REGISTRY, "a registry host[:port][/path]", "registry.site.example:5000"),
-    WithJsonSchema({"type": "string", "pattern": f"^{_REGISTRY.pattern}$"}),
-]
 _BATCH_SCHEMA = {"oneOf": [{"type": "integer", "minimum": 1},
                            {"type": "string", "pattern": f"^{_BATCH.pattern}$"}]}
 _BATCH_RULE = "a number of hosts (>= 1) or a percentage such as 10%"
@@ -281,11 +332,11 @@ Serial = Annotated[
 
 
 class Ssh(_Strict):
-    user: str = Field(
-        "root", min_length=1, description="User Ansible logs in as; not root means become root with sudo."
+    user: PosixUser = Field(
+        "root", description="User Ansible logs in as; not root means become root with sudo."
     )
     port: Annotated[int, Field(strict=True, ge=1, le=65535)] = Field(22, description="SSH port.")
-    config_file: str | None = Field(
+    config_file: FilePath | None = Field(
         None, description="An ssh_config file (`ssh -F`), relative to the site file: jump hosts, "
         "keys, known_hosts. Host keys are always checked.",
     )
@@ -321,27 +372,16 @@ class Provisioning(_Strict):
     registry: Registry | None = Field(
         None, description="Site container registry that inference images are pre-pulled from.",
     )
-    ntp_servers: list[str] = Field(
+    ntp_servers: list[HostName] = Field(
         default_factory=list, description="Time servers; empty means the OS's default pool.",
     )
-    standard: str | None = Field(
+    standard: FilePath | None = Field(
         None, description="The node-standard lock file, relative to the site file; default "
         "the repository's node-standard.lock.yml.",
     )
     rollout: Rollout = Field(default_factory=Rollout, description="Batching of node rollouts.")
 
 
-_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
-_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
-
-ModelId = Annotated[
-    str, _pattern(_MODEL_ID, "a model id", "meta-llama/Llama-3.1-8B-Instruct"),
-    WithJsonSchema({"type": "string", "pattern": f"^{_MODEL_ID.pattern}$"}),
-]
-SecretKey = Annotated[
-    str, _pattern(_SECRET_KEY, "a Secret data key", "token"),
-    WithJsonSchema({"type": "string", "pattern": f"^{_SECRET_KEY.pattern}$"}),
-]
 Count = Annotated[int, Field(strict=True, ge=1)]
 
 
@@ -375,8 +415,8 @@ class Autoscaling(_Strict):
 class InferenceService(_Strict):
     name: DnsLabel = Field(description="Service name, unique within the site.")
     model: ModelId = Field(description="The model vLLM serves: a Hugging Face id.")
-    served_model_name: str | None = Field(
-        None, min_length=1, description="The name clients ask for; default the model id.",
+    served_model_name: ModelId | None = Field(
+        None, description="The name clients ask for; default the model id.",
     )
     gpu_model: str = Field(description="GPU model key the service is sized for.")
     gpus_per_replica: Count = Field(
@@ -408,11 +448,17 @@ class InferenceService(_Strict):
 class Spec(_Strict):
     power: Power = Field(description="The grid connection and PUE: the site's IT budget.")
     network: Network = Field(description="The management network.")
-    gpu_models: dict[str, GpuModelFields] = Field(
-        default_factory=dict, description="GPU models merged over the built-in catalog."
+    gpu_models: dict[LabelValue, GpuModelFields] = Field(
+        default_factory=dict, description="GPU models merged over the built-in catalog; nodes "
+        "are labelled with the key.",
+        # pydantic writes only patternProperties, which lets any other key through.
+        json_schema_extra={"propertyNames": {"pattern": f"^{_LABEL_VALUE.pattern}$"}},
     )
-    skus: dict[str, SkuFields] = Field(
-        default_factory=dict, description="Node SKUs merged over the built-in catalog."
+    skus: dict[LabelValue, SkuFields] = Field(
+        default_factory=dict, description="Node SKUs merged over the built-in catalog; nodes "
+        "are labelled with the key.",
+        # pydantic writes only patternProperties, which lets any other key through.
+        json_schema_extra={"propertyNames": {"pattern": f"^{_LABEL_VALUE.pattern}$"}},
     )
     kubernetes: Kubernetes | None = Field(None, description="The site's Kubernetes cluster.")
     containers: list[Container] = Field(min_length=1, description="The modular GPU containers.")

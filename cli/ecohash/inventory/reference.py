@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ecohash.inventory.model import site_json_schema
+from ecohash.inventory.model import PATTERN_NAMES, site_json_schema
 
 BEGIN = "<!-- BEGIN GENERATED: scripts/gen-docs -->"
 END = "<!-- END GENERATED -->"
@@ -66,15 +66,17 @@ def _type(prop: dict[str, Any]) -> str:
     if kind == "array":
         return f"list of {_type(prop['items'])}"
     if kind == "object":
-        return f"map of name to {_type(prop['additionalProperties'])}"
+        # pydantic writes a dict whose keys have a pattern as patternProperties.
+        (key, value), = prop.get("patternProperties", {"": prop.get("additionalProperties")}).items()
+        return f"map of {PATTERN_NAMES.get(key, 'name')} to {_type(value)}"
     bounds = [f"{symbol} {prop[key]}" for key, symbol in (
         ("exclusiveMinimum", ">"), ("minimum", "≥"), ("exclusiveMaximum", "<"), ("maximum", "≤"),
     ) if key in prop]
     text = {"integer": "integer", "number": "number", "string": "string"}.get(str(kind), str(kind))
     if prop.get("format") == "ipv4":
         text = "IPv4 address"
-    elif "pattern" in prop and kind == "string" and prop.get("maxLength") == 63:
-        text = "DNS label"
+    elif kind == "string" and prop.get("pattern") in PATTERN_NAMES:
+        text = PATTERN_NAMES[prop["pattern"]]
     return text + (f" ({', '.join(bounds)})" if bounds else "")
 
 

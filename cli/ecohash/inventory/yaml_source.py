@@ -111,6 +111,18 @@ class YamlSyntaxError(Exception):
         self.problem = problem
 
 
+def decode(data: bytes) -> str:
+    """A file's bytes as UTF-8 text; raise YamlSyntaxError at the first byte that is not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_start = data.rfind(b"\n", 0, error.start) + 1
+        # Everything before the bad byte decoded, so the column counts characters, not bytes.
+        column = len(data[line_start:error.start].decode("utf-8")) + 1
+        line = data.count(b"\n", 0, error.start) + 1
+        raise YamlSyntaxError(SyntaxProblem(line, column, f"not UTF-8 text ({error.reason})")) from None
+
+
 def parse(text: str) -> Parsed:
     """Parse one YAML document exactly; raise YamlSyntaxError with line and column."""
     loader = _ExactLoader(text)
