@@ -56,6 +56,10 @@ class InventoryModule(BaseInventoryPlugin):
         except EcohashError as error:
             raise AnsibleParserError(str(error)) from None
 
+        # Site values are data: ansible-core 2.19 and later never template what an inventory
+        # plugin sets unless the plugin declares itself trusted_by_default, which this one
+        # must not (pyproject requires 2.19 for that reason); the site model's patterns keep
+        # braces out of every value as well.
         for name, variables in site.all_vars.items():
             self.inventory.set_variable("all", name, variables)
         for group, child_groups in site.children.items():

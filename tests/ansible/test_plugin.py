@@ -77,6 +77,30 @@ def test_list_has_every_host_with_its_vars(listed, expected):
     assert hostvars["c01-cp-n01"]["ecohash_gpu_cap_w"] is None
 
 
+def test_every_string_the_site_gives_ansible_is_marked_unsafe(state_dir):
+    """A site file is data: Ansible must never template a string that came from it."""
+    result = ansible_inventory("-i", SITE_FILE, "--list", "--export", state_dir=state_dir)
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+
+    def strings(value: Any, marked: bool = False):
+        if isinstance(value, dict):
+            if set(value) == {"__ansible_unsafe"}:
+                yield from strings(value["__ansible_unsafe"], marked=True)
+                return
+            for item in value.values():
+                yield from strings(item, marked)
+        elif isinstance(value, list):
+            for item in value:
+                yield from strings(item, marked)
+        elif isinstance(value, str):
+            yield value, marked
+
+    found = list(strings({"hosts": listed["_meta"]["hostvars"], "all": listed["all"]["vars"]}))
+    assert len(found) > 100
+    assert [text for text, marked in found if not marked] == []
+
+
 def test_list_has_the_site_vars_on_all(listed, expected):
     assert listed["all"]["vars"] == json.loads(json.dumps(expected.all_vars))
     assert listed["all"]["vars"]["ecohash_standard"]["metadata"]["name"] == "ecohash-node-2026.11"
