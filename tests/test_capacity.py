@@ -28,6 +28,22 @@ def test_counts_per_container_and_site():
     assert room.grid_nodes == 11
 
 
+def test_headroom_is_taken_at_the_caps_the_site_sets_after_the_container():
+    # c1's two nodes draw 6 kW at TDP: exactly its budget, so it sets no cap. The site
+    # (5.03 kW) then caps them at floor((5030 - 2000) / 8) = 378 W: 5024 W, so the container
+    # has 976 W of headroom and the site 6 W, room for 3 nodes of 2 W (before issue 16 the
+    # container's headroom was read at TDP: 0 W, so 0 nodes).
+    skus = {**SKUS, "probe": (None, 0, 2)}
+    site = S([C([R(["n4", "n4"])], power_kw="6")], grid_mw="0.00503", gpu_models=GPU, skus=skus)
+    room = capacity(plan_of(site), "probe")
+    assert (room.containers[0].headroom_w, room.site_headroom_w) == (976, 6)
+    assert [c.nodes for c in room.containers] == [3] and room.site_nodes == 3
+    for extra, caps in ((3, {378}), (4, {377})):
+        grown = S([C([R(["n4", "n4"]), R(["probe"] * extra)], power_kw="6")], grid_mw="0.00503",
+                  gpu_models=GPU, skus=skus)
+        assert {n.gpu_cap_w for n in plan_of(grown).nodes if n.node.gpus} == caps
+
+
 def test_default_cap_is_tdp():
     room = capacity(plan_of(S([C([R([])], power_kw="9")], gpu_models=GPU, skus=SKUS)), "n4")
     assert room.cap_w == 500 and room.node_draw_w == 3000 and room.site_nodes == 3

@@ -6,11 +6,15 @@ container, then the site):
 - site IT budget = grid_mw x 10^6 x (1 - reserve_pct/100) / pue watts;
   a container's budget = min(power_kw, cooling_kw) x 1000; a rack's = power_kw x 1000.
 - a node draws host_w + gpus x cap; its ceiling starts at its GPU model's tdp_w.
-- a domain finds the largest whole W such that the sum over its nodes of
-  host_w + gpus x min(ceiling, W) fits its budget. If every node fits at its ceiling the
-  domain sets no cap; otherwise every ceiling in it becomes min(ceiling, W).
-- a node's final ceiling is its cap. A cap below the model's min_cap_w, or hosts that
-  alone exceed a budget, make the site infeasible.
+- within a domain a GPU's floor is min(min_cap_w, ceiling): the driver refuses lower.
+  The domain finds the largest whole W such that the sum over its nodes of
+  host_w + gpus x max(floor, min(ceiling, W)) fits its budget. If every node fits at its
+  ceiling the domain sets no cap; otherwise every ceiling in it becomes
+  max(floor, min(ceiling, W)): a GPU whose floor is above W stays at its floor and the
+  others go lower for it. A domain that does not fit even with every GPU at its floor
+  (hosts alone over budget included) makes the site infeasible.
+- a node's final ceiling is its cap, and every domain's draw and headroom are taken at
+  the final caps (a container or the site may lower caps after a rack's turn).
 
 All arithmetic is on integers and Fractions built from the YAML's decimal text, so the
 same file always gives the same caps, to the watt.
@@ -38,7 +42,9 @@ class DomainPlan:
     draw_at_tdp_w: int
     draw_w: int
     gpus: int
-    cap_w: int | None  # the W this domain imposed, None when everything fit
+    # The W this domain imposed (a GPU whose floor is above W stays at its floor); None
+    # when everything fit.
+    cap_w: int | None
     path: YamlPath
 
     @property
@@ -81,26 +87,42 @@ def container_budget_w(power_kw: Fraction, cooling_kw: Fraction) -> Fraction:
     return min(power_kw, cooling_kw) * 1000
 
 
-def largest_cap(host_w: int, gpus_by_ceiling: dict[int, int], budget_w: int) -> int | None:
-    """The largest whole W with host_w + sum(gpus x min(ceiling, W)) <= budget_w.
+def largest_cap(host_w: int, gpus_by_bounds: dict[tuple[int, int], int],
+                budget_w: int) -> int | None:
+    """The largest whole W with host_w + sum(gpus x max(floor, min(ceiling, W))) <= budget_w.
 
-    None when even W = 0 does not fit (the hosts alone exceed the budget). Assumes the
-    domain does not fit at its ceilings, so W is below the highest ceiling.
+    gpus_by_bounds counts GPUs by (floor, ceiling), floor <= ceiling. None when the domain
+    does not fit even with every GPU at its floor; the highest ceiling when it fits at its
+    ceilings.
     """
-    remaining = budget_w - host_w
+    remaining = budget_w - host_w - sum(floor * gpus for (floor, _), gpus in gpus_by_bounds.items())
     if remaining < 0:
         return None
-    gpus_above = sum(gpus_by_ceiling.values())
-    below = 0
+    # A GPU draws W between its floor and its ceiling, so the domain's draw is linear in W
+    # between consecutive bounds, rising by W x the GPUs in range: count them at each bound.
+    in_range_change: dict[int, int] = {}
+    for (floor, ceiling), gpus in gpus_by_bounds.items():
+        in_range_change[floor] = in_range_change.get(floor, 0) + gpus
+        in_range_change[ceiling] = in_range_change.get(ceiling, 0) - gpus
+    in_range = 0
     previous = 0
-    for ceiling in sorted(gpus_by_ceiling):
-        # On [previous, ceiling] the draw is below + W x gpus_above: linear in W.
-        if gpus_above and below + ceiling * gpus_above > remaining:
-            return max(previous, (remaining - below) // gpus_above)
-        below += ceiling * gpus_by_ceiling[ceiling]
-        gpus_above -= gpus_by_ceiling[ceiling]
-        previous = ceiling
+    for bound in sorted(in_range_change):
+        rise = in_range * (bound - previous)
+        if rise > remaining:
+            return previous + remaining // in_range
+        remaining -= rise  # what the budget leaves at W = bound
+        in_range += in_range_change[bound]
+        previous = bound
     return previous
+
+
+@dataclass(frozen=True)
+class _Domain:
+    kind: str
+    name: str
+    members: Sequence[int]  # indices into the site's nodes
+    budget_w: Fraction | None
+    path: YamlPath
 
 
 class _Compiler:
@@ -113,78 +135,90 @@ class _Compiler:
         # was most of compiling a large site.
         self.host_w = [node.host_w for node in nodes]
         self.gpus = [node.gpus for node in nodes]
-        self.tdp_w = [node.gpu.tdp_w if node.gpu else 0 for node in nodes]
-        self.ceiling = list(self.tdp_w)
+        tdp_w = [node.gpu.tdp_w if node.gpu else 0 for node in nodes]
+        # The rule's floor, min(min_cap_w, ceiling), is fixed per node: a ceiling starts
+        # at tdp_w and no domain sets it below the floor.
+        self.floor = [min(node.gpu.min_cap_w, tdp) if node.gpu else 0
+                      for node, tdp in zip(nodes, tdp_w, strict=True)]
+        self.draw_at_tdp_w = [h + g * t for h, g, t in zip(self.host_w, self.gpus, tdp_w, strict=True)]
+        self.ceiling = tdp_w
         self.capped_by: list[str | None] = [None] * len(nodes)
         self.problems: list[Problem] = []
 
-    def domain(self, kind: str, name: str, members: Sequence[int], budget_w: Fraction | None,
-               path: YamlPath) -> DomainPlan:
-        gpus_of, ceiling = self.gpus, self.ceiling
-        host_w = sum(self.host_w[i] for i in members)
-        gpus_by_ceiling: dict[int, int] = {}
+    def impose(self, domain: _Domain) -> int | None:
+        """Lower the ceilings of the domain's nodes to fit its budget; the W it set, if any."""
+        gpus_of, ceiling, floor, members = self.gpus, self.ceiling, self.floor, domain.members
+        host_w = sum(map(self.host_w.__getitem__, members))
+        gpus_by_bounds: dict[tuple[int, int], int] = {}
         for i in members:
             if gpus_of[i]:
-                gpus_by_ceiling[ceiling[i]] = gpus_by_ceiling.get(ceiling[i], 0) + gpus_of[i]
-        draw_at_tdp = host_w + sum(gpus_of[i] * self.tdp_w[i] for i in members)
-        draw = host_w + sum(c * g for c, g in gpus_by_ceiling.items())
-        gpus = sum(gpus_by_ceiling.values())
-        cap: int | None = None
-        if budget_w is not None and draw > budget_w:
-            cap = self._impose(kind, name, members, host_w, gpus_by_ceiling, budget_w, path)
-            draw = host_w + sum(gpus_of[i] * ceiling[i] for i in members)
-        return DomainPlan(kind, name, budget_w, draw_at_tdp, draw, gpus, cap, path)
-
-    def _impose(self, kind: str, name: str, members: Sequence[int], host_w: int,
-                gpus_by_ceiling: dict[int, int], budget_w: Fraction, path: YamlPath) -> int:
-        nodes, ceiling = self.nodes, self.ceiling
-        label = f"{kind} {name}"
-        cap = largest_cap(host_w, gpus_by_ceiling, math.floor(budget_w))
-        lowest = host_w + sum(nodes[i].gpus * min(ceiling[i], nodes[i].gpu.min_cap_w)
-                              for i in members if nodes[i].gpu)
-        if cap is None or any(nodes[i].gpu and min(ceiling[i], cap) < nodes[i].gpu.min_cap_w
-                              for i in members):
+                bounds = (floor[i], ceiling[i])
+                gpus_by_bounds[bounds] = gpus_by_bounds.get(bounds, 0) + gpus_of[i]
+        draw = host_w + sum(c * g for (_, c), g in gpus_by_bounds.items())
+        if domain.budget_w is None or draw <= domain.budget_w:
+            return None
+        label = f"{domain.kind} {domain.name}"
+        cap = largest_cap(host_w, gpus_by_bounds, math.floor(domain.budget_w))
+        if cap is None:
+            lowest = host_w + sum(f * g for (f, _), g in gpus_by_bounds.items())
             self.problems.append(Problem(
-                str(self.site.file), self.site.line_of(path),
-                f"{label} is infeasible: budget {_kw(budget_w)} kW, but its "
-                f"{len(members)} nodes need {_kw(lowest)} kW even at the lowest settable GPU "
-                f"caps (hosts alone {_kw(host_w)} kW)",
+                str(self.site.file), self.site.line_of(domain.path),
+                f"{label} is infeasible: budget {_kw(domain.budget_w)} kW, but its "
+                f"{len(members)} nodes need {_kw(lowest)} kW even at the lowest settable "
+                f"GPU caps (hosts alone {_kw(host_w)} kW)",
             ))
-        # After an infeasible domain, carry on at the lowest legal caps so that every
-        # other infeasible domain is reported too.
+            # Carry on with every GPU at its floor, so that every other infeasible domain
+            # is reported too.
+            cap = 0
         for i in members:
-            gpu = nodes[i].gpu
-            if gpu and ceiling[i] > (cap or 0):
-                ceiling[i] = max(cap or 0, min(ceiling[i], gpu.min_cap_w))
+            setting = max(floor[i], cap)
+            if setting < ceiling[i]:
+                ceiling[i] = setting
                 self.capped_by[i] = label
-        return cap if cap is not None else 0
+        return cap
+
+    def plan(self, domain: _Domain, cap_w: int | None, node_draw_w: list[int]) -> DomainPlan:
+        members = domain.members
+        return DomainPlan(domain.kind, domain.name, domain.budget_w,
+                          sum(map(self.draw_at_tdp_w.__getitem__, members)),
+                          sum(map(node_draw_w.__getitem__, members)),
+                          sum(map(self.gpus.__getitem__, members)), cap_w, domain.path)
 
 
 def compile_budget(site: Site) -> Plan:
     """Compile the site's budgets into caps; raise InfeasibleSiteError naming each failing domain."""
     compiler = _Compiler(site)
     index = {id(node): i for i, node in enumerate(compiler.nodes)}
-    racks: list[DomainPlan] = []
-    containers: list[DomainPlan] = []
+    # Caps are imposed bottom-up (each container's racks, then the container, then the
+    # site), but every domain's figures wait for the end: a container or the site may
+    # lower caps after a rack's turn, and a domain draws what its nodes draw at their
+    # final caps.
+    racks: list[tuple[_Domain, int | None]] = []
+    containers: list[tuple[_Domain, int | None]] = []
     for container in site.containers:
         container_members: list[int] = []
         for rack in container.racks:
             members = [index[id(node)] for node in rack.nodes]
             container_members.extend(members)
             budget = Fraction(rack.power_kw) * 1000 if rack.power_kw is not None else None
-            racks.append(compiler.domain("rack", rack.qualified_name, members, budget, rack.path))
+            domain = _Domain("rack", rack.qualified_name, members, budget, rack.path)
+            racks.append((domain, compiler.impose(domain)))
         budget = container_budget_w(Fraction(container.power_kw), Fraction(container.cooling_kw))
-        containers.append(compiler.domain("container", container.name, container_members,
-                                          budget, container.path))
-    site_domain = compiler.domain("site", site.name, range(len(compiler.nodes)),
-                                  it_budget_w(site), ("spec", "power"))
+        domain = _Domain("container", container.name, container_members, budget, container.path)
+        containers.append((domain, compiler.impose(domain)))
+    domain = _Domain("site", site.name, range(len(compiler.nodes)), it_budget_w(site),
+                     ("spec", "power"))
+    site_cap = compiler.impose(domain)
     if compiler.problems:
         raise InfeasibleSiteError(compiler.problems)
     node_plans = tuple(
-        NodePlan(node, compiler.ceiling[i] if node.gpus else None, compiler.capped_by[i])
-        for i, node in enumerate(compiler.nodes)
+        NodePlan(node, ceiling if gpus else None, capped_by) for node, gpus, ceiling, capped_by
+        in zip(compiler.nodes, compiler.gpus, compiler.ceiling, compiler.capped_by, strict=True)
     )
-    return Plan(site, site_domain, tuple(containers), tuple(racks), node_plans)
+    node_draw_w = [node_plan.draw_w for node_plan in node_plans]
+    return Plan(site, compiler.plan(domain, site_cap, node_draw_w),
+                tuple(compiler.plan(d, cap, node_draw_w) for d, cap in containers),
+                tuple(compiler.plan(d, cap, node_draw_w) for d, cap in racks), node_plans)
 
 
 def kw(watts: Fraction | int) -> Decimal:
