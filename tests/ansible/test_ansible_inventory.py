@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from ecohash.errors import InfeasibleSiteError, InvalidInputError, InventoryErro
 from ecohash.inventory import load_site
 from ecohash.standard import load_standard
 from tests.conftest import EXAMPLE_SITE, REPO
+from tests.rollout.sshserver import SshServer, new_ed25519_key
 from tests.sitegen import C, R, S
 
 EXAMPLE_SITES = sorted((REPO / "inventories").glob("*/site.yaml"))
@@ -94,6 +97,7 @@ def test_hand_computed_caps_on_a_small_site(write_site):
         "ansible_host": "10.0.0.2",
         "ansible_user": "root",
         "ansible_port": 22,
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=yes",
         "ecohash_container": "c1",
         "ecohash_rack": "r1",
         "ecohash_sku": "n4",
@@ -253,7 +257,9 @@ def test_connection_vars_for_root_need_no_become(write_site):
     host = load_inventory(write_site()).hosts["c01-r01-n01"]
     assert (host["ansible_user"], host["ansible_port"]) == ("root", 22)
     assert "ansible_become" not in host
-    assert "ansible_ssh_common_args" not in host
+    # Without a site ssh_config, ssh reads ~/.ssh/config and /etc/ssh/ssh_config: neither
+    # may turn host key checking off either.
+    assert host["ansible_ssh_common_args"] == "-o StrictHostKeyChecking=yes"
 
 
 def test_connection_vars_for_another_user_and_an_ssh_config(tmp_path, monkeypatch):
@@ -270,7 +276,7 @@ def test_connection_vars_for_another_user_and_an_ssh_config(tmp_path, monkeypatc
     expected_config = (tmp_path / "ssh" / "odessa.conf").resolve()
     for host in inventory.hosts.values():
         assert (host["ansible_user"], host["ansible_port"], host["ansible_become"]) == ("deploy", 2222, True)
-        assert host["ansible_ssh_common_args"] == f"-F {expected_config}"
+        assert host["ansible_ssh_common_args"] == f"-F {expected_config} -o StrictHostKeyChecking=yes"
 
 
 def test_ssh_config_path_with_a_space_survives_ansibles_split(tmp_path):
@@ -279,7 +285,75 @@ def test_ssh_config_path_with_a_space_survives_ansibles_split(tmp_path):
     (site_dir / "site.yaml").write_text(with_provisioning("ssh: {config_file: ssh_config}\n"))
     host = load_inventory(site_dir / "site.yaml").hosts["c01-r01-n01"]
     # Ansible's ssh connection plugin splits ssh_common_args with shlex.
-    assert shlex.split(host["ansible_ssh_common_args"]) == ["-F", str((site_dir / "ssh_config").resolve())]
+    assert shlex.split(host["ansible_ssh_common_args"]) == [
+        "-F", str((site_dir / "ssh_config").resolve()), "-o", "StrictHostKeyChecking=yes"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("StrictHostKeyChecking no", "StrictHostKeyChecking no turns host key checking off"),
+        ("  stricthostkeychecking=accept-new", "StrictHostKeyChecking accept-new turns host key checking off"),
+        ("StrictHostKeyChecking = off", "StrictHostKeyChecking off turns host key checking off"),
+        ("UserKnownHostsFile /dev/null", "UserKnownHostsFile /dev/null leaves no host key to check against"),
+        ('UserKnownHostsFile "none"', "UserKnownHostsFile none leaves no host key to check against"),
+    ],
+)
+def test_an_ssh_config_that_turns_host_key_checking_off_is_refused_at_its_line(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    (tmp_path / "site.yaml").write_text(with_provisioning("ssh: {config_file: ssh_config}\n"))
+    config = tmp_path / "ssh_config"
+    config.write_text(f"# the site's jump host\nHost c01-*\n    ProxyJump bastion\n{line}\n")
+
+    with pytest.raises(InventoryError) as raised:
+        load_inventory(tmp_path / "site.yaml")
+
+    assert str(raised.value) == (
+        f"{config}:4: {message}, and ecohash always checks host keys; "
+        "list the nodes' keys in a known_hosts file the ssh_config names"
+    )
+
+
+def test_an_ssh_config_that_checks_host_keys_is_taken(tmp_path: Path) -> None:
+    # The lab's ssh_config: a global known_hosts file of /dev/null trusts the site's file alone.
+    (tmp_path / "site.yaml").write_text(with_provisioning("ssh: {config_file: ssh_config}\n"))
+    (tmp_path / "ssh_config").write_text(
+        "Host *\n    UserKnownHostsFile /site/known_hosts /dev/null\n    GlobalKnownHostsFile /dev/null\n"
+        "    StrictHostKeyChecking yes\n"
+    )
+
+    assert load_inventory(tmp_path / "site.yaml").hosts["c01-r01-n01"]["ansible_ssh_common_args"]
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="needs OpenSSH's ssh")
+def test_ansible_s_ssh_checks_host_keys_whatever_an_ssh_config_says(tmp_path: Path) -> None:
+    # The usual way to stop checking, in a file the site's ssh_config includes: ssh with
+    # the connection's arguments still refuses a host whose key it does not know.
+    (tmp_path / "lax.conf").write_text("StrictHostKeyChecking no\nUserKnownHostsFile /dev/null\n")
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host *\n    Include {tmp_path / 'lax.conf'}\n    GlobalKnownHostsFile /dev/null\n"
+                      "    BatchMode yes\n")
+    (tmp_path / "site.yaml").write_text(with_provisioning("ssh: {config_file: ssh_config}\n"))
+    common_args = load_inventory(tmp_path / "site.yaml").hosts["c01-r01-n01"]["ansible_ssh_common_args"]
+
+    # The server takes no key of this controller's: getting as far as its refusal means
+    # the host key was accepted.
+    with SshServer([new_ed25519_key()], new_ed25519_key(), {}) as server:
+        def ssh(*args: str) -> subprocess.CompletedProcess[str]:
+            # As Ansible's ssh connection runs it, less the options that play no part here.
+            return subprocess.run(["ssh", *args, "-o", "User=root", "-o", f"Port={server.port}", "127.0.0.1",
+                                   "true"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  timeout=60, check=False)
+
+        unchecked = ssh("-F", str(config))
+        checked = ssh(*shlex.split(common_args))
+
+    assert "Permission denied (publickey)" in unchecked.stderr  # the files alone let any host in
+    assert checked.returncode == 255
+    assert "Host key verification failed." in checked.stderr
+    assert "Permission denied" not in checked.stderr
 
 
 def test_site_names_its_own_standard(tmp_path, monkeypatch):

@@ -64,3 +64,21 @@ def test_status_of_a_site_never_provisioned(write_site, state: Path) -> None:
     assert data["counts"] == {"never": 4}
     assert [node["status"] for node in data["nodes"]] == ["never"] * 4
     assert all(len(node["fingerprint"]) == 64 and not node["current"] for node in data["nodes"])
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]], ids=["run", "dry run"])
+def test_an_ssh_config_that_turns_host_key_checking_off_is_refused(write_site, state: Path,
+                                                                   dry_run: list[str]) -> None:
+    path = write_site(EXAMPLE_SITE + "  provisioning:\n    ssh: {config_file: ssh_config}\n")
+    config = path.parent / "ssh_config"
+    config.write_text("Host *\n    StrictHostKeyChecking accept-new\n")
+
+    result = run("provision", str(path), *dry_run)
+
+    assert result.exit_code == 2
+    assert result.output == (
+        f"{config}:2: StrictHostKeyChecking accept-new turns host key checking off, and ecohash always "
+        "checks host keys; list the nodes' keys in a known_hosts file the ssh_config names\n"
+    )
+    assert not (state / "runs").exists() and not (state / "rollouts").exists()
+    assert not (state / "locks").exists()

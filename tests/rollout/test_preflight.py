@@ -6,13 +6,15 @@ import base64
 import hashlib
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 import pytest
 
+from ecohash.inventory import load_site
 from ecohash.rollout.preflight import (
     PYTHON_VERSION_COMMAND,
     ROOT_CHECK_COMMAND,
@@ -22,6 +24,8 @@ from ecohash.rollout.preflight import (
     probe,
     probe_all,
 )
+from ecohash.rollout.provision import ProvisionRequest, provision
+from tests.conftest import EXAMPLE_SITE
 from tests.rollout.sshserver import (
     Reply,
     SshServer,
@@ -49,6 +53,16 @@ threading.Thread(target=forward, daemon=True).start()
 while data := connection.recv(65536):
     os.write(1, data)
 """
+
+
+class QuietDisplay:
+    """A rollout's display that shows nothing; a dry run opens no wave."""
+
+    def say(self, text: str) -> None:
+        pass
+
+    def wave(self, title: str) -> AbstractContextManager[Callable[[object], None]]:
+        raise AssertionError("a dry run runs no wave")
 
 
 @dataclass
@@ -190,27 +204,46 @@ def test_a_revoked_host_key_is_refused_even_when_listed(node: Node) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("strict", "listed", "expected"),
-    [
-        ("yes", "nothing", "host key unknown"),
-        ("ask", "nothing", "host key unknown"),
-        ("accept-new", "nothing", None),
-        ("accept-new", "another key", "host key mismatch"),
-        ("yes", "another key", "host key mismatch"),
-        ("no", "another key", None),
-    ],
-)
-def test_strict_host_key_checking_is_openssh_s(node: Node, strict: str, listed: str,
-                                                expected: str | None) -> None:
+@pytest.mark.parametrize("strict", ["yes", "ask", "accept-new", "no", "off", "false"])
+@pytest.mark.parametrize("listed", ["nothing", "another key"])
+def test_no_strict_host_key_checking_of_an_ssh_config_turns_checking_off(node: Node, strict: str,
+                                                                         listed: str) -> None:
+    # ssh gets -o StrictHostKeyChecking=yes, which wins over every file: the probe checks
+    # as ssh then does, whatever the config says.
     text = known_hosts_line("node1", new_ed25519_key()) if listed == "another key" else ""
     node.known_hosts.write_text(text)
 
     result = probe(node.target(strict=strict))
 
-    assert result.ok is (expected is None)
-    assert (result.reason or "").startswith(expected or "")
-    assert node.known_hosts.read_text() == text  # accepted or not, nothing is written
+    expected = "host key unknown: " if listed == "nothing" else "host key mismatch: "
+    assert (result.reason or "").startswith(expected), result.reason
+    assert node.server.commands_run == []
+    assert node.known_hosts.read_text() == text  # nothing is ever written
+
+
+def test_a_known_hosts_file_of_dev_null_leaves_every_host_unknown(node: Node) -> None:
+    # The usual way to stop checking host keys: no file to check them against, nothing asked.
+    lines = "    UserKnownHostsFile /dev/null\n    StrictHostKeyChecking no\n"
+
+    result = probe(node.target(node_lines=lines))
+
+    assert result.reason == (
+        "host key unknown: node1 (node1) is not in any known_hosts file (there is none); add its key "
+        f"after checking it out of band (it presents ssh-ed25519 {openssh_fingerprint(node.host_key)})"
+    )
+    assert node.server.commands_run == []
+
+
+def test_a_user_name_never_becomes_a_line_of_ssh_configuration(node: Node) -> None:
+    # A name that got past the site model: its second line would be a ProxyCommand run here.
+    pwned = node.directory / "pwned"
+
+    result = probe(node.target(user=f"root\n  ProxyCommand touch {pwned}"))
+
+    assert not pwned.exists()
+    assert not result.ok
+    assert result.reason is not None and "\n" not in result.reason
+    assert node.server.commands_run == []
 
 
 def test_the_host_key_type_known_is_asked_for_first(tmp_path: Path) -> None:
@@ -342,6 +375,32 @@ def test_a_proxycommand_that_fails_says_why(node: Node) -> None:
 
     assert result.reason == "unreachable: ProxyCommand exited with status 255: bastion.example: connection refused"
     assert result.elapsed_s < 5
+
+
+def test_a_dry_run_s_preflight_runs_nothing_a_user_name_says(
+    write_site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, home: Path
+) -> None:
+    monkeypatch.setenv("ECOHASH_STATE_DIR", str(tmp_path / "state"))
+    # Nodes on this machine behind a closed port: each probe ends at once, refused.
+    site = load_site(write_site(
+        EXAMPLE_SITE,
+        ("mgmt_cidr: 10.20.0.0/20", "mgmt_cidr: 127.0.0.0/24"),
+        ("mgmt_ip: 10.20.1.11", "mgmt_ip: 127.0.0.11"),
+        ("mgmt_ip: 10.20.1.12", "mgmt_ip: 127.0.0.12"),
+    ))
+    pwned = tmp_path / "pwned"
+    ssh = site.provisioning.ssh
+    # As if the model had let it through: frozen models are set only this way.
+    object.__setattr__(ssh, "port", closed_port())
+    object.__setattr__(ssh, "user", f"root\n  ProxyCommand touch {pwned}")
+
+    report = provision(ProvisionRequest(site, dry_run=True), QuietDisplay(), threading.Event())
+
+    assert not pwned.exists()
+    reasons = {node["name"]: node["reason"] for node in report["nodes"]}
+    assert reasons == dict.fromkeys(
+        ["c01-r01-n01", "c01-r01-n02", "c01-r01-n03", "c01-r01-n04"], "preflight: unreachable: connection refused"
+    )
 
 
 @pytest.fixture

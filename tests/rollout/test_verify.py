@@ -6,12 +6,18 @@ stand-in host answers, so each wrong answer can be tried alone.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ecohash.ansible.inventory import load_inventory
-from ecohash.rollout.verify import VerifyTarget, node_checks
+from ecohash.rollout.verify import Verification, VerifyTarget, node_checks, verify_nodes
+from tests.rollout.sshserver import SshServer, new_ed25519_key
 from tests.rollout.test_fingerprint import CPU_NODE, GPU_NODE, SITE
 
 
@@ -114,3 +120,40 @@ def test_an_unheld_package_an_old_binary_and_a_failed_verdict_each_fail() -> Non
     assert "node_health verdict passed" in failed(result)
     assert any("installed and held" in name for name in failed(result))
     assert any(name.startswith("/usr/local/bin/k3s sha256") for name in failed(result))
+
+
+# Verification's own SSH session, with OpenSSH's ssh (as testinfra runs it) against a test
+# server that takes no key of this controller's: its refusal means the host key was accepted.
+needs_ssh = pytest.mark.skipif(shutil.which("ssh") is None, reason="needs OpenSSH's ssh")
+
+
+def reached(tmp_path: Path, user: str, config_text: str) -> tuple[Verification, bool]:
+    """Verify one node behind the test server; and whether a ProxyCommand touched `pwned`."""
+    config = tmp_path / "ssh_config"
+    config.write_text(config_text)
+    with SshServer([new_ed25519_key()], new_ed25519_key(), {}, users=(user,)) as server:
+        node = dataclasses.replace(target(CPU_NODE), address="127.0.0.1", port=server.port, user=user,
+                                   ssh_config=config)
+        result = verify_nodes([node])[CPU_NODE]
+    return result, (tmp_path / "pwned").exists()
+
+
+@needs_ssh
+def test_verification_checks_host_keys_whatever_the_ssh_config_says(tmp_path: Path) -> None:
+    result, _ = reached(tmp_path, "root", "Host *\n    StrictHostKeyChecking no\n"
+                        "    UserKnownHostsFile /dev/null\n    GlobalKnownHostsFile /dev/null\n")
+
+    assert result.error == "unreachable during verification: Host key verification failed."
+
+
+@needs_ssh
+def test_a_user_name_never_chooses_verification_s_ssh_settings(tmp_path: Path) -> None:
+    # testinfra reads settings from its host URL's query: a user name that got past the site
+    # model must not name another ssh_config there, here one with a ProxyCommand.
+    (tmp_path / "evil").write_text(f"Host *\n    ProxyCommand touch {tmp_path / 'pwned'}\n")
+
+    result, pwned = reached(tmp_path, f"deploy?ssh_config={tmp_path / 'evil'}#",
+                            f"Host *\n    UserKnownHostsFile {tmp_path / 'known_hosts'}\n")
+
+    assert not pwned
+    assert result.error == "unreachable during verification: Host key verification failed."

@@ -20,6 +20,7 @@ from ecohash.errors import InventoryError, Problem
 from ecohash.inventory.loader import load_site
 from ecohash.inventory.site import Site
 from ecohash.paths import kubeconfig_file, secrets_dir
+from ecohash.ssh import HOST_KEY_CHECKING_ARGS, check_ssh_config
 from ecohash.stack.labels import k3s_taint, node_labels, node_taints
 from ecohash.standard import NodeStandard, load_standard, standard_file_of
 
@@ -175,8 +176,13 @@ def _connection_vars(site: Site) -> dict[str, Any]:
     variables: dict[str, Any] = {"ansible_user": ssh.user, "ansible_port": ssh.port}
     if ssh.user != "root":
         variables["ansible_become"] = True
-    if site.ssh_config_file:
-        # Ansible splits these arguments like a shell: quote the path.
-        config = shlex.quote(str(site.ssh_config_file))
-        variables["ansible_ssh_common_args"] = f"-F {config}"
+    config = site.ssh_config_file
+    if config:
+        check_ssh_config(config)
+    # Ansible splits these arguments like a shell. Every connection gets them, with a site
+    # ssh_config or without (then ssh reads the controller's), as options: no site value
+    # ever becomes a line of ssh configuration.
+    variables["ansible_ssh_common_args"] = shlex.join(
+        [*(["-F", str(config)] if config else []), *HOST_KEY_CHECKING_ARGS]
+    )
     return variables

@@ -43,6 +43,7 @@ from ecohash.lab.layout import (
 from ecohash.lab.simhardware import SimulatedGpus
 from ecohash.lab.state import HostRecord, LabRecord
 from ecohash.paths import facts_dir
+from ecohash.ssh import HOST_KEY_CHECKING_ARGS
 from ecohash.standard import load_standard
 
 Progress = Callable[[str], None]
@@ -351,8 +352,7 @@ def ssh_command(node: str, command: list[str]) -> list[str]:
         "ssh",
         "-F",
         str(paths.ssh_config),
-        "-o",
-        "StrictHostKeyChecking=yes",
+        *HOST_KEY_CHECKING_ARGS,
         host.name,
         *command,
     ]

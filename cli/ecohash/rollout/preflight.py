@@ -1,15 +1,17 @@
 """The preflight of a rollout: can Ansible provision each node at all?
 
 Before any wave, every node is probed over SSH the way Ansible will reach it, which is
-`ssh -F <site ssh_config> -o Port=<ansible_port> -o User=<ansible_user>
--o ConnectTimeout=<timeout>` to the node's ansible_host (without a site ssh_config, ssh
-reads ~/.ssh/config and /etc/ssh/ssh_config instead): the same Host block, HostName,
-ProxyCommand, keys, known_hosts files, HostKeyAlias and StrictHostKeyChecking. Then it
-checks what every play needs: root, or `sudo` without a password (plays run with become
-and nobody types one), and a Python that ansible-core supports. A node that fails gets a
+`ssh -F <site ssh_config> -o StrictHostKeyChecking=yes -o Port=<ansible_port>
+-o User=<ansible_user> -o ConnectTimeout=<timeout>` to the node's ansible_host (without a
+site ssh_config, ssh reads ~/.ssh/config and /etc/ssh/ssh_config instead): the same Host
+block, HostName, ProxyCommand, keys, known_hosts files and HostKeyAlias. Then it checks
+what every play needs: root, or `sudo` without a password (plays run with become and
+nobody types one), and a Python that ansible-core supports. A node that fails gets a
 one-line reason and is left out of the rollout, instead of failing in the middle of a wave.
 
-Host keys are checked against known_hosts only; nothing here ever writes a known_hosts file.
+Host keys are checked against known_hosts only, whatever StrictHostKeyChecking the files
+say, as ssh does with that option on its command line (ecohash.ssh); nothing here ever
+writes a known_hosts file.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import hmac
-import io
 import logging
 import os
 import re
@@ -54,7 +55,6 @@ logging.getLogger(SSH_LOG_CHANNEL).addHandler(logging.NullHandler())
 
 # Host key algorithms a server may sign with, per key type as known_hosts names it.
 _HOST_KEY_ALGORITHMS = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
-_STRICT_OFF = ("no", "off", "false")
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,9 @@ def probe(target: Target, timeout_s: float = 10.0) -> ProbeResult:
     try:
         python = _check_node(target, timeout_s)
     except _NodeNotReady as problem:
-        return ProbeResult(target.name, False, str(problem), problem.python, time.monotonic() - started)
+        # One line whatever a reason quotes: a user name, a command's output.
+        reason = _one_line(str(problem))
+        return ProbeResult(target.name, False, reason, problem.python, time.monotonic() - started)
     except Exception as error:
         # A node that breaks the SSH library in a way not foreseen here must not stop the
         # preflight of the site's other nodes; its result says what happened.
@@ -151,7 +153,6 @@ class _SshOptions:
     identity_files: tuple[Path, ...]
     look_for_keys: bool
     allow_agent: bool
-    strict_host_key_checking: str
     proxy_command: str | None
 
 
@@ -159,10 +160,13 @@ def _ssh_options(target: Target) -> _SshOptions:
     config = paramiko.SSHConfig()
     # Ansible passes -o Port= and -o User= (ecohash's inventory always sets ansible_port and
     # ansible_user), and ssh takes options given with -o before any line of the files: they
-    # are the first obtained values. Parsed ahead of the files they are here too, %p and %r in
-    # ProxyCommand included. Ansible's -o ConnectTimeout= likewise overrides the files', which
-    # is why ConnectTimeout is not read: the caller's timeout_s plays that part.
-    config.parse(io.StringIO(f"Port {target.port}\nUser {target.user}\n"))
+    # are the first obtained values. Ahead of the files they are here too, %p and %r in
+    # ProxyCommand included; as values, a block the way paramiko keeps a parsed one (its
+    # list is private, but paramiko is pinned and the tests of -o User= would see a change),
+    # never as config text: a user name with a line break would add lines of its own, such
+    # as a ProxyCommand run on this machine. Ansible's -o ConnectTimeout= likewise overrides
+    # the files', which is why ConnectTimeout is not read: timeout_s plays that part.
+    config._config.append({"host": ["*"], "config": {"port": str(target.port), "user": target.user}})
     if target.ssh_config is not None:
         config_files = [target.ssh_config]
     else:
@@ -203,7 +207,6 @@ def _ssh_options(target: Target) -> _SshOptions:
         # that match the IdentityFiles, which is what ssh would still do).
         look_for_keys=not identity_files,
         allow_agent=not identities_only and found.get("identityagent", "").lower() != "none",
-        strict_host_key_checking=found.get("stricthostkeychecking", "ask").lower(),
         proxy_command=proxy_command if proxy_command and proxy_command.lower() != "none" else None,
     )
 
@@ -288,16 +291,15 @@ def _same_key(one: paramiko.PKey, other: paramiko.PKey) -> bool:
 
 
 class _KnownHostsPolicy(paramiko.MissingHostKeyPolicy):
-    """Decides on the server's host key as OpenSSH's StrictHostKeyChecking does.
+    """Decides on the server's host key as OpenSSH's StrictHostKeyChecking=yes does.
 
     The SSH client is given no host keys of its own, so paramiko hands every server key
     here; refusing raises the reason, which ends the connection before authentication.
     """
 
-    def __init__(self, target: Target, known: _KnownHostKeys, strict: str):
+    def __init__(self, target: Target, known: _KnownHostKeys):
         self.target = target
         self.known = known
-        self.strict = strict
         self.host_key_accepted = False
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
@@ -310,16 +312,14 @@ class _KnownHostsPolicy(paramiko.MissingHostKeyPolicy):
         address, known = self.target.address, self.known
         if any(_same_key(key, revoked) for revoked in known.revoked):
             return f"host key revoked: {address} presents {_describe(key)}, marked @revoked in known_hosts"
-        if self.strict in _STRICT_OFF or any(_same_key(key, listed) for listed in known.keys):
-            return None  # with "no", the site's owner chose to accept whatever key
+        if any(_same_key(key, listed) for listed in known.keys):
+            return None
         if known.keys:
             listed = ", ".join(_describe(listed) for listed in known.keys)
             return (
                 f"host key mismatch: {address} presents {_describe(key)}, "
                 f"known_hosts has {listed} for {known.name}"
             )
-        if self.strict == "accept-new":
-            return None  # as ssh would, but without recording the key anywhere
         searched = [str(path) for path in known.files if path.is_file()]
         where = ", ".join(searched) or "any known_hosts file (there is none)"
         return (
@@ -443,7 +443,7 @@ def _log_in(
     timeout_s: float,
 ) -> None:
     known = _read_known_host_keys(options.known_hosts_name, options.known_hosts_files)
-    policy = _KnownHostsPolicy(target, known, options.strict_host_key_checking)
+    policy = _KnownHostsPolicy(target, known)
     client.set_missing_host_key_policy(policy)
     client.set_log_channel(SSH_LOG_CHANNEL)
     key_files = [path for path in options.identity_files if path.is_file() and os.access(path, os.R_OK)]

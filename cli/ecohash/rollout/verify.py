@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import shlex
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ecohash.ssh import HOST_KEY_CHECKING_ARGS
 
 VERDICT_FILE = "/var/lib/ecohash/health/verdict.json"
 RUNTIME_CONFIG = "/etc/ecohash/inference-runtime.json"
@@ -203,6 +206,12 @@ def _sha256_check(host: Any, path: str, sha256: str) -> Check:
     return Check(f"{path} sha256 {sha256[:12]}", found == sha256, found[:12])
 
 
+def _host_url(address: str) -> str:
+    """testinfra's ssh URL of a host: the address alone, percent-encoded, an IPv6 one in brackets."""
+    quoted = urllib.parse.quote(address, safe=":")
+    return f"ssh://[{quoted}]" if ":" in address else f"ssh://{quoted}"
+
+
 def verify_nodes(targets: Iterable[VerifyTarget], workers: int = 32,
                  on_result: Callable[[Verification], None] | None = None) -> dict[str, Verification]:
     """Check every target in parallel; a node that cannot be reached gets an error, not a raise."""
@@ -215,13 +224,17 @@ def verify_nodes(targets: Iterable[VerifyTarget], workers: int = 32,
     # Short, private control sockets: one SSH master per node for all of its checks.
     with tempfile.TemporaryDirectory(prefix="ecohash-verify-") as sockets:
         def verify(target: VerifyTarget) -> Verification:
-            spec = f"ssh://{target.user}@{target.address}:{target.port}"
             host = testinfra.get_host(
-                spec, ssh_config=str(target.ssh_config) if target.ssh_config else None,
+                _host_url(target.address), ssh_config=str(target.ssh_config) if target.ssh_config else None,
                 sudo=target.user != "root", controlpersist=5,
                 # testinfra %-formats the ssh command line: %% reaches ssh as %.
                 controlpath=f"{sockets}/%%C",
-                ssh_extra_args="-o BatchMode=yes",
+                # User and port as ssh options, quoted for the shell testinfra runs ssh with:
+                # in the host URL, a user name could bring query settings of its own.
+                ssh_extra_args=shlex.join([
+                    "-o", f"User={target.user}", "-o", f"Port={target.port}", "-o", "BatchMode=yes",
+                    *HOST_KEY_CHECKING_ARGS,
+                ]),
             )
             try:
                 return node_checks(target, host)
