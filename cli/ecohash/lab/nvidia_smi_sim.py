@@ -52,13 +52,7 @@ ALIASES = {
     "gpu_bus_id": "pci.bus_id",
     "persistence_mode": "persistence_mode",
 }
-UNITS = {
-    "memory.total": "MiB",
-    "memory.used": "MiB",
-    "utilization.gpu": "%",
-    "temperature.gpu": "",
-    "total_energy_consumption": "mJ",
-}
+UNITS = {"memory.total": "MiB", "memory.used": "MiB", "utilization.gpu": "%", "temperature.gpu": ""}
 
 
 class SmiError(Exception):
@@ -103,6 +97,8 @@ def save_state(state: dict) -> None:
 
 
 # --- The SIMULATED workload and energy counter --------------------------------------------
+
+UNITS["total_energy_consumption"] = "mJ"
 
 
 def default_demand_w(gpu: dict, hardware: dict) -> float:
