@@ -18,6 +18,7 @@ class C:
     racks: list[R]
     power_kw: str = "1000"
     cooling_kw: str = "1000"
+    flex: int | None = None  # the curtailment tier; None leaves the site file's default
 
 
 @dataclass
@@ -48,6 +49,7 @@ class S:
         for ci, container in enumerate(self.containers, 1):
             lines += [f"    - name: c{ci}", "      cooling: air",
                       f"      power_kw: {container.power_kw}", f"      cooling_kw: {container.cooling_kw}",
+                      *([f"      flex: {container.flex}"] if container.flex is not None else []),
                       "      racks:"]
             for ri, rack in enumerate(container.racks, 1):
                 limit = f", power_kw: {rack.power_kw}" if rack.power_kw else ""
