@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hypothesis import strategies as st
+
 
 @dataclass
 class R:
@@ -60,3 +62,18 @@ class S:
                     ip += 1
                 lines.append("          ]}")
         return "\n".join(lines) + "\n"
+
+
+@st.composite
+def catalogs(draw):
+    """Random GPU models ga, gb and SKUs sa, sb, sc (some CPU-only) for S, as property tests use."""
+    models = {}
+    for key in ("ga", "gb"):
+        tdp = draw(st.integers(100, 1000))
+        models[key] = (tdp, draw(st.integers(50, tdp)))
+    skus = {}
+    for key in ("sa", "sb", "sc"):
+        gpus = draw(st.integers(0, 8))
+        gpu = draw(st.sampled_from(["ga", "gb"])) if gpus else None
+        skus[key] = (gpu, gpus, draw(st.integers(0, 1500)))
+    return models, skus

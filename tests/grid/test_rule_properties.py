@@ -15,20 +15,12 @@ from ecohash.budget import compile_budget
 from ecohash.errors import InfeasibleSiteError
 from ecohash.grid.rule import CurtailmentInfeasibleError, mw, solve, target_for
 from ecohash.inventory import load_site_text
-from tests.sitegen import C, R, S
+from tests.sitegen import C, R, S, catalogs
 
 
 @st.composite
 def sites(draw):
-    models = {}
-    for key in ("ga", "gb"):
-        tdp = draw(st.integers(100, 1000))
-        models[key] = (tdp, draw(st.integers(50, tdp)))
-    skus = {}
-    for key in ("sa", "sb", "sc"):
-        gpus = draw(st.integers(0, 8))
-        gpu = draw(st.sampled_from(["ga", "gb"])) if gpus else None
-        skus[key] = (gpu, gpus, draw(st.integers(0, 1500)))
+    models, skus = draw(catalogs())
     # Some racks bind, so planned caps differ from TDP and from each other.
     rack = st.builds(R, st.lists(st.sampled_from(sorted(skus)), max_size=4),
                      st.none() | st.integers(20, 40).map(str))
