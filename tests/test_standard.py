@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ecohash.errors import InvalidInputError, ProblemsError
-from ecohash.standard import default_standard_file, load_standard
+from ecohash.standard import default_standard_file, image_reference, load_standard
 from tests.conftest import REPO
 
 LOCK_FILE = REPO / "node-standard.lock.yml"
@@ -179,3 +179,11 @@ def test_duplicate_key_is_a_problem(tmp_path):
     assert [str(p) for p in raised.value.problems] == [
         f"{path}:{line}: duplicate key 'k3s': a key may appear once"
     ]
+
+
+@pytest.mark.parametrize("registry", ["10.20.0.5:5000", "http://10.20.0.5:5000", "https://10.20.0.5:5000"])
+def test_the_image_reference_names_the_registry_without_its_scheme(registry):
+    standard = load_standard()
+    assert image_reference(standard, registry) == (
+        f"10.20.0.5:5000/{standard.inference_runtime.image.split('/', 1)[1]}@{standard.inference_runtime.digest}"
+    )

@@ -216,7 +216,7 @@ class Container(_Strict):
 
 _URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_REGISTRY = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._/-]+)?")
+_REGISTRY = re.compile(r"(https?://)?[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._/-]+)?")
 _BATCH = re.compile(r"[1-9][0-9]*%?")
 
 
@@ -238,7 +238,7 @@ Sha256 = Annotated[
     WithJsonSchema({"type": "string", "pattern": f"^{_SHA256.pattern}$"}),
 ]
 Registry = Annotated[
-    str, _pattern(_REGISTRY, "a registry host[:port][/path]", "registry.site.example:5000"),
+    str, _pattern(_REGISTRY, "a registry [http://|https://]host[:port][/path]", "registry.site.example:5000"),
     WithJsonSchema({"type": "string", "pattern": f"^{_REGISTRY.pattern}$"}),
 ]
 _BATCH_SCHEMA = {"oneOf": [{"type": "integer", "minimum": 1},
@@ -319,7 +319,8 @@ class Provisioning(_Strict):
     )
     mirror: Mirror | None = Field(None, description="The site mirror, for offline installs.")
     registry: Registry | None = Field(
-        None, description="Site container registry that inference images are pre-pulled from.",
+        None, description="Site container registry that inference images are pre-pulled from "
+        "and that nodes pull upstream images through; https unless written http://.",
     )
     ntp_servers: list[str] = Field(
         default_factory=list, description="Time servers; empty means the OS's default pool.",
