@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ecohash.lab import nvidia_smi_sim, simdriver
+from ecohash.lab import labstandard, nvidia_smi_sim, simdriver, simtoolkit
 from ecohash.lab.simhardware import GPU_MODELS, SimulatedGpus
+from ecohash.standard import load_standard
 
 
 @pytest.fixture
@@ -122,3 +123,16 @@ def test_package_is_named_and_described_as_simulated(tmp_path: Path) -> None:
         ["dpkg-deb", "--contents", deb], capture_output=True, text=True, check=True
     ).stdout
     assert "-rwxr-xr-x root/root" in contents and "./usr/bin/nvidia-smi" in contents
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (dpkg)")
+def test_the_simulated_toolkit_comes_in_the_standards_version_and_a_later_one(tmp_path: Path) -> None:
+    versions = [
+        subprocess.run(["dpkg-deb", "--field", deb, "Version"], capture_output=True, text=True, check=True).stdout.strip()
+        for deb in simtoolkit.build(tmp_path)
+    ]
+    assert versions == [simtoolkit.PACKAGE_VERSION, simtoolkit.LATER_PACKAGE_VERSION]
+    # The later one sorts above the standard's, so going back to the standard is a downgrade.
+    subprocess.run(["dpkg", "--compare-versions", versions[1], "gt", versions[0]], check=True)
+    standard = labstandard.simulated_standard(load_standard(), k3s_sha256="0" * 64)
+    assert standard["nvidia_container_toolkit"]["version"] == simtoolkit.PACKAGE_VERSION
