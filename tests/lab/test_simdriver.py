@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ecohash.lab import nvidia_smi_sim, simdriver
+from ecohash.lab import labstandard, nvidia_smi_sim, simdriver, simtoolkit
 from ecohash.lab.simhardware import GPU_MODELS, GpuModel, SimulatedGpus, with_fault
+from ecohash.standard import load_standard
 
 
 @pytest.fixture
@@ -235,3 +236,16 @@ def test_a_fault_the_gpu_cannot_have_is_refused() -> None:
         with_fault(description, 0, "retired_pages_pending", True)
     with pytest.raises(ValueError, match="known faults are"):
         with_fault(description, 0, "melted", True)
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (dpkg)")
+def test_the_simulated_toolkit_comes_in_the_standards_version_and_a_later_one(tmp_path: Path) -> None:
+    versions = [
+        subprocess.run(["dpkg-deb", "--field", deb, "Version"], capture_output=True, text=True, check=True).stdout.strip()
+        for deb in simtoolkit.build(tmp_path)
+    ]
+    assert versions == [simtoolkit.PACKAGE_VERSION, simtoolkit.LATER_PACKAGE_VERSION]
+    # The later one sorts above the standard's, so going back to the standard is a downgrade.
+    subprocess.run(["dpkg", "--compare-versions", versions[1], "gt", versions[0]], check=True)
+    standard = labstandard.simulated_standard(load_standard(), k3s_sha256="0" * 64)
+    assert standard["nvidia_container_toolkit"]["version"] == simtoolkit.PACKAGE_VERSION
