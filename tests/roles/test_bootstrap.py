@@ -89,8 +89,9 @@ def test_a_dead_node_is_reported_and_the_others_still_converge(bootstrapped: Boo
     netns = f"ecolab-{dead}"
     subprocess.run(["ip", "-n", netns, "link", "set", "eth0", "down"], check=True)
     try:
-        # Undo a setting on the live node so this run has real work to do there.
-        bootstrapped.lab.ssh(alive, "nvidia-smi -pl 300")
+        # Undo settings on the live node so this run has real work to do there: the cap
+        # timer stopped (it would put the limit back within 30 s) and a limit set by hand.
+        bootstrapped.lab.ssh(alive, "systemctl stop ecohash-gpu-power.timer && nvidia-smi -pl 300")
         run = run_bootstrap("--limit", f"{dead},{alive}")
     finally:
         subprocess.run(["ip", "-n", netns, "link", "set", "eth0", "up"], check=True)
@@ -98,7 +99,9 @@ def test_a_dead_node_is_reported_and_the_others_still_converge(bootstrapped: Boo
     assert run.summary["failed_hosts"] == [dead]
     assert "did not converge: c02-r01-n02" in run.output
     assert run.summary["hosts"][alive]["failed"] == 0
-    assert run.summary["hosts"][alive]["changed"] == 1  # the cap, applied again
+    # The timer started again; starting it may run the cap unit at once, before the role
+    # compares the limits, so the cap is applied by one or the other.
+    assert run.summary["hosts"][alive]["changed"] >= 1
     reported = bootstrapped.lab.ssh(
         alive, "nvidia-smi --query-gpu=power.limit --format=csv,noheader,nounits"
     ).stdout.split()

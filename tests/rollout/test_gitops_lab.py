@@ -88,13 +88,15 @@ def test_a_hand_edited_file_and_a_hand_set_power_limit_are_drift(provisioned: La
     original_file = lab.ssh(FILE_HOST, f"cat {MANAGED_FILE}").stdout
     planned_cap = caps()[POWER_HOST]
     lab.ssh(FILE_HOST, f"sed -i 's/^ECOHASH_GPU_CAP_W=.*/ECOHASH_GPU_CAP_W=999/' {MANAGED_FILE}")
-    lab.ssh(POWER_HOST, "nvidia-smi -pl 300")
+    # The cap timer puts a hand-set limit back within 30 s; one someone set where it was
+    # stopped stays, and drift names both.
+    lab.ssh(POWER_HOST, "systemctl stop ecohash-gpu-power.timer && nvidia-smi -pl 300")
     try:
         result, report = drift()
         plan = ecohash("plan", "lab", "--detailed-exitcode")
     finally:
         lab.ssh(FILE_HOST, f"cat > {MANAGED_FILE}", input_bytes=original_file.encode())
-        lab.ssh(POWER_HOST, f"nvidia-smi -pl {planned_cap}")
+        lab.ssh(POWER_HOST, f"nvidia-smi -pl {planned_cap} && systemctl start ecohash-gpu-power.timer")
     assert result.returncode == 2, result.stdout + result.stderr
     out = result.stdout
     assert f"{FILE_HOST}: drifted" in out
@@ -103,6 +105,7 @@ def test_a_hand_edited_file_and_a_hand_set_power_limit_are_drift(provisioned: La
     assert f"{POWER_HOST}: drifted" in out
     assert (f"acceptance check power_limit_w: found ['300.00', '300.00'], expected {planned_cap}") in out
     assert "would change: gpu_power: Apply the cap where any GPU differs from it" in out
+    assert "would change: gpu_power: Start the timer now and at every boot" in out
     assert nodes_by_status(report) == {**dict.fromkeys(LAB_HOSTS, "in-standard"),
                                        FILE_HOST: "drifted", POWER_HOST: "drifted"}
     assert f"{report['site']}: 2 node(s) drifted, 2 in standard, 0 not checked" in out
