@@ -241,9 +241,7 @@ def _preflight(rollout: Rollout, display: Display, cancel: threading.Event) -> l
 
 def _target(rollout: Rollout, name: str) -> preflight.Target:
     """How Ansible reaches the node: what the preflight probes and verification uses."""
-    host_vars = rollout.inventory.hosts[name]
-    return preflight.Target(name=name, address=host_vars["ansible_host"], port=host_vars["ansible_port"],
-                            user=host_vars["ansible_user"], ssh_config=rollout.site.ssh_config_file)
+    return preflight.Target.of_host(name, rollout.inventory.hosts[name], rollout.site.ssh_config_file)
 
 
 def _waves(rollout: Rollout, names: list[str]) -> list[Wave]:
