@@ -91,6 +91,7 @@ def test_an_unreachable_node_is_held_at_its_plan_and_the_rest_of_its_tier_goes_l
         name: cap for name, cap in held.caps_w.items() if name != dead}
     event = outcome.event
     assert event.nodes[dead].status == HELD and event.nodes[dead].cap_w == 700
+    assert event.held == {dead: "unreachable: connection timed out after 10 s; held at 700 W per GPU"}
     assert "unreachable: connection timed out" in event.nodes[dead].reason
     assert any(line.startswith(f"{dead}: held at 700 W per GPU") for line in outcome.lines)
     assert any("re-solved with c02-r01-n01 held" in line for line in said.lines)
@@ -231,6 +232,8 @@ def test_release_with_a_ramp_raises_caps_tier_by_tier_and_ends_at_plan() -> None
     assert all(sim.override is None for sim in nodes.nodes.values())
     event = load_event("grid-test")
     assert event.status == RELEASED and {n.status for n in event.nodes.values()} == {RESTORED}
+    # The record keeps what the event asked; the read-back says where the node is now.
+    assert event.nodes["c01-r01-n01"].cap_w < 700 and event.nodes["c01-r01-n01"].enforced_w == [700.0] * 8
     assert 1 <= event.released_s < 5
     assert [line.split(" at ")[0] for line in said.lines] == ["release step 1/2", "release step 2/2"]
     assert release_event(plan.site, plan, link=nodes) is None  # nothing left to release
@@ -248,6 +251,7 @@ def test_a_node_that_misses_the_release_keeps_the_event_active_and_is_named() ->
     nodes.unreachable.clear()
     again = release_event(plan.site, plan, link=nodes)
     assert again is not None and again.ok and load_event("grid-test").status == RELEASED
+    assert load_event("grid-test").held == {}  # it answered the curtail; only the release missed it
 
 
 def test_status_reads_every_node_once_and_compares_with_the_target() -> None:

@@ -233,6 +233,7 @@ def _apply(event: Event, plan: Plan, target: Target, solution: Solution, link: N
                 seen = answer.read_back.enforced_w if answer.read_back else []
                 newly_held[name] = round(max(seen)) if seen else known[name]
                 display.say(f"{name}: {answer.problem}; held at {newly_held[name]} W per GPU")
+                event.held[name] = f"{answer.problem}; held at {newly_held[name]} W per GPU"
         if not newly_held:
             return
         held_w.update(newly_held)
@@ -398,7 +399,8 @@ def release_event(site: Site, plan: Plan, ramp: timedelta | None = None, display
                         node = event.nodes[name]
                         _judge(node, answer, step.caps_w[name])
                         if node.status == ENFORCED:
-                            node.cap_w = step.caps_w[name]
+                            # cap_w stays the event's: the report shows what the event asked, the
+                            # read-back (enforced_w) what the node runs at now.
                             unanswered.pop(name, None)
                             if step.arguments[name] == ["release"]:
                                 node.status = RESTORED

@@ -89,6 +89,9 @@ class Event:
     planned_it_draw_w: int
     it_draw_w: int  # the site's IT draw at the event's caps, every GPU flat out
     replaced: str | None = None
+    # Nodes held at their last known cap while the caps were applied, and why: kept when
+    # they answer later (a release restores them), so the record says what the cut lacked.
+    held: dict[str, str] = field(default_factory=dict)
     released_at: float | None = None
     # Seconds from the command to every reachable GPU verified at its cap, and to the
     # measured draw below the target; None until (or unless) it happened.
@@ -116,16 +119,13 @@ class Event:
             return EXPIRED
         return self.status
 
-    def held(self) -> dict[str, NodeEvent]:
-        return {name: node for name, node in self.nodes.items() if node.status == HELD}
-
     def below_plan(self) -> dict[str, NodeEvent]:
         return {name: node for name, node in self.nodes.items() if node.cap_w < node.planned_w}
 
     def summary(self, now: float | None = None) -> str:
         """One line for status and plan."""
         until = f"until {self.end_time}" if self.end is not None else "until released"
-        held = f", {len(self.held())} held" if self.held() else ""
+        held = f", {len(self.held)} held" if self.held else ""
         return (f"curtailment event {self.id} {self.state(now)}: {self.target_label} "
                 f"(target {self.target_mw:g} MW), since {self.start_time} {until}; "
                 f"{len(self.below_plan())} of {len(self.nodes)} GPU node(s) below their planned cap{held}")

@@ -39,7 +39,8 @@ MARGIN_BOTTOM = 34
 
 def event_report(plan: Plan, event: Event) -> dict[str, Any]:
     """The report as a plain dict: the event, each container's figures, and the samples' timeline."""
-    samples = read_samples(event_dir(event.site, event.id) / "samples.jsonl")
+    # In time order: rounds are written as they finish, and the sampler's can overlap the caps' read-backs.
+    samples = sorted(read_samples(event_dir(event.site, event.id) / "samples.jsonl"), key=lambda s: s["t"])
     pue = Fraction(event.pue)
     containers = []
     for name, members in _by_container(event).items():
@@ -81,7 +82,7 @@ def event_report(plan: Plan, event: Event) -> dict[str, Any]:
         "event_it_draw_w": event.it_draw_w,
         "timings": {"verified_s": event.verified_s, "below_target_s": event.below_target_s,
                     "released_s": event.released_s},
-        "held": sorted(name for name, node in event.nodes.items() if node.status == HELD),
+        "held": [{"name": name, "reason": reason} for name, reason in sorted(event.held.items())],
         "failed": sorted(name for name, node in event.nodes.items() if node.status == FAILED),
         "problems": event.problems,
         "throughput": _site_throughput(containers),
