@@ -72,3 +72,29 @@ def test_event_ids_are_what_the_node_script_accepts() -> None:
     assert len(ids) == 50
     assert all(re.fullmatch(r"[a-z0-9-]{1,64}", event_id) for event_id in ids)
     assert next(iter(ids)).startswith("20231114-221320-")
+
+
+def test_status_and_plan_show_the_event_in_one_line_until_it_is_released(tmp_path: Path, recorded: Path) -> None:
+    from click.testing import CliRunner
+
+    from ecohash.commands.main import cli
+    from tests.grid.sites import SITE
+
+    site_file = tmp_path / "grid-test.yaml"
+    site_file.write_text(SITE)
+    event = load_event("grid-test")
+    line = event.summary()
+    assert line.startswith(f"curtailment event {event.id} active: by 10% (target 0.1026 MW), since ")
+    assert line.endswith("until released; 4 of 12 GPU node(s) below their planned cap")
+    for command in (["status", str(site_file)], ["plan", str(site_file)]):
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 0, result.output
+        assert line in result.output
+    plan = json.loads(CliRunner().invoke(cli, ["plan", str(site_file), "--json"]).output)
+    assert plan["curtailment"]["event"] == event.id and len(plan["curtailment"]["caps_w"]) == 4
+    status = json.loads(CliRunner().invoke(cli, ["status", str(site_file), "--json"]).output)
+    assert status["curtailment"]["id"] == event.id
+    raw = json.loads(recorded.read_text())
+    recorded.write_text(json.dumps({**raw, "status": "released"}))
+    assert "curtailment" not in CliRunner().invoke(cli, ["plan", str(site_file)]).output
+    assert "curtailment" not in json.loads(CliRunner().invoke(cli, ["plan", str(site_file), "--json"]).output)

@@ -217,6 +217,13 @@ def active_event(site_name: str, now: float | None = None) -> Event | None:
     return event if event is not None and event.state(now) == ACTIVE else None
 
 
+def event_in_force(site_name: str) -> Event | None:
+    """The event to show beside a site's plan, status or drift: active, or expired but never
+    released (the nodes end it on their own); None once released or when there is none."""
+    event = load_event(site_name)
+    return event if event is not None and event.status == ACTIVE else None
+
+
 def save_event(event: Event, current: bool = True) -> None:
     """Write the event into its own directory and, if current, as the site's event."""
     text = json.dumps({"schema": EVENT_SCHEMA, **asdict(event)}, indent=1) + "\n"
