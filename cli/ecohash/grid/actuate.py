@@ -511,19 +511,30 @@ def _measured(plan: Plan, answers: Mapping[str, Answer]) -> dict[str, Any]:
 
 def read_draws(site: Site, plan: Plan, link: NodeLink | None = None,
                timeout_s: float = 5.0) -> tuple[dict[str, list[float]], dict[str, str]]:
-    """Each GPU node's measured draw per GPU now, and why some could not be read (the dry run)."""
+    """Each GPU node's measured draw per GPU now, and why some could not be read (the dry run).
+
+    Only nodes whose host key is known are contacted: the others would be refused anyway,
+    and a site that is not reachable from here (a laptop's checkout) answers at once.
+    """
     nodes = gpu_nodes(plan)
+    draws: dict[str, list[float]] = {}
+    problems: dict[str, str] = {}
     owned = link is None
+    if link is None:
+        try:
+            ssh = ssh_link(site, list(nodes), timeout_s)
+        except EcohashError as error:
+            return {}, dict.fromkeys(nodes, str(error))
+        from ecohash.rollout.preflight import host_key_known
+
+        unknown = [name for name, target in ssh.targets.items() if not host_key_known(target)]
+        problems.update(dict.fromkeys(unknown, "host key not in known_hosts, not contacted"))
+        link = ssh
     try:
-        link = link or ssh_link(site, list(nodes), timeout_s)
-    except EcohashError as error:
-        return {}, dict.fromkeys(nodes, str(error))
-    try:
-        answers = ask_all(link, dict.fromkeys(nodes, ("read",)))
+        answers = ask_all(link, dict.fromkeys([name for name in nodes if name not in problems], ("read",)))
     finally:
         if owned:
             link.close()
-    draws, problems = {}, {}
     for name, answer in answers.items():
         read_back = answer.read_back
         values = [gpu.draw_w for gpu in read_back.gpus] if read_back else []

@@ -42,6 +42,7 @@ def event_report(plan: Plan, event: Event) -> dict[str, Any]:
     # In time order: rounds are written as they finish, and the sampler's can overlap the caps' read-backs.
     samples = sorted(read_samples(event_dir(event.site, event.id) / "samples.jsonl"), key=lambda s: s["t"])
     pue = Fraction(event.pue)
+    kept, site_kept = _throughput(plan, event)
     containers = []
     for name, members in _by_container(event).items():
         planned = sum(node.host_w + node.gpus * node.planned_w for node in members.values())
@@ -55,7 +56,7 @@ def event_report(plan: Plan, event: Event) -> dict[str, Any]:
             "event_draw_w": at_caps,
             "caps_w": sorted({node.cap_w for node in members.values()}),
             "planned_caps_w": sorted({node.planned_w for node in members.values()}),
-            "throughput": _container_throughput(plan, members),
+            "throughput": _kept(kept.get(name)),
             "measured": [{"t": round(sample["t"] - event.start, 3),
                           "draw_w": sample["container_draw_w"].get(name)} for sample in samples
                          if name in sample.get("container_draw_w", {})],
@@ -85,7 +86,7 @@ def event_report(plan: Plan, event: Event) -> dict[str, Any]:
         "held": [{"name": name, "reason": reason} for name, reason in sorted(event.held.items())],
         "failed": sorted(name for name, node in event.nodes.items() if node.status == FAILED),
         "problems": event.problems,
-        "throughput": _site_throughput(containers),
+        "throughput": _kept(site_kept),
         "energy_mj": _energy(samples),
         "containers": containers,
         "nodes": nodes,
@@ -116,34 +117,25 @@ def _simulated(plan: Plan) -> bool:
         return False
 
 
-def _container_throughput(plan: Plan, members: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Expected throughput kept, weighted by GPUs, from the catalog's curves (grid.throughput)."""
-    from ecohash.grid.throughput import expected_throughput
+def _throughput(plan: Plan, event: Event) -> tuple[dict[str, Any], Any]:
+    """Throughput kept per container and for the site, by the dry run's rule (grid.throughput)."""
+    from ecohash.grid.rule import Solution, Target
+    from ecohash.grid.throughput import throughput_kept
 
-    models = {n.node.name: n.node for n in plan.nodes}
-    weighted, gpus, estimate, sources = 0.0, 0, False, set()
-    for name, node in members.items():
-        site_node = models.get(name)
-        if site_node is None or site_node.gpu is None:
-            continue
-        share, source, is_estimate = expected_throughput(site_node.sku.gpu, node.cap_w, node.planned_w)
-        weighted += float(share) * node.gpus
-        gpus += node.gpus
-        estimate = estimate or is_estimate
-        sources.add(source)
-    if not gpus:
+    planned = {n.node.name: n.gpu_cap_w for n in plan.nodes
+               if n.node.name in event.nodes and n.gpu_cap_w is not None}
+    if set(planned) != set(event.nodes):
+        return {}, None  # the site's plan changed since the event: its curves no longer apply
+    caps = {name: event.nodes[name].cap_w for name in planned}
+    target = Target(Fraction(event.target_facility_w), Fraction(event.target_it_w), event.target_label)
+    solution = Solution(target, planned, caps, event.it_draw_w, event.planned_it_draw_w, (), None, None)
+    return throughput_kept(plan, solution)
+
+
+def _kept(kept: Any) -> dict[str, Any] | None:
+    if kept is None or not kept.gpus:
         return None
-    return {"share": round(weighted / gpus, 4), "gpus": gpus, "estimate": estimate,
-            "sources": sorted(sources)}
-
-
-def _site_throughput(containers: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    rated = [c["throughput"] for c in containers if c["throughput"]]
-    gpus = sum(t["gpus"] for t in rated)
-    if not gpus:
-        return None
-    return {"share": round(sum(t["share"] * t["gpus"] for t in rated) / gpus, 4), "gpus": gpus,
-            "estimate": any(t["estimate"] for t in rated)}
+    return {"share": round(float(kept.share), 4), "gpus": kept.gpus, "estimate": kept.estimate}
 
 
 def _energy(samples: Sequence[Mapping[str, Any]]) -> float | None:

@@ -115,6 +115,19 @@ def probe(target: Target, timeout_s: float = 10.0) -> ProbeResult:
     return ProbeResult(target.name, True, None, python, time.monotonic() - started)
 
 
+def host_key_known(target: Target) -> bool:
+    """Whether known_hosts lists a key for the node, as ssh would look it up; reads no network.
+
+    A node without one would be refused at its first connection anyway: a caller that only
+    reads (a dry run) can leave it uncontacted instead of waiting for it to answer.
+    """
+    try:
+        options = _ssh_options(target)
+    except NodeNotReady:
+        return False
+    return bool(_read_known_host_keys(options.known_hosts_name, options.known_hosts_files).keys)
+
+
 def probe_all(
     targets: Sequence[Target],
     timeout_s: float = 10.0,
