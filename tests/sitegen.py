@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hypothesis import strategies as st
+
 
 @dataclass
 class R:
@@ -18,6 +20,7 @@ class C:
     racks: list[R]
     power_kw: str = "1000"
     cooling_kw: str = "1000"
+    flex: int | None = None  # the curtailment tier; None leaves the site file's default
 
 
 @dataclass
@@ -48,6 +51,7 @@ class S:
         for ci, container in enumerate(self.containers, 1):
             lines += [f"    - name: c{ci}", "      cooling: air",
                       f"      power_kw: {container.power_kw}", f"      cooling_kw: {container.cooling_kw}",
+                      *([f"      flex: {container.flex}"] if container.flex is not None else []),
                       "      racks:"]
             for ri, rack in enumerate(container.racks, 1):
                 limit = f", power_kw: {rack.power_kw}" if rack.power_kw else ""
@@ -58,3 +62,18 @@ class S:
                     ip += 1
                 lines.append("          ]}")
         return "\n".join(lines) + "\n"
+
+
+@st.composite
+def catalogs(draw):
+    """Random GPU models ga, gb and SKUs sa, sb, sc (some CPU-only) for S, as property tests use."""
+    models = {}
+    for key in ("ga", "gb"):
+        tdp = draw(st.integers(100, 1000))
+        models[key] = (tdp, draw(st.integers(50, tdp)))
+    skus = {}
+    for key in ("sa", "sb", "sc"):
+        gpus = draw(st.integers(0, 8))
+        gpu = draw(st.sampled_from(["ga", "gb"])) if gpus else None
+        skus[key] = (gpu, gpus, draw(st.integers(0, 1500)))
+    return models, skus

@@ -17,7 +17,7 @@ from ecohash.budget import compile_budget, container_budget_w, it_budget_w, kw
 from ecohash.errors import InfeasibleSiteError
 from ecohash.inventory import load_site, load_site_text
 from ecohash.report import plan_data
-from tests.sitegen import C, R, S
+from tests.sitegen import C, R, S, catalogs
 
 
 def decimal_text(low: int, high: int, places: int = 1):
@@ -26,15 +26,7 @@ def decimal_text(low: int, high: int, places: int = 1):
 
 @st.composite
 def sites(draw):
-    models = {}
-    for key in ("ga", "gb"):
-        tdp = draw(st.integers(100, 1000))
-        models[key] = (tdp, draw(st.integers(50, tdp)))
-    skus = {}
-    for key in ("sa", "sb", "sc"):
-        gpus = draw(st.integers(0, 8))
-        gpu = draw(st.sampled_from(["ga", "gb"])) if gpus else None
-        skus[key] = (gpu, gpus, draw(st.integers(0, 1500)))
+    models, skus = draw(catalogs())
     rack = st.builds(R, st.lists(st.sampled_from(sorted(skus)), max_size=4),
                      st.none() | decimal_text(20, 400))
     container = st.builds(C, st.lists(rack, min_size=1, max_size=3),

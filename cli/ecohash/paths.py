@@ -39,12 +39,22 @@ def facts_dir(site_name: str) -> Path:
     return state_dir() / "facts" / site_name
 
 
+def fetched_kubeconfig_file(site_name: str) -> Path:
+    """Where bootstrap keeps the cluster-admin kubeconfig it fetches from the first server.
+
+    Always the secrets directory: spec.kubernetes.kubeconfig usually sits in the inventory
+    repository, and credentials must never be written there.
+    """
+    return secrets_dir(site_name) / "kubeconfig"
+
+
 def kubeconfig_file(site: Site) -> Path:
-    """The site cluster's kubeconfig: spec.kubernetes.kubeconfig, else the one provision fetched."""
+    """The kubeconfig the site stack reads: spec.kubernetes.kubeconfig (the user's, only
+    ever read), else the one bootstrap fetched."""
     named = site.kubernetes.kubeconfig if site.kubernetes else None
     if named:
         return site.path_from_file(named)
-    return secrets_dir(site.name) / "kubeconfig"
+    return fetched_kubeconfig_file(site.name)
 
 
 def inventory_roots() -> list[Path]:

@@ -212,8 +212,20 @@ def test_site_vars_of_a_site_without_provisioning(write_site, state_dir):
         "ecohash_rollout_serial": "10%",
         "ecohash_rollout_max_fail_percentage": 25,
         "ecohash_k8s_distribution": "k3s",
+        "ecohash_k8s_label_prefix": "ecohash.io/",
+        "ecohash_k8s_taint_keys": ["nvidia.com/gpu"],
         "ecohash_k8s_servers": [{"name": "c01-r01-n01", "address": "10.20.1.11"}],
     }
+
+
+def test_fetched_kubeconfig_goes_to_the_secrets_directory_even_when_the_site_names_one(
+        write_site, state_dir):
+    # spec.kubernetes.kubeconfig is the user's, read by apply; credentials fetched from the
+    # first server must never land there (it usually sits in the inventory repository).
+    path = write_site(EXAMPLE_SITE, ("    servers: [c01-r01-n01]\n",
+                                     "    servers: [c01-r01-n01]\n    kubeconfig: cluster.kubeconfig\n"))
+    all_vars = load_inventory(path).all_vars
+    assert all_vars["ecohash_kubeconfig_file"] == str(state_dir / "secrets" / "tx-odessa" / "kubeconfig")
 
 
 def test_provisioning_vars(write_site):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ecohash.lab import nvidia_smi_sim, simdriver
-from ecohash.lab.simhardware import GPU_MODELS, SimulatedGpus
+from ecohash.lab.simhardware import GPU_MODELS, GpuModel, SimulatedGpus, with_fault
 
 
 @pytest.fixture
@@ -122,3 +123,56 @@ def test_package_is_named_and_described_as_simulated(tmp_path: Path) -> None:
         ["dpkg-deb", "--contents", deb], capture_output=True, text=True, check=True
     ).stdout
     assert "-rwxr-xr-x root/root" in contents and "./usr/bin/nvidia-smi" in contents
+
+
+def test_gpus_that_remap_rows_report_retired_pages_as_na(
+    h100_host: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = smi(capsys, "--query-gpu=index,retired_pages.pending", "--format=csv,noheader")
+    assert (code, out) == (0, "0, [N/A]\n1, [N/A]\n")
+
+
+def test_remapped_rows_answer_like_the_real_tool_with_an_injected_pending_remap(
+    h100_host: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hardware_file = h100_host / "etc/ecohash-sim/gpus.json"
+    hardware = json.loads(hardware_file.read_text())
+    hardware_file.write_text(json.dumps(with_fault(hardware, 1, "remapped_rows_pending", True)))
+    fields = ("gpu_uuid,remapped_rows.correctable,remapped_rows.uncorrectable,"
+              "remapped_rows.pending,remapped_rows.failure")
+    code, out, _ = smi(capsys, f"--query-remapped-rows={fields}", "--format=csv")
+    uuids = [gpu["uuid"] for gpu in hardware["gpus"]]
+    assert (code, out.splitlines()) == (0, [
+        "gpu_uuid, remapped_rows.correctable, remapped_rows.uncorrectable, remapped_rows.pending, "
+        "remapped_rows.failure",
+        f"{uuids[0]}, 0, 0, 0, 0",
+        f"{uuids[1]}, 0, 0, 1, 0",
+    ])
+    code, out, _ = smi(capsys, "-q", "-d", "ROW_REMAPPER", "-i", "1")
+    assert code == 0
+    assert "        Pending                           : Yes" in out.splitlines()
+    code, _, err = smi(capsys, "--query-remapped-rows=remapped_rows.nope", "--format=csv")
+    assert (code, err) == (2, 'Field "remapped_rows.nope" is not a valid field to query.\n')
+
+
+def test_gpus_that_retire_pages_report_remapped_rows_as_na(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    v100 = GpuModel("v100", "Tesla V100-SXM2-32GB", tdp_w=300, min_limit_w=150, idle_draw_w=40,
+                    row_remapping=False)
+    description = SimulatedGpus("old-node", v100, 1).description()
+    (tmp_path / "gpus.json").write_text(json.dumps(with_fault(description, 0, "retired_pages_pending", True)))
+    monkeypatch.setattr(nvidia_smi_sim, "HARDWARE_FILE", tmp_path / "gpus.json")
+    monkeypatch.setattr(nvidia_smi_sim, "STATE_FILE", tmp_path / "state.json")
+    assert smi(capsys, "--query-gpu=retired_pages.pending", "--format=csv,noheader")[1] == "Yes\n"
+    out = smi(capsys, "--query-remapped-rows=remapped_rows.pending,remapped_rows.failure",
+              "--format=csv,noheader")[1]
+    assert out == "[N/A], [N/A]\n"
+
+
+def test_a_fault_the_gpu_cannot_have_is_refused() -> None:
+    description = SimulatedGpus("c01-r01-n01", GPU_MODELS["h100-sxm"], 2).description()
+    with pytest.raises(ValueError, match="NVIDIA H100 80GB HBM3 does not report retired pages"):
+        with_fault(description, 0, "retired_pages_pending", True)
+    with pytest.raises(ValueError, match="known faults are"):
+        with_fault(description, 0, "melted", True)

@@ -17,10 +17,39 @@ def test_verdict_file_passes_and_says_simulated(bootstrapped: Bootstrapped, name
     assert verdict["passed"] is True
     assert verdict["simulated"] is True
     assert verdict["node"] == name
-    assert {c["check"] for c in verdict["checks"]} == {
+    checks = {c["check"]: c for c in verdict["checks"]}
+    assert set(checks) == {
         "gpu_count", "driver_version", "gpu_model", "power_limit_w", "persistence_mode",
-        "ecc_uncorrected", "retired_pages_pending",
+        "ecc_uncorrected", "retired_pages_pending", "remapped_rows_pending", "remapped_rows_failure",
     }
+    # H100 and L40S remap rows: their retired pages are N/A, and judged not applicable.
+    assert checks["retired_pages_pending"]["found"] == [
+        "GPU 0: not applicable (row remapping)", "GPU 1: not applicable (row remapping)"]
+    assert checks["remapped_rows_pending"]["found"] == ["GPU 0: 0", "GPU 1: 0"]
+
+
+def test_a_gpu_with_a_pending_row_remap_fails_the_node(bootstrapped: Bootstrapped) -> None:
+    from ecohash.lab.simhardware import with_fault
+
+    name = "c01-r01-n02"
+    lab = bootstrapped.lab
+    lab.ssh(name, "cp /etc/ecohash-sim/gpus.json /root/gpus.json")
+    hardware = json.loads(lab.ssh(name, "cat /etc/ecohash-sim/gpus.json").stdout)
+    faulty = with_fault(hardware, 1, "remapped_rows_pending", True)  # SIMULATED fault
+    lab.ssh(name, "cat > /etc/ecohash-sim/gpus.json", input_bytes=json.dumps(faulty).encode())
+    try:
+        run = run_bootstrap("--limit", name)
+        verdict = json.loads(lab.ssh(name, "cat /var/lib/ecohash/health/verdict.json").stdout)
+    finally:
+        lab.ssh(name, "cp /root/gpus.json /etc/ecohash-sim/gpus.json")
+        run_bootstrap("--limit", name)  # heal
+    assert run.returncode == 1
+    assert run.summary["failed_hosts"] == [name]
+    assert "failed acceptance: remapped_rows_pending" in run.summary["hosts"][name]["failure"]
+    assert verdict["failed_checks"] == ["remapped_rows_pending"]
+    pending = next(c for c in verdict["checks"] if c["check"] == "remapped_rows_pending")
+    assert pending["found"] == ["GPU 0: 0", "GPU 1: 1"]
+    assert "reset the GPU" in pending["expected"]
 
 
 def test_a_node_with_uncorrected_ecc_errors_fails_and_is_not_joined(bootstrapped: Bootstrapped) -> None:

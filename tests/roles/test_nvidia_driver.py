@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.roles.conftest import LAB_HOSTS, Bootstrapped
@@ -63,3 +65,20 @@ def test_verification_fails_when_the_node_has_fewer_gpus_than_its_sku(
     assert run.summary["failed_hosts"] == [name]
     failure = run.summary["hosts"][name]["failure"]
     assert "nvidia-smi reports 1 GPU(s)" in failure
+
+
+def test_the_persistence_daemon_starts_after_the_driver_reboot(bootstrapped: Bootstrapped) -> None:
+    """A new driver's nvidia-persistenced cannot start before the reboot loads its module."""
+    name = "c01-r01-n01"
+    order = []
+    for path in sorted(bootstrapped.first.directory.glob("artifacts/*/job_events/*.json")):
+        event = json.loads(path.read_text())
+        data = event.get("event_data", {})
+        if data.get("host") == name and event.get("event", "").startswith("runner_on_"):
+            order.append((event["counter"], str(data.get("task")).split(" : ")[-1]))
+    tasks = [task for _, task in sorted(order)]
+    # The lab's SIMULATED driver needs no reboot and ships no daemon: both are skipped,
+    # but a first install notifies the handler, so both appear in the play's order.
+    reboot = tasks.index("Reboot for the new driver")
+    persistenced = tasks.index("Keep the persistence daemon running, where the driver ships one")
+    assert reboot < persistenced

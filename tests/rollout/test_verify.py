@@ -56,6 +56,7 @@ class StandInHost:
             "cat /etc/ecohash/inference-runtime.json": json.dumps(
                 {"image": f"registry/vllm@{standard['inference_runtime']['digest']}"}),
             "sha256sum": f"{standard['k3s']['sha256']}  /usr/local/bin/k3s",
+            "/usr/local/bin/k3s kubectl": json.dumps(registered_node(target)),
             **overrides,
         }
         self.system_info = SystemInfo()
@@ -67,6 +68,17 @@ class StandInHost:
             if command.startswith(prefix):
                 return Answer(0, answer)
         raise AssertionError(f"unexpected command {command!r}")
+
+
+def registered_node(target: VerifyTarget) -> dict[str, Any]:
+    """The Node as the API server returns it: the inventory's labels and taints, and k3s's own."""
+    taints = []
+    for taint in target.host_vars.get("ecohash_k8s_taints") or []:
+        spec, effect = taint.rsplit(":", 1)
+        key, value = spec.split("=", 1)
+        taints.append({"key": key, "value": value, "effect": effect})
+    labels = {"kubernetes.io/hostname": target.name, **target.host_vars["ecohash_k8s_labels"]}
+    return {"kind": "Node", "metadata": {"name": target.name, "labels": labels}, "spec": {"taints": taints}}
 
 
 def target(node: str) -> VerifyTarget:
@@ -194,3 +206,21 @@ def test_a_user_name_never_chooses_verification_s_ssh_settings(tmp_path: Path) -
 
     assert not pwned
     assert result.error == "unreachable during verification: Host key verification failed."
+
+
+def test_a_node_whose_labels_are_not_the_inventorys_fails() -> None:
+    gpu = target(GPU_NODE)
+    node = registered_node(gpu)
+    node["metadata"]["labels"]["ecohash.io/container"] = "c09"  # still where it was registered
+    node["metadata"]["labels"]["ecohash.io/stale"] = "yes"
+    node["metadata"]["labels"]["example.com/theirs"] = "kept"  # not ecohash's: ignored
+    node["spec"]["taints"] = []
+    host = StandInHost(gpu, **{"/usr/local/bin/k3s kubectl": json.dumps(node)})
+    result = node_checks(gpu, host)
+    assert failed(result) == ["Node labels and taints as the inventory gives them"]
+    container = gpu.host_vars["ecohash_k8s_labels"]["ecohash.io/container"]
+    assert result.reason == (
+        "verification failed: Node labels and taints as the inventory gives them "
+        f"(ecohash.io/container=c09, not {container}; ecohash.io/stale=yes not in the inventory; "
+        "taints (none), not nvidia.com/gpu=present:PreferNoSchedule)")
+    assert f"get node {GPU_NODE} -o json" in host.commands[-1]

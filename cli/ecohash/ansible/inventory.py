@@ -19,9 +19,9 @@ from ecohash.budget import Plan, compile_budget
 from ecohash.errors import InventoryError, Problem
 from ecohash.inventory.loader import load_site
 from ecohash.inventory.site import Site
-from ecohash.paths import kubeconfig_file, secrets_dir
+from ecohash.paths import fetched_kubeconfig_file, secrets_dir
 from ecohash.ssh import HOST_KEY_CHECKING_ARGS, check_ssh_config
-from ecohash.stack.labels import k3s_taint, node_labels, node_taints
+from ecohash.stack.labels import LABEL_PREFIX, TAINT_KEYS, k3s_taint, node_labels, node_taints
 from ecohash.standard import NodeStandard, load_standard, standard_file_of
 
 _NOT_IN_GROUP_NAMES = re.compile(r"[^A-Za-z0-9_]")
@@ -151,8 +151,9 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
         # Where the controller keeps this site's secrets (the k3s join token), mode 0700.
         "ecohash_secrets_dir": str(secrets_dir(site.name)),
         "ecohash_site_file": str(site.file.resolve()),
-        # Where the first server's kubeconfig is kept for the site stack (mode 0600).
-        "ecohash_kubeconfig_file": str(kubeconfig_file(site).resolve()) if kubernetes else None,
+        # Where the first server's kubeconfig is kept for the site stack (mode 0600): always
+        # the secrets directory, never spec.kubernetes.kubeconfig (the user's, only read).
+        "ecohash_kubeconfig_file": str(fetched_kubeconfig_file(site.name).resolve()) if kubernetes else None,
         "ecohash_standard": standard.for_ansible(),
         "ecohash_apt_proxy": provisioning.apt_proxy,
         "ecohash_mirror_url": mirror.url if mirror else None,
@@ -162,6 +163,9 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
         "ecohash_rollout_serial": provisioning.rollout.serial,
         "ecohash_rollout_max_fail_percentage": provisioning.rollout.max_fail_percentage,
         "ecohash_k8s_distribution": kubernetes.distribution if kubernetes else None,
+        # Which of a Node's labels and taints are ecohash's to set and remove.
+        "ecohash_k8s_label_prefix": LABEL_PREFIX,
+        "ecohash_k8s_taint_keys": list(TAINT_KEYS),
         # Agents join the first server; servers after the first join it too (embedded etcd).
         "ecohash_k8s_servers": [
             {"name": name, "address": str(nodes_by_name[name].mgmt_ip)}

@@ -11,6 +11,7 @@ from ecohash import __version__
 from ecohash.commands.apply import apply
 from ecohash.commands.bootstrap import bootstrap
 from ecohash.commands.capacity import capacity
+from ecohash.commands.curtail import curtail
 from ecohash.commands.drift import drift
 from ecohash.commands.lab import lab
 from ecohash.commands.options import CONTEXT_SETTINGS, echo_error, exit_code_for
@@ -47,5 +48,6 @@ def cli() -> None:
     """
 
 
-for command in (validate, plan, capacity, provision, status, drift, bootstrap, render, apply, schema, lab):
+for command in (validate, plan, capacity, curtail, provision, status, drift, bootstrap, render, apply, schema,
+                lab):
     cli.add_command(command)

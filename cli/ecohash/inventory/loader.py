@@ -237,7 +237,11 @@ class _Validation:
                              + messages.suggest(sku.gpu, sorted(gpu_models)))
 
     def _check_names(self, spec: dict[str, Any]) -> None:
-        """Container names unique in the site, rack names unique in their container."""
+        """Container and program names unique in the site, rack names unique in their container."""
+        power = _mapping(spec, "power")
+        self._report_duplicates([(p.get("name"), ("spec", "power", "curtailment", "programs", i))
+                                 for i, p in _items(_mapping(power, "curtailment").get("programs"))],
+                                "curtailment program")
         containers = spec.get("containers")
         if not isinstance(containers, list):
             return
@@ -495,7 +499,7 @@ def _build_site(document: SiteFile, file: Path, parsed: Parsed, gpu_models: dict
         by_rack.setdefault((node.container, node.rack), []).append(node)
     containers = tuple(
         Container(
-            name=c.name, cooling=c.cooling, power_kw=c.power_kw, cooling_kw=c.cooling_kw,
+            name=c.name, cooling=c.cooling, power_kw=c.power_kw, cooling_kw=c.cooling_kw, flex=c.flex,
             path=("spec", "containers", ci),
             racks=tuple(
                 Rack(name=r.name, container=c.name, power_kw=r.power_kw,

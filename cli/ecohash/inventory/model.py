@@ -13,7 +13,15 @@ from decimal import Decimal
 from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
@@ -189,6 +197,56 @@ class Metadata(_Strict):
     description: str | None = Field(None, description="What this site is, for people.")
 
 
+# The keys of a curtailment program that give its target; exactly one is given.
+PROGRAM_TARGETS = ("to_mw", "by_mw", "by_pct")
+
+
+class CurtailmentProgram(_Strict):
+    """A grid program the site answers by lowering GPU caps (ERS, 4CP, a utility's DR contract)."""
+
+    name: DnsLabel = Field(description="The program's name, unique within the site: "
+                           "`ecohash curtail SITE --program NAME`.")
+    to_mw: Number | None = Field(
+        None, gt=0, description="Target: facility draw at the meter, MW. Exactly one of to_mw, "
+        "by_mw and by_pct.",
+    )
+    by_mw: Number | None = Field(
+        None, gt=0, description="Target: this many MW below the planned facility draw.",
+    )
+    by_pct: Number | None = Field(
+        None, gt=0, lt=100, description="Target: this percentage below the planned facility draw.",
+    )
+    max_hours: Number | None = Field(
+        None, gt=0, description="How long an event lasts (and the longest `--for` may ask); "
+        "default until released.",
+    )
+    restore_minutes: Number | None = Field(
+        None, ge=0, description="The release ramp: planned caps are restored in steps over this "
+        "long; default at once.",
+    )
+
+    model_config = ConfigDict(json_schema_extra={
+        "oneOf": [{"required": [key]} for key in PROGRAM_TARGETS],
+    })
+
+    @model_validator(mode="after")
+    def _one_target(self) -> CurtailmentProgram:
+        given = [key for key in PROGRAM_TARGETS if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise PydanticCustomError(
+                "program_target", "needs exactly one of to_mw, by_mw or by_pct (got {given})",
+                {"given": ", ".join(given) or "none"},
+            )
+        return self
+
+
+class Curtailment(_Strict):
+    programs: list[CurtailmentProgram] = Field(
+        default_factory=list, description="Named programs, each a target `ecohash curtail "
+        "--program` cuts to (docs/grid.md).",
+    )
+
+
 class Power(_Strict):
     grid_mw: Number = Field(gt=0, description="Contracted grid capacity, in MW.")
     reserve_pct: Number = Field(
@@ -197,6 +255,9 @@ class Power(_Strict):
     )
     pue: Number = Field(
         ge=1, description="Design-point power usage effectiveness: facility power / IT power."
+    )
+    curtailment: Curtailment = Field(
+        default_factory=Curtailment, description="Grid programs the site curtails for.",
     )
 
 
@@ -288,6 +349,10 @@ class Container(_Strict):
     cooling: Literal["air", "hydro", "immersion"] = Field(description="How the container is cooled.")
     power_kw: Number = Field(gt=0, description="Electrical limit of the container, kW.")
     cooling_kw: Number = Field(gt=0, description="Heat the container rejects at design ambient, kW.")
+    flex: Annotated[int, Field(strict=True, ge=0, le=3)] = Field(
+        1, description="How readily its GPUs give power back in a curtailment: 3 first, then 2, "
+        "then 1; 0 never below its planned caps (docs/grid.md).",
+    )
     racks: list[Rack] = Field(default_factory=list, description="Racks in the container.")
 
 
@@ -481,16 +546,34 @@ class SiteFile(_Strict):
     spec: Spec = Field(description="What the site has.")
 
 
+_BOUND_KEYWORDS = (("gt", "exclusiveMinimum"), ("ge", "minimum"), ("lt", "exclusiveMaximum"),
+                   ("le", "maximum"))
+
+
+def _json_number(value: Any) -> int | float:
+    number = Decimal(value)
+    return int(number) if number == number.to_integral() else float(number)
+
+
 class SchemaGenerator(GenerateJsonSchema):
     """JSON Schema for site files: exact decimals are plain JSON numbers with their bounds."""
 
     def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
         json_schema: JsonSchemaValue = {"type": "number"}
-        for bound, keyword in (("gt", "exclusiveMinimum"), ("ge", "minimum"),
-                               ("lt", "exclusiveMaximum"), ("le", "maximum")):
+        for bound, keyword in _BOUND_KEYWORDS:
             if bound in schema:
-                value = Decimal(schema[bound])  # type: ignore[literal-required]
-                json_schema[keyword] = int(value) if value == value.to_integral() else float(value)
+                json_schema[keyword] = _json_number(schema[bound])  # type: ignore[literal-required]
+        return json_schema
+
+    def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
+        # An optional number's bounds reach pydantic as its own names (gt, ge...), which JSON
+        # Schema does not know: an editor would accept `power_kw: 0` on a rack.
+        json_schema = super().nullable_schema(schema)
+        for member in json_schema.get("anyOf", []):
+            if member.get("type") == "number":
+                for bound, keyword in _BOUND_KEYWORDS:
+                    if bound in member:
+                        member[keyword] = _json_number(member.pop(bound))
         return json_schema
 
 

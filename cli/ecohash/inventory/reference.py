@@ -15,10 +15,13 @@ BEGIN = "<!-- BEGIN GENERATED: scripts/gen-docs -->"
 END = "<!-- END GENERATED -->"
 
 # The order a reader meets these sections in a site file.
-_SECTIONS = ["SiteFile", "Metadata", "Spec", "Power", "Network", "GpuModelFields", "SkuFields",
-             "Kubernetes", "Container", "Rack", "NodeEntry", "Provisioning", "Ssh", "Mirror",
-             "Rollout", "InferenceService", "Replicas", "Placement", "SecretRef", "Autoscaling"]
-_TITLES = {"SiteFile": "Site file (top level)", "GpuModelFields": "spec.gpu_models.<key>",
+_SECTIONS = ["SiteFile", "Metadata", "Spec", "Power", "Curtailment", "CurtailmentProgram", "Network",
+             "GpuModelFields", "SkuFields", "Kubernetes", "Container", "Rack", "NodeEntry",
+             "Provisioning", "Ssh", "Mirror", "Rollout", "InferenceService", "Replicas", "Placement",
+             "SecretRef", "Autoscaling"]
+_TITLES = {"SiteFile": "Site file (top level)", "Curtailment": "spec.power.curtailment",
+           "CurtailmentProgram": "spec.power.curtailment.programs[]",
+           "GpuModelFields": "spec.gpu_models.<key>",
            "SkuFields": "spec.skus.<key>", "Provisioning": "spec.provisioning",
            "Ssh": "spec.provisioning.ssh",
            "Mirror": "spec.provisioning.mirror", "Rollout": "spec.provisioning.rollout",

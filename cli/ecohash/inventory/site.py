@@ -12,7 +12,16 @@ from decimal import Decimal
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from ecohash.inventory.model import GpuModel, InferenceService, Kubernetes, Power, Provisioning, SiteFile, Sku
+from ecohash.inventory.model import (
+    CurtailmentProgram,
+    GpuModel,
+    InferenceService,
+    Kubernetes,
+    Power,
+    Provisioning,
+    SiteFile,
+    Sku,
+)
 from ecohash.inventory.yaml_source import Parsed
 
 YamlPath = tuple[str | int, ...]
@@ -57,6 +66,7 @@ class Container:
     cooling: str
     power_kw: Decimal
     cooling_kw: Decimal
+    flex: int  # curtailment tier: 3 gives power back first, 0 never below planned caps
     racks: tuple[Rack, ...]
     path: YamlPath
 
@@ -87,6 +97,10 @@ class Site:
     @property
     def services(self) -> list[InferenceService]:
         return self.document.spec.services
+
+    @property
+    def curtailment_programs(self) -> list[CurtailmentProgram]:
+        return self.power.curtailment.programs
 
     @property
     def provisioning(self) -> Provisioning:

@@ -45,6 +45,7 @@ ALIASES = {
     "persistence_mode": "persistence_mode",
 }
 UNITS = {"memory.total": "MiB", "memory.used": "MiB", "utilization.gpu": "%", "temperature.gpu": ""}
+NOT_APPLICABLE = "[N/A]"
 
 
 class SmiError(Exception):
@@ -105,9 +106,11 @@ def field_value(field: str, gpu: dict, hardware: dict, setting: dict) -> float |
         "power.min_limit": float(hardware["min_limit_w"]),
         "power.max_limit": float(hardware["max_limit_w"]),
         "power.default_limit": float(hardware["default_limit_w"]),
-        # Faults a test can inject into the host's gpus.json, per GPU.
+        # Faults a test can inject into the host's gpus.json, per GPU (simhardware.FAULTS).
         "ecc.errors.uncorrected.volatile.total": str(gpu.get("ecc_uncorrected_volatile", 0)),
-        "retired_pages.pending": "Yes" if gpu.get("retired_pages_pending") else "No",
+        # GPUs that remap rows (A100, H100, H200, L40S) have no retired pages to report.
+        "retired_pages.pending": NOT_APPLICABLE if hardware.get("row_remapping")
+        else "Yes" if gpu.get("retired_pages_pending") else "No",
         "pstate": "P0",
         "temperature.gpu": "31",
         "utilization.gpu": "0",
@@ -179,6 +182,39 @@ def query_gpu(
     return "\n".join(lines)
 
 
+def remapped_rows_value(field: str, gpu: dict, hardware: dict) -> str:
+    """A --query-remapped-rows field: counts, and the pending and failure flags as 0 or 1."""
+    identity = {"gpu_uuid": gpu["uuid"], "gpu_bus_id": gpu["pci_bus_id"], "gpu_serial": gpu["serial"],
+                "gpu_name": hardware["name"]}
+    if field in identity:
+        return identity[field]
+    counters = {"remapped_rows.correctable": "remapped_rows_correctable",
+                "remapped_rows.uncorrectable": "remapped_rows_uncorrectable",
+                "remapped_rows.pending": "remapped_rows_pending",
+                "remapped_rows.failure": "remapped_rows_failure"}
+    if field not in counters:
+        raise KeyError(field)
+    if not hardware.get("row_remapping"):
+        return NOT_APPLICABLE  # a GPU that retires pages instead
+    return str(int(gpu.get(counters[field], 0)))
+
+
+def query_remapped_rows(fields_arg: str, format_arg: str, hardware: dict, ids: str | None) -> str:
+    formats = {part.strip() for part in format_arg.split(",")}
+    if "csv" not in formats or not formats <= {"csv", "noheader", "nounits"}:
+        raise SmiError(f'"{format_arg}" is not a valid format.', EXIT_INVALID_ARGUMENT)
+    fields = [f.strip() for f in fields_arg.split(",") if f.strip()]
+    for field in fields:
+        try:
+            remapped_rows_value(field, hardware["gpus"][0], hardware)
+        except KeyError:
+            raise SmiError(f'Field "{field}" is not a valid field to query.', EXIT_INVALID_ARGUMENT) from None
+    lines = [] if "noheader" in formats else [", ".join(fields)]
+    for gpu in selected_gpus(hardware, ids):
+        lines.append(", ".join(remapped_rows_value(f, gpu, hardware) for f in fields))
+    return "\n".join(lines)
+
+
 def require_root(action: str, gpu: dict) -> None:
     if os.geteuid() != 0:
         raise SmiError(
@@ -234,7 +270,23 @@ def list_gpus(hardware: dict) -> str:
     )
 
 
-def full_query(hardware: dict, state: dict, ids: str | None) -> str:
+def row_remapper_section(gpu: dict, hardware: dict) -> list[str]:
+    if not hardware.get("row_remapping"):
+        return ["    Remapped Rows                         : N/A"]
+    def value(field: str) -> str:
+        return remapped_rows_value(field, gpu, hardware)
+
+    yes_no = {"0": "No", "1": "Yes"}
+    return [
+        "    Remapped Rows",
+        f"        Correctable Error                 : {value('remapped_rows.correctable')}",
+        f"        Uncorrectable Error               : {value('remapped_rows.uncorrectable')}",
+        f"        Pending                           : {yes_no[value('remapped_rows.pending')]}",
+        f"        Remapping Failure Occurred        : {yes_no[value('remapped_rows.failure')]}",
+    ]
+
+
+def full_query(hardware: dict, state: dict, ids: str | None, display: str | None = None) -> str:
     lines = [
         "",
         "==============NVSMI LOG==============",
@@ -245,7 +297,13 @@ def full_query(hardware: dict, state: dict, ids: str | None) -> str:
         "",
         f"Attached GPUs                             : {hardware['count']}",
     ]
+    if display not in (None, "ROW_REMAPPER"):
+        raise SmiError(f'"{display}" is not a valid display type (SIMULATED: only ROW_REMAPPER).',
+                       EXIT_INVALID_ARGUMENT)
     for gpu in selected_gpus(hardware, ids):
+        if display == "ROW_REMAPPER":
+            lines += [f"GPU {gpu['pci_bus_id']}", *row_remapper_section(gpu, hardware), ""]
+            continue
         setting = state["gpus"][str(gpu["index"])]
         draw = field_value("power.draw", gpu, hardware, setting)
         lines += [
@@ -260,6 +318,7 @@ def full_query(hardware: dict, state: dict, ids: str | None) -> str:
             f"        Default Power Limit               : {hardware['default_limit_w']:.2f} W",
             f"        Min Power Limit                   : {float(hardware['min_limit_w']):.2f} W",
             f"        Max Power Limit                   : {float(hardware['max_limit_w']):.2f} W",
+            *row_remapper_section(gpu, hardware),
             "",
         ]
     return "\n".join(lines)
@@ -292,7 +351,10 @@ def parse(argv: list[str]) -> dict[str, str | bool | None]:
         "-pm": "persistence_mode",
         "--persistence-mode": "persistence_mode",
         "--query-gpu": "query_gpu",
+        "--query-remapped-rows": "query_remapped_rows",
         "--format": "format",
+        "-d": "display",
+        "--display": "display",
     }
     flags = {
         "-L": "list",
@@ -350,6 +412,10 @@ def main(argv: list[str]) -> int:
             output = query_gpu(
                 str(options["query_gpu"]), str(options.get("format", "csv")), hardware, state, ids
             )
+        elif "query_remapped_rows" in options:
+            output = query_remapped_rows(
+                str(options["query_remapped_rows"]), str(options.get("format", "csv")), hardware, ids
+            )
         elif "power_limit" in options:
             output = set_power_limit(str(options["power_limit"]), hardware, state, ids)
         elif "persistence_mode" in options:
@@ -357,7 +423,8 @@ def main(argv: list[str]) -> int:
         elif options.get("list"):
             output = list_gpus(hardware)
         elif options.get("query"):
-            output = full_query(hardware, state, ids)
+            display = options.get("display")
+            output = full_query(hardware, state, ids, None if display is None else str(display))
         else:
             output = summary(hardware, state)
     except SmiError as error:

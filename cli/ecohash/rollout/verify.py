@@ -3,8 +3,8 @@
 node_health (inside the Ansible run) decides acceptance from the GPUs' point of view;
 these checks look again, over a separate SSH session, at what the roles were meant to
 leave behind: the pinned packages held, the units enabled, the k3s binary's sha256, the
-image digest, every GPU at the budget's cap. A role that reports success without doing
-its job fails here. The checks only read; they change nothing on the node.
+Node's ecohash labels and taints, the image digest, every GPU at the budget's cap. A role
+that reports success without doing its job fails here. The checks only read; they change nothing on the node.
 
 During a curtailment event a GPU node runs at the event's cap instead of its planned one.
 That is accepted on positive evidence only: the controller's event state says the node
@@ -25,8 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from ecohash.ssh import HOST_KEY_CHECKING_ARGS
+from ecohash.stack.labels import LABEL_PREFIX, TAINT_KEYS
 
 VERDICT_FILE = "/var/lib/ecohash/health/verdict.json"
+# The kubelet's own credentials: enough to read its own Node, on agents and servers alike.
+KUBELET_KUBECONFIG = "/var/lib/rancher/k3s/agent/kubelet.kubeconfig"
 RUNTIME_CONFIG = "/etc/ecohash/inference-runtime.json"
 GPU_FIELDS = ("name", "driver_version", "power.limit", "persistence_mode", "power.draw")
 
@@ -117,6 +120,7 @@ def node_checks(target: VerifyTarget, host: Any) -> Verification:
         result.checks.append(_sha256_check(host, "/usr/local/bin/k3s", standard["k3s"]["sha256"]))
         unit = "k3s.service" if role == "server" else "k3s-agent.service"
         result.checks.append(_unit_check(host, unit, running=False))
+        result.checks.append(_node_labels_check(host, target))
     return result
 
 
@@ -255,6 +259,36 @@ def _host_url(address: str) -> str:
     """testinfra's ssh URL of a host: the address alone, percent-encoded, an IPv6 one in brackets."""
     quoted = urllib.parse.quote(address, safe=":")
     return f"ssh://[{quoted}]" if ":" in address else f"ssh://{quoted}"
+
+
+def _node_labels_check(host: Any, target: VerifyTarget) -> Check:
+    """The Node's ecohash labels and taints are exactly the inventory's (ecohash.stack.labels)."""
+    name = "Node labels and taints as the inventory gives them"
+    answer = host.run(f"/usr/local/bin/k3s kubectl --kubeconfig {KUBELET_KUBECONFIG} "
+                      f"get node {shlex.quote(target.name)} -o json")
+    try:
+        node = json.loads(answer.stdout)
+    except ValueError:
+        return Check(name, False, (answer.stderr or answer.stdout).strip()[:200] or "no answer")
+    found = node.get("metadata", {}).get("labels") or {}
+    labels = {k: v for k, v in found.items() if k.startswith(LABEL_PREFIX)}
+    taints = sorted(_taint(t) for t in node.get("spec", {}).get("taints") or [] if t.get("key") in TAINT_KEYS)
+    wanted_labels = dict(target.host_vars.get("ecohash_k8s_labels") or {})
+    wanted_taints = sorted(target.host_vars.get("ecohash_k8s_taints") or [])
+    differences = [f"{k}={labels.get(k, '(none)')}, not {v}" for k, v in sorted(wanted_labels.items())
+                   if labels.get(k) != v]
+    differences += [f"{k}={v} not in the inventory" for k, v in sorted(labels.items())
+                    if k not in wanted_labels]
+    if taints != wanted_taints:
+        differences.append(f"taints {', '.join(taints) or '(none)'}, "
+                           f"not {', '.join(wanted_taints) or '(none)'}")
+    return Check(name, not differences, "; ".join(differences) or "as the inventory")
+
+
+def _taint(taint: Mapping[str, str]) -> str:
+    """A taint as the inventory writes it (ecohash.stack.labels.k3s_taint): key=value:Effect."""
+    value = taint.get("value")
+    return f"{taint['key']}{'=' + value if value else ''}:{taint['effect']}"
 
 
 def verify_nodes(targets: Iterable[VerifyTarget], workers: int = 32,

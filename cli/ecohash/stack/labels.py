@@ -1,7 +1,8 @@
 """The labels and taints every node carries, from the inventory: one rule for both sides.
 
 Nodes are given these at registration by the k8s_node role (k3s `node-label` and
-`node-taint`), and the stack's workloads select by them. Declaring them from the
+`node-taint`), which also reconciles them on the live Node after every join (k3s applies
+them only at registration), and the stack's workloads select by them. Declaring them from the
 stack instead would take one Kubernetes object per node, and a site's object count
 must not grow with its nodes (docs/stack.md).
 """
@@ -10,18 +11,22 @@ from __future__ import annotations
 
 from ecohash.inventory.site import Container, Node
 
-SITE = "ecohash.io/site"
-CONTAINER = "ecohash.io/container"
-RACK = "ecohash.io/rack"
-SKU = "ecohash.io/sku"
-COOLING = "ecohash.io/cooling"
-GPU_MODEL = "ecohash.io/gpu-model"
-GPU_COUNT = "ecohash.io/gpu-count"
+# Every label under this prefix is ecohash's: one the inventory no longer gives is removed.
+LABEL_PREFIX = "ecohash.io/"
+SITE = LABEL_PREFIX + "site"
+CONTAINER = LABEL_PREFIX + "container"
+RACK = LABEL_PREFIX + "rack"
+SKU = LABEL_PREFIX + "sku"
+COOLING = LABEL_PREFIX + "cooling"
+GPU_MODEL = LABEL_PREFIX + "gpu-model"
+GPU_COUNT = LABEL_PREFIX + "gpu-count"
 
 # Soft, so that a site whose every node has GPUs (control plane included) still runs
 # CoreDNS and the like; they only prefer nodes without GPUs when there are any.
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "PreferNoSchedule"}
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "PreferNoSchedule"}
+# Taints with these keys are ecohash's: a node that no longer should carry one loses it.
+TAINT_KEYS = (GPU_TAINT["key"],)
 
 
 def node_labels(site_name: str, container: Container, node: Node) -> dict[str, str]:

@@ -21,8 +21,9 @@ module: ecohash_node_health
 short_description: Decide whether a GPU node passes ecohash's acceptance checks
 description:
   - Checks GPU count, GPU model, driver version, power limits and persistence mode,
-    uncorrected ECC errors and pending retired pages, and optionally a DCGM diagnostic,
-    and writes the verdict as JSON. Fails nothing itself; the role decides what a
+    uncorrected ECC errors, memory repair (pending retired pages on GPUs that retire
+    pages; pending and failed row remaps on those that remap rows: A100, H100, H200,
+    L40S), and optionally a DCGM diagnostic, and writes the verdict as JSON. Fails nothing itself; the role decides what a
     failed verdict does.
 options:
   verdict_path: {type: path, required: true, description: Where the JSON verdict is written.}
@@ -42,6 +43,7 @@ author: ecohash
 
 FIELDS = [
     "index",
+    "uuid",
     "name",
     "driver_version",
     "power.limit",
@@ -50,6 +52,11 @@ FIELDS = [
     "retired_pages.pending",
 ]
 NOT_AVAILABLE = ("[N/A]", "N/A", "[Not Supported]")
+# GPUs since Ampere (A100, H100, H200, Ada's L40S) repair memory by remapping rows and
+# report retired pages as N/A; older ones retire pages and report remapped rows as N/A.
+REMAP_FIELDS = ["gpu_uuid", "remapped_rows.pending", "remapped_rows.failure"]
+# nvidia-smi prints these flags as 0/1, and some releases as No/Yes.
+NO = ("0", "No")
 
 
 def query_gpus(module):
@@ -66,6 +73,59 @@ def query_gpus(module):
         if line.strip():
             gpus.append(dict(zip(FIELDS, [value.strip() for value in line.split(",")])))
     return gpus, None
+
+
+def query_remapped_rows(module):
+    """uuid -> the GPU's remapped-rows fields; empty when the tool cannot tell at all."""
+    smi = module.get_bin_path("nvidia-smi")
+    rc, out, _ = module.run_command(
+        [smi, "--query-remapped-rows=" + ",".join(REMAP_FIELDS), "--format=csv,noheader,nounits"]
+    )
+    rows = {}
+    if rc == 0:
+        for line in out.splitlines():
+            if line.strip():
+                row = dict(zip(REMAP_FIELDS, [value.strip() for value in line.split(",")]))
+                rows[row["gpu_uuid"]] = row
+    return rows
+
+
+def memory_repair_checks(gpus, remapped):
+    """Pending page retirement, or a pending or failed row remap: the GPU's memory is bad.
+
+    Each GPU is judged by the mechanism it reports; one that reports neither fails, so no
+    GPU passes because its answers were N/A.
+    """
+    retired, retired_ok, pending, pending_ok, failure, failure_ok = [], [], [], [], [], []
+    for gpu in gpus:
+        label = "GPU %s" % gpu["index"]
+        pages = gpu["retired_pages.pending"]
+        rows = remapped.get(gpu["uuid"], {})
+        row_pending = rows.get("remapped_rows.pending", "[N/A]")
+        row_failure = rows.get("remapped_rows.failure", "[N/A]")
+        if pages not in NOT_AVAILABLE:
+            # "Yes": pages wait for retirement at the next reboot.
+            retired.append("%s: %s" % (label, pages))
+            retired_ok.append(pages == "No")
+        elif row_pending in NOT_AVAILABLE:
+            retired.append("%s: neither retired pages nor remapped rows reported" % label)
+            retired_ok.append(False)
+        else:
+            retired.append("%s: not applicable (row remapping)" % label)
+            retired_ok.append(True)
+            # Pending: a row waits to be remapped at the next GPU reset. Failure: a remap
+            # failed (no spare rows left). Either way the GPU must not take work.
+            pending.append("%s: %s" % (label, row_pending))
+            pending_ok.append(row_pending in NO)
+            failure.append("%s: %s" % (label, row_failure))
+            failure_ok.append(row_failure in NO)
+    checks = [check("retired_pages_pending", all(retired_ok), retired, "No")]
+    if pending:
+        checks.append(check("remapped_rows_pending", all(pending_ok), pending,
+                            "no row remap pending (one is: reset the GPU, then check again)"))
+        checks.append(check("remapped_rows_failure", all(failure_ok), failure,
+                            "no row remap failure (one is: the GPU needs replacing)"))
+    return checks
 
 
 def check(name, passed, found, expected=None):
@@ -113,10 +173,6 @@ def gpu_checks(params, gpus, override=None):
     checks.append(check("persistence_mode", modes == ["Enabled"], modes, "Enabled"))
     ecc = [g["ecc.errors.uncorrected.volatile.total"] for g in gpus]
     checks.append(check("ecc_uncorrected", all(_zero_or_na(v) for v in ecc), ecc, 0))
-    retired = [g["retired_pages.pending"] for g in gpus]
-    # "Yes" means pages wait for retirement at the next reboot: the GPU has bad memory.
-    checks.append(check("retired_pages_pending", all(v in ("No",) + NOT_AVAILABLE for v in retired),
-                        retired, "No"))
     return checks
 
 
@@ -177,7 +233,8 @@ def main():
     if gpus is None:
         checks = [check("nvidia_smi", False, problem)]
     else:
-        checks = gpu_checks(params, gpus, curtailment_in_force(module, params["power_script"]))
+        checks = (gpu_checks(params, gpus, curtailment_in_force(module, params["power_script"]))
+                  + memory_repair_checks(gpus, query_remapped_rows(module)))
         if params["dcgm_level"] > 0:
             checks.append(dcgm_check(module, params["dcgm_level"]))
     failed = [c["check"] for c in checks if not c["passed"]]
