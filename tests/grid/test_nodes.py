@@ -112,3 +112,27 @@ def test_a_read_back_ecohash_cannot_read_is_named(text: str, reason: str) -> Non
     with pytest.raises(NodeCommandFailed) as refused:
         parse_read_back("node1", text, 0.0)
     assert str(refused.value).startswith(reason)
+
+
+def test_a_node_that_never_answers_costs_one_timeout_per_command_not_one_per_read(tmp_path: Path) -> None:
+    import time
+
+    from tests.rollout.sshserver import silent_listener
+
+    with silent_listener() as port:
+        link = SshLink({"node1": Target("node1", "127.0.0.1", port, "root", None)}, timeout_s=0.3)
+        try:
+            started = time.monotonic()
+            first = ask("node1", link, ["read"])
+            waited = time.monotonic() - started
+            started = time.monotonic()
+            second = ask("node1", link, ["read"])
+            again = time.monotonic() - started
+            started = time.monotonic()
+            curtail = ask("node1", link, CURTAIL)
+            tried = time.monotonic() - started
+        finally:
+            link.close()
+    assert first.unreachable == second.unreachable == curtail.unreachable == (
+        "unreachable: no SSH banner within 0.3 s")
+    assert waited >= 0.3 and again < 0.1 and tried >= 0.3  # a cap is always tried anew

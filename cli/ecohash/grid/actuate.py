@@ -45,7 +45,7 @@ from ecohash.grid.events import (
     save_event,
 )
 from ecohash.grid.evidence import DEFAULT_SETTLE_S, SAMPLE_INTERVAL_S, Evidence, NodeFacts, Round, Sampler
-from ecohash.grid.nodes import TIMEOUT_S, Answer, NodeLink, SshLink, ask_all
+from ecohash.grid.nodes import READ, TIMEOUT_S, Answer, NodeLink, SshLink, ask_all
 from ecohash.grid.rule import CurtailmentInfeasibleError, Solution, Target, solve
 from ecohash.inventory.model import CurtailmentProgram
 from ecohash.inventory.site import Site
@@ -452,7 +452,7 @@ def event_status(site: Site, plan: Plan, link: NodeLink | None = None,
             evidence.set_cap({name: node.cap_w for name, node in event.nodes.items()})
         else:
             evidence = None
-        answers = ask_all(link, dict.fromkeys(nodes, ("read",)))
+        answers = ask_all(link, dict.fromkeys(nodes, READ))
     finally:
         if owned:
             link.close()
@@ -531,7 +531,7 @@ def read_draws(site: Site, plan: Plan, link: NodeLink | None = None,
         problems.update(dict.fromkeys(unknown, "host key not in known_hosts, not contacted"))
         link = ssh
     try:
-        answers = ask_all(link, dict.fromkeys([name for name in nodes if name not in problems], ("read",)))
+        answers = ask_all(link, dict.fromkeys([name for name in nodes if name not in problems], READ))
     finally:
         if owned:
             link.close()

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ecohash.grid.nodes import Answer, NodeLink, ReadBack, ask_all
+from ecohash.grid.nodes import READ, Answer, NodeLink, ReadBack, ask_all
 
 SAMPLE_INTERVAL_S = 2.0
 DEFAULT_SETTLE_S = 60.0
-READ = ("read",)
 
 
 @dataclass(frozen=True)

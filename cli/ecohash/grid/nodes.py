@@ -30,6 +30,7 @@ SCRIPT = "/usr/local/sbin/ecohash-gpu-power"
 # commands that follow are round trips; more threads than this only queue on the CPUs.
 WORKERS = 64
 TIMEOUT_S = 10.0
+READ = ("read",)
 
 T = TypeVar("T")
 
@@ -130,64 +131,85 @@ def power_command(arguments: Sequence[str], user: str) -> str:
 
 
 class SshLink:
-    """One SSH connection per node, opened on first use and kept for the command's life."""
+    """One SSH connection per node, opened on first use and kept for the command's life.
+
+    Commands to one node may run at once (the sampler's reads beside the caps), each on its
+    own channel; the node's script serialises what changes caps. A node that could not be
+    connected to is remembered for the command: its next read fails at once instead of
+    waiting out the timeout again, and a command that waited while it failed fails with it;
+    caps and releases are always tried anew.
+    """
 
     def __init__(self, targets: Mapping[str, preflight.Target], timeout_s: float = TIMEOUT_S):
         self.targets = dict(targets)
         self.timeout_s = timeout_s
         self._sessions: dict[str, tuple[preflight.Session, ExitStack]] = {}
+        self._down: dict[str, tuple[float, str]] = {}  # node -> (when, why) its last login failed
         self._locks = {name: threading.Lock() for name in self.targets}
         self._closed = False
 
     def run(self, node: str, arguments: Sequence[str]) -> ReadBack:
-        with self._locks[node]:
-            # One command per node at a time: the sampler and the caps share a connection,
-            # and a node is never asked to apply and read in an interleaved order.
-            for attempt in (1, 2):
-                session = self._session(node)
-                command = power_command(arguments, session.user)
-                try:
-                    result = session.run(command, self.timeout_s)
-                except preflight.NodeNotReady as problem:
-                    self._drop(node)
-                    if attempt == 2:
-                        raise NodeUnreachable(_one_line(str(problem))) from None
-                    continue
-                break
+        asked = time.monotonic()
+        retry_down = tuple(arguments) != READ
+        session, reused = self._session(node, asked, retry_down)
+        command = power_command(arguments, session.user)
+        try:
+            result = session.run(command, self.timeout_s)
+        except preflight.NodeNotReady as problem:
+            self._drop(node, session)
+            if not reused:
+                raise NodeUnreachable(_one_line(str(problem))) from None
+            # A connection kept from an earlier command may have gone stale: one new login.
+            session, _ = self._session(node, time.monotonic(), retry_down)
+            try:
+                result = session.run(command, self.timeout_s)
+            except preflight.NodeNotReady as again:
+                self._drop(node, session)
+                raise NodeUnreachable(_one_line(str(again))) from None
         read_at = time.time()
         if result.exit_status != 0:
             message = _first_line(result.stderr) or _first_line(result.stdout) or "no message"
-            if result.exit_status == 127 or "command not found" in result.stderr:
+            if result.exit_status == 127:
                 message = f"{SCRIPT} is not installed (provision the node first): {message}"
             raise NodeCommandFailed(f"exit status {result.exit_status}: {message}")
-        try:
-            return parse_read_back(node, result.stdout, read_at)
-        except NodeCommandFailed:
-            raise
+        return parse_read_back(node, result.stdout, read_at)
 
-    def _session(self, node: str) -> preflight.Session:
-        if self._closed:
-            raise NodeUnreachable("the command has finished with its connections")
-        if node not in self._sessions:
+    def _session(self, node: str, asked: float, retry_down: bool) -> tuple[preflight.Session, bool]:
+        """The node's open session (and True), or a new one (and False)."""
+        with self._locks[node]:
+            if self._closed:
+                raise NodeUnreachable("the command has finished with its connections")
+            if node in self._sessions:
+                return self._sessions[node][0], True
+            down = self._down.get(node)
+            if down is not None and (not retry_down or down[0] >= asked):
+                raise NodeUnreachable(down[1])
             stack = ExitStack()
             try:
                 session = stack.enter_context(preflight.connected(self.targets[node], self.timeout_s))
             except preflight.NodeNotReady as problem:
                 stack.close()
-                raise NodeUnreachable(_one_line(str(problem))) from None
+                reason = _one_line(str(problem))
+                self._down[node] = (time.monotonic(), reason)
+                raise NodeUnreachable(reason) from None
+            self._down.pop(node, None)
             self._sessions[node] = (session, stack)
-        return self._sessions[node][0]
+            return session, False
 
-    def _drop(self, node: str) -> None:
-        entry = self._sessions.pop(node, None)
-        if entry is not None:
-            entry[1].close()
+    def _drop(self, node: str, session: preflight.Session | None = None) -> None:
+        with self._locks[node]:
+            entry = self._sessions.get(node)
+            if entry is not None and (session is None or entry[0] is session):
+                del self._sessions[node]
+                entry[1].close()
 
     def close(self) -> None:
         self._closed = True
-        for node in list(self._sessions):
+        for node in list(self._locks):
             with self._locks[node]:
-                self._drop(node)
+                entry = self._sessions.pop(node, None)
+            if entry is not None:
+                entry[1].close()
 
 
 @dataclass(frozen=True)
@@ -209,7 +231,8 @@ def ask(node: str, link: NodeLink, arguments: Sequence[str]) -> Answer:
     try:
         return Answer(node, link.run(node, arguments))
     except NodeUnreachable as problem:
-        return Answer(node, None, unreachable=f"unreachable: {problem}")
+        reason = str(problem)  # the preflight's own reasons often say "unreachable: ..." already
+        return Answer(node, None, unreachable=reason if reason.startswith("unreachable") else f"unreachable: {reason}")
     except NodeCommandFailed as problem:
         return Answer(node, problem.read_back, failed=str(problem))
     except Exception as error:  # noqa: BLE001 - one node's odd failure must not stop the others
