@@ -232,7 +232,9 @@ def ask(node: str, link: NodeLink, arguments: Sequence[str]) -> Answer:
         return Answer(node, link.run(node, arguments))
     except NodeUnreachable as problem:
         reason = str(problem)  # the preflight's own reasons often say "unreachable: ..." already
-        return Answer(node, None, unreachable=reason if reason.startswith("unreachable") else f"unreachable: {reason}")
+        if not reason.startswith("unreachable"):
+            reason = f"unreachable: {reason}"
+        return Answer(node, None, unreachable=reason)
     except NodeCommandFailed as problem:
         return Answer(node, problem.read_back, failed=str(problem))
     except Exception as error:  # noqa: BLE001 - one node's odd failure must not stop the others
