@@ -17,13 +17,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 
 from ecohash.atomic import write_atomic
 from ecohash.budget import Plan
 from ecohash.grid.events import EVENT_SCHEMA, FAILED, HELD, Event, event_dir
 from ecohash.grid.evidence import read_samples
-from ecohash.paths import project_root
 
 REPORT_SCHEMA = 1
 TEMPLATE_NAME = "curtail-report.html.j2"
@@ -284,13 +283,8 @@ def _duration(value: float | None) -> str:
 
 @cache
 def _environment() -> Environment:
-    environment = Environment(
-        loader=FileSystemLoader(project_root() / "templates"),
-        autoescape=select_autoescape(enabled_extensions=("html", "j2"), default=True),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    from ecohash.rollout.report import page_environment
+
+    environment = page_environment()
     environment.filters.update(percent=_percent, kw=_kw, duration=_duration)
     return environment
