@@ -24,7 +24,7 @@ latency adds ceil(n / WORKERS) x t_node when that is larger. On the lab, the hos
 and scripts run on the controller's own cores, so the lab's times are an upper bound for
 the same controller on a real site; the projection counts only the controller's CPU.
 
-Needs root (the lab); replaces any running lab. Usage:
+Needs root (the lab); replaces any running lab and takes it down at the end. Usage:
 
     .venv/bin/python bench/curtail_speed.py [--hosts 1,4,8,32] [--rounds 3]
 """
@@ -160,4 +160,6 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     finally:
+        # Up to 32 hosts' systemd and sshd: not left running for whoever uses the machine next.
+        subprocess.run([ECOHASH, "lab", "down"], check=False, capture_output=True)
         print(f"bench ran {time.monotonic() - started:.0f} s", file=sys.stderr)
