@@ -44,6 +44,8 @@ class SimulatedNodes:
 
     nodes: dict[str, SimNode]
     unreachable: set[str] = field(default_factory=set)
+    timeout_s: float = 0.0  # how long an unreachable node takes to be found so
+    found_down: set[str] = field(default_factory=set)  # as SshLink: reads of these fail at once
     calls: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -64,6 +66,9 @@ class SimulatedNodes:
         with self._lock:
             self.calls.append((node, tuple(arguments)))
         if node in self.unreachable:
+            if not (node in self.found_down and tuple(arguments) == ("read",)):
+                time.sleep(self.timeout_s)
+            self.found_down.add(node)
             raise NodeUnreachable("connection timed out after 10 s")
         sim = self.nodes[node]
         mode, options = arguments[0], dict(zip(arguments[1::2], arguments[2::2], strict=True))

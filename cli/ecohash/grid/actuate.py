@@ -138,7 +138,9 @@ def start_event(request: CurtailRequest, display: Display | None = None,
                 save_event(event)
                 evidence.set_cap({name: node.cap_w for name, node in event.nodes.items()})
                 sampler.wake()
-                below = _wait_below(evidence, target.it_w, verified_at, clock + request.settle_s)
+                # The settle limit runs from here: a node that never answers has already cost
+                # the caps their timeout, and the draw is worth watching only from now on.
+                below = _wait_below(evidence, target.it_w, verified_at, time.monotonic() + request.settle_s)
         finally:
             if owned:
                 link.close()
