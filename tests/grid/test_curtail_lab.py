@@ -79,6 +79,10 @@ def test_a_cut_below_the_plan_is_enforced_on_every_gpu_in_seconds(two_tiers: Lab
     planned, expected = planned_caps(), expected_caps()
     # Both tiers reach below their plan: flex 3 (c02) to its floors, flex 1 (c01) binds.
     assert all(expected[name] < planned[name] for name in LAB_HOSTS)
+    # The dry run reads every GPU's draw live: the lab's host keys are known.
+    dry = json.loads(ecohash("curtail", "lab", "--to", TARGET_MW, "--dry-run", "--json").stdout)
+    assert dry["measured"]["nodes"] == len(LAB_HOSTS) and dry["measured"]["gpus"] == 2 * len(LAB_HOSTS)
+    assert "measured_not_read" not in dry
     result, data = curtail("--to", TARGET_MW)
     assert result.returncode == 0, result.stdout + result.stderr
     event = data["event"]
