@@ -62,8 +62,10 @@ CUT_PCT = Decimal(20)
 
 
 def lab_up(hosts: int) -> Path:
-    subprocess.run([ECOHASH, "lab", "up", "--nodes", str(hosts), "--containers", str(min(hosts, 2))],
-                   check=True, capture_output=True, text=True)
+    command = [ECOHASH, "lab", "up", "--nodes", str(hosts), "--containers", str(min(hosts, 2))]
+    started = subprocess.run(command, check=False, capture_output=True, text=True)
+    if started.returncode != 0:
+        raise SystemExit(f"ecohash lab up --nodes {hosts} failed: {started.stderr.strip()}")
     return state_dir() / "inventories" / "lab" / "site.yaml"
 
 
