@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ecohash.errors import InvalidInputError, ProblemsError
-from ecohash.standard import default_standard_file, load_standard
+from ecohash.standard import default_standard_file, image_reference, load_standard
 from tests.conftest import REPO
 
 LOCK_FILE = REPO / "node-standard.lock.yml"
@@ -186,3 +186,11 @@ def test_a_byte_that_is_not_utf8_is_reported_at_its_line(tmp_path):
     line = line_of(text, "version: v1.")  # k3s's, far below line 1
     path.write_bytes(text.encode().replace(b"version: v1.", b"version: \xff v1.", 1))
     assert problems(path) == [f"{path}:{line}:12: not UTF-8 text (invalid start byte)"]
+
+
+@pytest.mark.parametrize("registry", ["10.20.0.5:5000", "http://10.20.0.5:5000", "https://10.20.0.5:5000"])
+def test_the_image_reference_names_the_registry_without_its_scheme(registry):
+    standard = load_standard()
+    assert image_reference(standard, registry) == (
+        f"10.20.0.5:5000/{standard.inference_runtime.image.split('/', 1)[1]}@{standard.inference_runtime.digest}"
+    )

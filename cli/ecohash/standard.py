@@ -7,6 +7,7 @@ standard to the roles as `ecohash_standard`, so the file is read in one place on
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -124,7 +125,9 @@ def image_reference(standard: NodeStandard, registry: str | None) -> str:
     roles/inference_runtime/vars/main.yml spells the same rule for the pre-pull.
     """
     runtime = standard.inference_runtime
-    image = f"{registry}/{runtime.image.split('/', 1)[1]}" if registry else runtime.image
+    # The site file may say which scheme the registry speaks; a reference never does.
+    address = re.sub(r"^https?://", "", registry) if registry else None
+    image = f"{address}/{runtime.image.split('/', 1)[1]}" if address else runtime.image
     return f"{image}@{runtime.digest}"
 
 

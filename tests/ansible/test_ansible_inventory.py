@@ -248,6 +248,12 @@ def test_provisioning_vars(write_site):
     assert all_vars["ecohash_rollout_max_fail_percentage"] == 0
 
 
+def test_a_registry_may_say_it_speaks_http(write_site):
+    # The roles read the scheme (containerd's hosts.toml); without one, https.
+    all_vars = load_inventory(write_site(with_provisioning("registry: http://10.20.0.5:5000\n"))).all_vars
+    assert all_vars["ecohash_registry"] == "http://10.20.0.5:5000"
+
+
 def test_example_site_provisioning_reaches_ansible_as_written():
     site_file = REPO / "inventories" / "tx-odessa" / "site.yaml"
     written = yaml.safe_load(site_file.read_text())["spec"]["provisioning"]
@@ -427,6 +433,9 @@ def test_an_infeasible_site_raises_the_budget_error(write_site):
         (with_provisioning("apt_proxy: ftp://proxy.example\n"),
          f"{PROVISIONING_LINE + 1}: spec.provisioning.apt_proxy: must be an http(s) URL such as "
          "http://mirror.site.example:8080 (got 'ftp://proxy.example')"),
+        (with_provisioning("registry: ftp://10.20.0.5:5000\n"),
+         f"{PROVISIONING_LINE + 1}: spec.provisioning.registry: must be a registry [http://|https://]host[:port][/path] "
+         "such as registry.site.example:5000 (got 'ftp://10.20.0.5:5000')"),
         (with_provisioning("rollout: {batch: 1}\n"),
          f"{PROVISIONING_LINE + 1}: spec.provisioning.rollout: unknown key 'batch'; valid: serial, max_fail_percentage"),
     ],

@@ -40,7 +40,7 @@ def validate(path):
          "spec.provisioning.ntp_servers[0]: must be a host name or IPv4 address such as "
          "ntp.site.example (got 'ntp.example\\ncmdallow all')"),
         ('    registry: "registry.example:5000/\\nx"\n',
-         "spec.provisioning.registry: must be a registry host[:port][/path] such as "
+         "spec.provisioning.registry: must be a registry [http://|https://]host[:port][/path] such as "
          "registry.site.example:5000 (got 'registry.example:5000/\\nx')"),
         ('    mirror: {url: "http://-mirror.example", keyring_sha256: "' + "0" * 64 + '"}\n',
          "spec.provisioning.mirror.url: must be an http(s) URL such as http://mirror.site.example:8080 "

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ecohash.lab import nvidia_smi_sim, simdriver
+from ecohash.lab import labstandard, nvidia_smi_sim, simdriver, simtoolkit
 from ecohash.lab.simhardware import GPU_MODELS, GpuModel, SimulatedGpus, with_fault
+from ecohash.standard import load_standard
 
 
 @pytest.fixture
@@ -72,6 +73,65 @@ def test_power_limit_and_persistence_persist_across_invocations(
     assert smi(capsys, "-pm", "1", "-i", "0")[0] == 0
     _, out, _ = smi(capsys, "--query-gpu=power.limit,persistence_mode", "--format=csv,noheader")
     assert out.splitlines() == ["700.00 W, Enabled", "450.00 W, Disabled"]
+
+
+def draws(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return smi(capsys, "--query-gpu=power.draw,enforced.power.limit", "--format=csv,noheader,nounits")[1].splitlines()
+
+
+def test_draw_follows_the_enforced_limit_of_gpus_working_flat_out(
+    h100_host: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert draws(capsys) == ["700.00, 700.00", "698.63, 700.00"]  # just under TDP
+    assert smi(capsys, "-pl", "450")[0] == 0
+    assert draws(capsys) == ["450.00, 450.00", "450.00, 450.00"]
+    code, _, err = smi(capsys, "-pl", "701")
+    assert (code, err.splitlines()[0]) == (2, (
+        "Provided power limit 701.00 W is not a valid power limit which should be between "
+        "200.00 W and 700.00 W for GPU 00000000:18:00.0"
+    ))
+    assert draws(capsys) == ["450.00, 450.00", "450.00, 450.00"]
+
+
+def test_a_simulated_demand_below_the_limit_is_what_the_gpu_draws(
+    h100_host: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    smi(capsys, "-pl", "450")
+    code, out, _ = smi(capsys, "--sim-set-demand=300", "-i", "1")
+    assert (code, out) == (0, "SIMULATED demand of GPU 00000000:38:00.0 set to 300.00 W.\nAll done.\n")
+    assert draws(capsys) == ["450.00, 450.00", "300.00, 450.00"]
+    smi(capsys, "--sim-set-demand", "0")  # no work: the idle draw
+    assert draws(capsys) == ["72.00, 450.00", "72.00, 450.00"]
+    code, _, err = smi(capsys, "--sim-set-demand=lots")
+    assert (code, err) == (2, 'Invalid value "lots" for the SIMULATED demand (watts).\n')
+
+
+def test_the_energy_counter_integrates_the_draw_since_driver_load(
+    h100_host: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1_000_000.0]
+    monkeypatch.setattr(nvidia_smi_sim.time, "time", lambda: clock[0])
+
+    def energy() -> list[int]:
+        out = smi(capsys, "--query-gpu=total_energy_consumption", "--format=csv,noheader,nounits")[1]
+        return [int(value) for value in out.split()]
+
+    assert energy() == [0, 0]  # the first invocation loads the driver
+    clock[0] += 10
+    assert energy() == [7_000_000, 6_986_300]  # mJ: 700 W and 698.63 W for 10 s
+    smi(capsys, "-i", "0", "-pl", "450")
+    clock[0] += 20
+    assert energy() == [7_000_000 + 9_000_000, 6_986_300 + 13_972_600]
+    code, out, _ = smi(capsys, "--query-gpu=total_energy_consumption", "--format=csv")
+    assert out.splitlines()[:2] == ["total_energy_consumption [mJ]", "16000000 mJ"]
+
+
+def test_the_simulated_demand_needs_root(
+    h100_host: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    code, _, err = smi(capsys, "--sim-set-demand=100")
+    assert code == 4 and "Insufficient Permissions" in err
 
 
 def test_setting_a_limit_needs_root(
@@ -176,3 +236,16 @@ def test_a_fault_the_gpu_cannot_have_is_refused() -> None:
         with_fault(description, 0, "retired_pages_pending", True)
     with pytest.raises(ValueError, match="known faults are"):
         with_fault(description, 0, "melted", True)
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (dpkg)")
+def test_the_simulated_toolkit_comes_in_the_standards_version_and_a_later_one(tmp_path: Path) -> None:
+    versions = [
+        subprocess.run(["dpkg-deb", "--field", deb, "Version"], capture_output=True, text=True, check=True).stdout.strip()
+        for deb in simtoolkit.build(tmp_path)
+    ]
+    assert versions == [simtoolkit.PACKAGE_VERSION, simtoolkit.LATER_PACKAGE_VERSION]
+    # The later one sorts above the standard's, so going back to the standard is a downgrade.
+    subprocess.run(["dpkg", "--compare-versions", versions[1], "gt", versions[0]], check=True)
+    standard = labstandard.simulated_standard(load_standard(), k3s_sha256="0" * 64)
+    assert standard["nvidia_container_toolkit"]["version"] == simtoolkit.PACKAGE_VERSION

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import pytest
+import yaml
+
+from ecohash.lab import simtoolkit
 from tests.roles.conftest import LAB_HOSTS, Bootstrapped, host_results, run_bootstrap
 
 pytestmark = pytest.mark.lab
@@ -34,3 +40,35 @@ def test_a_removed_package_and_a_released_hold_are_repaired(bootstrapped: Bootst
     assert changed == ["Hold the packages against upgrades"] * 2 + [
         "Install the packages that are missing or at another version"
     ]
+
+
+@contextmanager
+def toolkit_in_standard(standard_file: Path, version: str) -> Iterator[None]:
+    """The lab's standard with another version of the SIMULATED container toolkit, for a while."""
+    original = standard_file.read_text()
+    standard = yaml.safe_load(original)
+    standard["nvidia_container_toolkit"]["version"] = version
+    standard_file.write_text(yaml.safe_dump(standard, sort_keys=False))
+    try:
+        yield
+    finally:
+        standard_file.write_text(original)
+
+
+def test_a_standard_rolled_back_downgrades_a_held_package(bootstrapped: Bootstrapped) -> None:
+    name = "c02-r01-n01"
+    host = bootstrapped.host(name)
+    package = simtoolkit.PACKAGE_NAME
+    with toolkit_in_standard(bootstrapped.lab.paths.run / "node-standard.lock.yml",
+                             simtoolkit.LATER_PACKAGE_VERSION):
+        forward = run_bootstrap("--limit", name)
+        assert forward.returncode == 0, forward.output
+        assert host.package(package).version == simtoolkit.LATER_PACKAGE_VERSION
+    # The lab's own standard again: the version before, which is lower than the node's.
+    back = run_bootstrap("--limit", name)
+    assert back.returncode == 0, back.output
+    assert host.package(package).version == simtoolkit.PACKAGE_VERSION
+    assert package in host.check_output("apt-mark showhold").split()
+    again = run_bootstrap("--limit", name)
+    assert again.returncode == 0, again.output
+    assert again.summary["hosts"][name]["changed"] == 0

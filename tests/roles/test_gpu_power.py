@@ -1,21 +1,31 @@
-"""gpu_power: each node's cap from the site budget, applied now and by a unit at boot."""
+"""gpu_power: each node's cap from the site budget, applied now, by a unit at boot and by a
+timer every 30 s; a curtailment's override, with its expiry, honoured by all three."""
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Iterator
+
 import pytest
 
-from tests.roles.conftest import LAB_HOSTS, Bootstrapped
+from tests.roles.conftest import LAB_HOSTS, Bootstrapped, host_results, run_bootstrap
 
 pytestmark = pytest.mark.lab
 
 CAPS = {"c01-r01-n01": 450, "c01-r01-n02": 450, "c02-r01-n01": 350, "c02-r01-n02": 350}
+CURTAILED = "c01-r01-n02"
+OVERRIDE = "/etc/ecohash/gpu-power-override.json"
+LIMITS = "nvidia-smi --query-gpu=power.limit,persistence_mode --format=csv,noheader,nounits"
 
 
 @pytest.mark.parametrize("name", LAB_HOSTS)
-def test_cap_file_unit_and_persistence(bootstrapped: Bootstrapped, name: str) -> None:
+def test_cap_file_unit_timer_and_persistence(bootstrapped: Bootstrapped, name: str) -> None:
     host = bootstrapped.host(name)
     assert f"ECOHASH_GPU_CAP_W={CAPS[name]}" in host.file("/etc/ecohash/gpu-power.env").content_string
     assert host.service("ecohash-gpu-power").is_enabled
+    timer = host.service("ecohash-gpu-power.timer")
+    assert timer.is_enabled and timer.is_running
     modes = host.check_output("nvidia-smi --query-gpu=persistence_mode --format=csv,noheader")
     assert modes.splitlines() == ["Enabled", "Enabled"]
 
@@ -25,7 +35,60 @@ def test_the_boot_unit_applies_the_cap_by_itself(bootstrapped: Bootstrapped) -> 
     bootstrapped.lab.ssh(name, "nvidia-smi -pl 700 && nvidia-smi -pm 0")
     # What systemd runs at boot, run the way it does at boot.
     bootstrapped.lab.ssh(name, "systemctl restart ecohash-gpu-power")
-    limits = bootstrapped.lab.ssh(
-        name, "nvidia-smi --query-gpu=power.limit,persistence_mode --format=csv,noheader,nounits"
-    ).stdout.splitlines()
+    limits = bootstrapped.lab.ssh(name, LIMITS).stdout.splitlines()
     assert limits == ["450.00, Enabled", "450.00, Enabled"]
+
+
+@pytest.fixture
+def curtailed(bootstrapped: Bootstrapped) -> Iterator[dict]:
+    """CURTAILED under an override to 300 W until released; released afterwards whatever happens."""
+    done = bootstrapped.lab.ssh(
+        CURTAILED, "ecohash-gpu-power curtail --cap 300 --until 0 --event lab-test-1"
+    )
+    try:
+        yield json.loads(done.stdout)
+    finally:
+        bootstrapped.lab.ssh(CURTAILED, "ecohash-gpu-power release")
+
+
+def test_a_curtailed_host_reset_by_hand_comes_back_curtailed_at_boot(
+    bootstrapped: Bootstrapped, curtailed: dict
+) -> None:
+    assert curtailed["override"]["event"] == "lab-test-1"
+    assert [gpu["enforced_w"] for gpu in curtailed["gpus"]] == [300.0, 300.0]
+    assert [gpu["draw_w"] for gpu in curtailed["gpus"]] == [300.0, 300.0]  # flat out, so capped
+    bootstrapped.lab.ssh(CURTAILED, "nvidia-smi -pl 700 && nvidia-smi -pm 0")
+    bootstrapped.lab.ssh(CURTAILED, "systemctl restart ecohash-gpu-power.service")
+    assert bootstrapped.lab.ssh(CURTAILED, LIMITS).stdout.splitlines() == ["300.00, Enabled"] * 2
+
+
+def test_check_mode_during_a_curtailment_finds_nothing_for_gpu_power_to_change(
+    bootstrapped: Bootstrapped, curtailed: dict
+) -> None:
+    run = run_bootstrap("--check", "--limit", CURTAILED)
+    # This role's answer; node_health's verdict on the curtailed limit is its own (it reads
+    # the same override through `ecohash-gpu-power read`).
+    results = [e for e in host_results(run) if e.get("role") == "gpu_power" and e["host"] == CURTAILED]
+    assert "Read the GPUs' limits and persistence mode, and any curtailment in force" in [
+        e["task"] for e in results
+    ], run.output
+    assert [e["task"] for e in results if e["res"].get("changed") or e["res"].get("failed")] == []
+    assert bootstrapped.lab.ssh(CURTAILED, LIMITS).stdout.splitlines() == ["300.00, Enabled"] * 2
+
+
+def test_an_expired_override_ends_on_its_own(bootstrapped: Bootstrapped) -> None:
+    lab = bootstrapped.lab
+    until = int(lab.ssh(CURTAILED, "date +%s").stdout) + 5
+    try:
+        lab.ssh(CURTAILED, f"ecohash-gpu-power curtail --cap 300 --until {until} --event lab-test-2")
+        assert lab.ssh(CURTAILED, LIMITS).stdout.splitlines() == ["300.00, Enabled"] * 2
+        # Nobody runs anything on the host: the timer (every 30 s) ends the event.
+        deadline = time.monotonic() + 5 + 45
+        while lab.ssh(CURTAILED, f"test -e {OVERRIDE}", check=False).returncode == 0:
+            assert time.monotonic() < deadline, "the timer did not remove the expired override"
+            time.sleep(2)
+        assert lab.ssh(CURTAILED, LIMITS).stdout.splitlines() == ["450.00, Enabled"] * 2
+        journal = lab.ssh(CURTAILED, "journalctl --no-pager -q -u ecohash-gpu-power.service").stdout
+        assert f"event lab-test-2's override expired at {until}: removed" in journal
+    finally:
+        lab.ssh(CURTAILED, "ecohash-gpu-power release")

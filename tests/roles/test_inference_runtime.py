@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
 from ecohash.standard import load_standard
-from tests.roles.conftest import LAB_HOSTS, Bootstrapped
+from tests.roles.conftest import ECOHASH, LAB_HOSTS, Bootstrapped
+from tests.roles.registry import LAB_REGISTRY, site_with_registry
 
 pytestmark = pytest.mark.lab
 
@@ -30,3 +32,15 @@ def test_model_cache_and_runtime_configuration(bootstrapped: Bootstrapped, name:
         "model_cache_gid": 20480,
         "gpus": 2,
     }
+
+
+def test_drift_names_a_pinned_image_missing_from_a_node(bootstrapped: Bootstrapped) -> None:
+    name = "c02-r01-n02"
+    with site_with_registry(LAB_REGISTRY):
+        result = subprocess.run([ECOHASH, "drift", "lab", "--limit", name, "--json"],
+                                capture_output=True, text=True, timeout=900, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    [node] = json.loads(result.stdout)["nodes"]
+    assert node["status"] == "drifted"
+    tasks = {change["task"] for change in node["changes"]}
+    assert "Report the missing image as a pull to come" in tasks, tasks

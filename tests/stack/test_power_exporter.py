@@ -210,7 +210,7 @@ def scrape_once(sim: Sim, budget: Path, node: str = NODE) -> Samples:
 def test_once_reports_draw_limit_and_cap_of_every_simulated_gpu(sim: Sim, budget: Path) -> None:
     samples = scrape_once(sim, budget)
 
-    draws = {str(i): 72 + 1.37 * i for i in range(8)}  # the simulator's idle draw per GPU
+    draws = {str(i): 700 - 1.37 * i for i in range(8)}  # the simulator's GPUs work flat out
     assert by_gpu(samples, "ecohash_gpu_power_draw_watts") == pytest.approx(draws)
     assert by_gpu(samples, "ecohash_gpu_power_limit_watts") == {str(i): 700 for i in range(8)}
     assert by_gpu(samples, "ecohash_gpu_power_cap_watts") == {str(i): 612 for i in range(8)}

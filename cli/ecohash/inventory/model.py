@@ -142,7 +142,8 @@ _HOST_NAME = re.compile(_HOST)
 # Paths of unreserved characters, '%' escapes and '+' (Debian versions): no quote, no ';',
 # no space, nothing apt.conf, a shell or a TOML string would read as syntax.
 _URL = re.compile(rf"https?://{_HOST}{_PORT}(/[A-Za-z0-9._~%+-]*)*")
-_REGISTRY = re.compile(rf"{_HOST}{_PORT}(/[a-z0-9._-]+)*")
+# A site registry speaks https unless written http:// (one on the site's own network often has no TLS).
+_REGISTRY = re.compile(rf"(https?://)?{_HOST}{_PORT}(/[a-z0-9._-]+)*")
 # shadow-utils' default NAME_REGEX (without the Samba machine-account '$') and useradd's 32.
 _POSIX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 # What Kubernetes accepts as a label value (and k3s as one item of node-label), not empty.
@@ -160,7 +161,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 PATTERN_NAMES[f"^{_DNS_LABEL.pattern}$"] = "DNS label"
 Url = Annotated[str, *_string(_URL, "an http(s) URL", "http://mirror.site.example:8080")]
 Registry = Annotated[
-    str, *_string(_REGISTRY, "a registry host[:port][/path]", "registry.site.example:5000")
+    str, *_string(_REGISTRY, "a registry [http://|https://]host[:port][/path]", "registry.site.example:5000")
 ]
 HostName = Annotated[str, *_string(_HOST_NAME, "a host name or IPv4 address", "ntp.site.example")]
 PosixUser = Annotated[str, *_string(
@@ -435,7 +436,8 @@ class Provisioning(_Strict):
     )
     mirror: Mirror | None = Field(None, description="The site mirror, for offline installs.")
     registry: Registry | None = Field(
-        None, description="Site container registry that inference images are pre-pulled from.",
+        None, description="Site container registry that inference images are pre-pulled from "
+        "and that nodes pull upstream images through; https unless written http://.",
     )
     ntp_servers: list[HostName] = Field(
         default_factory=list, description="Time servers; empty means the OS's default pool.",

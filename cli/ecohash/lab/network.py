@@ -96,8 +96,16 @@ def delete_namespace(netns: str) -> None:
 
 
 def delete_link(name: str) -> None:
-    if Path(f"/sys/class/net/{name}").exists():
+    link = Path(f"/sys/class/net/{name}")
+    if not link.exists():
+        return
+    try:
         process.run(["ip", "link", "delete", name])
+    except EcohashError:
+        # A veth goes with its pair when the host's namespace is deleted, and the kernel
+        # finishes that after `ip netns delete` returns: gone by now is what was wanted.
+        if link.exists():
+            raise
 
 
 def release_run_netns_mount() -> None:

@@ -6,13 +6,21 @@ It answers the queries ecohash's roles use, formatted like the real tool, from t
 simulated hardware (/etc/ecohash-sim/gpus.json, written by the lab) and keeps settings
 (power limits, persistence mode) in a state file, as the real driver keeps them until reboot.
 Standard library only: it runs on the hosts' own python3.
+
+Power follows a SIMULATED workload: each GPU has a demand (by default flat out, a little under
+TDP; `--sim-set-demand=W [-i N]` sets it, a simulator-only option no real nvidia-smi has) and
+draws min(demand, its enforced limit), so a cap binds as on a busy GPU. The energy counter
+(total_energy_consumption, mJ since "driver load": the first time the simulator ran on the
+host) integrates that draw over wall time.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 DRIVER_VERSION = "550.127.05"
@@ -89,6 +97,72 @@ def save_state(state: dict) -> None:
     os.replace(temporary, STATE_FILE)
 
 
+# --- The SIMULATED workload and energy counter --------------------------------------------
+
+UNITS["total_energy_consumption"] = "mJ"
+
+
+def default_demand_w(gpu: dict, hardware: dict) -> float:
+    """A GPU working flat out: a little under its TDP, a different little for each GPU."""
+    return float(hardware["tdp_w"]) - 1.37 * gpu["index"]
+
+
+def draw_w(gpu: dict, hardware: dict, setting: dict) -> float:
+    """What the GPU draws: what its work asks for (an idle GPU still draws its idle power),
+    held to the enforced limit."""
+    demand = max(float(setting.get("demand_w", default_demand_w(gpu, hardware))), hardware["idle_draw_w"])
+    return min(demand, setting["power_limit_w"])
+
+
+def advance_energy(state: dict, hardware: dict, now: float) -> None:
+    """Add each GPU's draw since the state's last time to its counter. The draw was constant
+    since then: only a command that changes a setting changes it, and it advances first."""
+    elapsed = max(0.0, now - state.get("energy_at", now))
+    for gpu in hardware["gpus"]:
+        setting = state["gpus"][str(gpu["index"])]
+        setting["energy_mj"] = setting.get("energy_mj", 0.0) + draw_w(gpu, hardware, setting) * elapsed * 1000
+    state["energy_at"] = now
+
+
+def follow_the_clock(state: dict, hardware: dict) -> None:
+    """Bring the energy counters to now; a host's first invocation is its "driver load"."""
+    loaded = "energy_at" in state
+    advance_energy(state, hardware, time.time())
+    if not loaded and os.geteuid() == 0:
+        save_state(state)
+
+
+def set_demand(watts: str, hardware: dict, state: dict, ids: str | None) -> str:
+    """SIMULATED: the power each selected GPU's work would draw without a limit."""
+    try:
+        demand = float(watts)
+    except ValueError:
+        demand = -1.0
+    if not 0 <= demand <= 10_000:
+        raise SmiError(f'Invalid value "{watts}" for the SIMULATED demand (watts).', EXIT_INVALID_ARGUMENT)
+    lines = []
+    for gpu in selected_gpus(hardware, ids):
+        require_root("the SIMULATED demand", gpu)
+        state["gpus"][str(gpu["index"])]["demand_w"] = demand
+        lines.append(f"SIMULATED demand of GPU {gpu['pci_bus_id']} set to {demand:.2f} W.")
+    save_state(state)
+    return "\n".join([*lines, "All done."])
+
+
+def hold_the_driver() -> int | None:
+    """One invocation at a time, as the driver serialises its clients: two that change
+    settings at once (the cap timer and a curtailment) would otherwise lose one's change."""
+    try:
+        descriptor = os.open(STATE_FILE.parent, os.O_RDONLY)
+    except OSError:
+        return None  # no state yet (the package makes its directory), or none this user can reach
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    return descriptor
+
+
+# --- nvidia-smi's answers -------------------------------------------------------------------
+
+
 def field_value(field: str, gpu: dict, hardware: dict, setting: dict) -> float | str:
     limit = setting["power_limit_w"]
     values: dict[str, float | str] = {
@@ -102,7 +176,8 @@ def field_value(field: str, gpu: dict, hardware: dict, setting: dict) -> float |
         "persistence_mode": "Enabled" if setting["persistence_mode"] else "Disabled",
         "power.limit": limit,
         "enforced.power.limit": limit,
-        "power.draw": min(limit, hardware["idle_draw_w"] + 1.37 * gpu["index"]),
+        "power.draw": draw_w(gpu, hardware, setting),
+        "total_energy_consumption": str(int(setting["energy_mj"])),
         "power.min_limit": float(hardware["min_limit_w"]),
         "power.max_limit": float(hardware["max_limit_w"]),
         "power.default_limit": float(hardware["default_limit_w"]),
@@ -346,6 +421,7 @@ def parse(argv: list[str]) -> dict[str, str | bool | None]:
     names = {
         "-i": "id",
         "--id": "id",
+        "--sim-set-demand": "sim_demand",
         "-pl": "power_limit",
         "--power-limit": "power_limit",
         "-pm": "persistence_mode",
@@ -391,6 +467,15 @@ def parse(argv: list[str]) -> dict[str, str | bool | None]:
 
 
 def main(argv: list[str]) -> int:
+    lock = hold_the_driver()
+    try:
+        return answer(argv)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def answer(argv: list[str]) -> int:
     try:
         options = parse(argv)
         if options.get("help"):
@@ -406,6 +491,7 @@ def main(argv: list[str]) -> int:
             return EXIT_OK
         hardware = load_hardware()
         state = load_state(hardware)
+        follow_the_clock(state, hardware)
         ids = options.get("id")
         assert ids is None or isinstance(ids, str)
         if "query_gpu" in options:
@@ -420,6 +506,8 @@ def main(argv: list[str]) -> int:
             output = set_power_limit(str(options["power_limit"]), hardware, state, ids)
         elif "persistence_mode" in options:
             output = set_persistence(str(options["persistence_mode"]), hardware, state, ids)
+        elif "sim_demand" in options:
+            output = set_demand(str(options["sim_demand"]), hardware, state, ids)
         elif options.get("list"):
             output = list_gpus(hardware)
         elif options.get("query"):

@@ -4,6 +4,10 @@ The real toolkit's runtime injects GPUs into containers and then runs runc. Lab 
 have no GPU, so this stand-in's `nvidia-container-runtime` says it is simulated on
 stderr and hands everything to runc, which keeps containerd's configuration (the part
 the container_runtime role owns) exactly the production one.
+
+The mirror carries two builds of it: the lab standard's, and a later one that lab tests
+roll the standard forward to and back from, as a site rolls back a node standard (apt
+must then downgrade a held package).
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from ecohash.lab.debs import build_deb
 PACKAGE_NAME = "nvidia-container-toolkit-sim"
 UPSTREAM_VERSION = "1.17.8"
 PACKAGE_VERSION = f"{UPSTREAM_VERSION}-1~ecohashsim1"
+LATER_PACKAGE_VERSION = f"{UPSTREAM_VERSION}-1~ecohashsim2"
+VERSIONS = (PACKAGE_VERSION, LATER_PACKAGE_VERSION)
 
 CONTROL = f"""\
 Package: {PACKAGE_NAME}
-Version: {PACKAGE_VERSION}
+Version: {{version}}
 Architecture: all
 Maintainer: ecohash lab <lab@ecohash.invalid>
 Section: contrib/admin
@@ -48,17 +54,21 @@ esac
 """
 
 
-def deb_file_name() -> str:
-    return f"{PACKAGE_NAME}_{PACKAGE_VERSION}_all.deb"
+def deb_file_name(version: str) -> str:
+    return f"{PACKAGE_NAME}_{version}_all.deb"
 
 
-def build(output_dir: Path) -> Path:
-    return build_deb(
-        output_dir,
-        deb_file_name(),
-        CONTROL,
-        {
-            "/usr/bin/nvidia-container-runtime": (RUNTIME, 0o755),
-            "/usr/bin/nvidia-ctk": (CTK, 0o755),
-        },
-    )
+def build(output_dir: Path) -> list[Path]:
+    """Build every version into `output_dir` with dpkg-deb; return the .debs' paths."""
+    return [
+        build_deb(
+            output_dir,
+            deb_file_name(version),
+            CONTROL.format(version=version),
+            {
+                "/usr/bin/nvidia-container-runtime": (RUNTIME, 0o755),
+                "/usr/bin/nvidia-ctk": (CTK, 0o755),
+            },
+        )
+        for version in VERSIONS
+    ]
