@@ -73,7 +73,7 @@ def test_dry_run_table():
     assert "ESTIMATE" in out
     assert ("Facility draw 3.885 MW planned → 2.914 MW, target 2.914 MW: met with flex 3 at its floors, "
             "flex 1 at 468 W.") in out
-    assert "Measured draw: not read (dry run offline)" in out
+    assert ("Measured draw: not read (408 GPU node(s): host key not in known_hosts, not contacted)") in out
 
 
 def test_dry_run_mixed_models_show_per_model_caps():
@@ -147,28 +147,53 @@ def test_an_invalid_site_is_refused_at_its_line(tmp_path):
     assert len(result.stderr.splitlines()) == 1
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--to", "3.5"), "curtail: applying caps to nodes is not built yet; --dry-run shows what the event "
-                      "would set"),
-    (("--release",), "curtail --release: releasing an event is not built yet"),
-    (("--status", "--json"), "curtail --status: showing an event is not built yet"),
-])
-def test_real_paths_reach_actuate(args, message):
-    result = run("curtail", TX, *args)
-    assert (result.exit_code, result.stderr) == (1, f"ecohash: {message}\n")
-
-
-def test_real_path_passes_the_solution_and_duration(monkeypatch):
+@pytest.fixture
+def simulated(monkeypatch, tmp_path):
+    """tx-odessa's GPU nodes simulated in process (tests/grid/simnodes.py) instead of SSH."""
+    from ecohash.budget import compile_budget
     from ecohash.grid import actuate
+    from ecohash.inventory import load_site
+    from tests.grid.simnodes import SimulatedNodes
 
-    seen = {}
+    monkeypatch.setenv("ECOHASH_STATE_DIR", str(tmp_path / "state"))
+    nodes = SimulatedNodes.of(compile_budget(load_site(TX)))
+    monkeypatch.setattr(actuate, "ssh_link", lambda site, names, timeout_s=10: nodes)
+    return nodes
 
-    def start_event(plan, solution, *, program, duration, as_json):
-        seen.update(plan=plan, solution=solution, program=program, duration=duration, as_json=as_json)
 
-    monkeypatch.setattr(actuate, "start_event", start_event)
-    result = run("curtail", TX, "--program", "4cp", "--for", "2h", "--json")
-    assert result.exit_code == 0, result.stderr
-    assert seen["program"].name == "4cp" and seen["duration"].total_seconds() == 7200
-    assert seen["solution"].binding_w == 468 and seen["as_json"] is True
-    assert seen["plan"].site.name == "tx-odessa"
+def test_a_real_curtailment_caps_every_gpu_and_says_how_fast(simulated):
+    result = run("curtail", TX, "--program", "4cp", "--for", "2h", "--settle", "5s")
+    assert result.exit_code == 0, result.output
+    assert {sim.limit_w for name, sim in simulated.nodes.items() if name.startswith("c04")} == {200}
+    assert {sim.override["cap_w"] for name, sim in simulated.nodes.items() if name.startswith("c01")} == {468}
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("every reachable GPU enforces its cap, ")
+    assert lines[1].startswith("curtailment event ") and "program 4cp (by 25%)" in lines[1]
+    assert any(line.startswith("caps verified on every reachable GPU ") for line in lines)
+    assert lines[-1].startswith("event report: ") and lines[-1].endswith("report.html")
+
+
+def test_status_and_release_as_json(simulated):
+    assert run("curtail", TX, "--by", "10%", "--settle", "2s").exit_code == 0
+    status = json.loads(run("curtail", TX, "--status", "--json").stdout)
+    assert status["state"] == "active" and status["measured"]["below_target"] is True
+    assert len(status["measured"]["nodes"]) == len(simulated.nodes)
+    released = run("curtail", TX, "--release", "--json")
+    assert released.exit_code == 0, released.output
+    data = json.loads(released.stdout)
+    assert data["ok"] is True and data["event"]["status"] == "released"
+    assert all(sim.override is None for sim in simulated.nodes.values())
+    again = run("curtail", TX, "--release")
+    assert (again.exit_code, again.stdout) == (0, "site tx-odessa has no curtailment event to release\n")
+
+
+def test_a_gpu_that_does_not_enforce_its_cap_exits_1_naming_it(simulated):
+    simulated.nodes["c04-r01-n07"].ignores_caps = True
+    result = run("curtail", TX, "--by", "10%", "--settle", "1s")
+    assert result.exit_code == 1
+    assert "c04-r01-n07: FAILED: not at " in result.stdout
+
+
+def test_settle_goes_with_a_real_curtailment_only():
+    result = run("curtail", TX, "--to", "3", "--dry-run", "--settle", "5s")
+    assert (result.exit_code, result.stderr) == (2, "ecohash: --settle goes with a real curtailment, not --dry-run\n")

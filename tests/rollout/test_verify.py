@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from ecohash.ansible.inventory import load_inventory
-from ecohash.rollout.verify import Verification, VerifyTarget, node_checks, verify_nodes
+from ecohash.rollout.verify import Curtailment, Verification, VerifyTarget, node_checks, verify_nodes
 from tests.rollout.sshserver import SshServer, new_ed25519_key
 from tests.rollout.test_fingerprint import CPU_NODE, GPU_NODE, SITE
 
@@ -118,6 +118,43 @@ def test_a_gpu_at_another_power_limit_fails_the_cap_check() -> None:
     result = node_checks(gpu, host)
     assert failed(result) == [f"power limit {cap} W on every GPU"]
     assert result.reason is not None and "300.00" in result.reason
+
+
+def curtailed_host(gpu: VerifyTarget, event_on_node: str | None, cap_on_node: int = 300) -> StandInHost:
+    """A node whose GPUs run at 300 W, with the override its ecohash-gpu-power reads (or none)."""
+    cap = gpu.host_vars["ecohash_gpu_cap_w"]
+    host = StandInHost(gpu)
+    host.answers["nvidia-smi"] = host.answers["nvidia-smi"].replace(f"{cap}.00", "300.00")
+    override = {"event": event_on_node, "cap_w": cap_on_node, "until": 0, "set_at": 1} if event_on_node else None
+    host.answers["/usr/local/sbin/ecohash-gpu-power read"] = json.dumps(
+        {"node_time": 1.0, "planned_cap_w": cap, "override": override, "gpus": []})
+    return host
+
+
+def test_an_event_s_cap_is_accepted_when_the_controller_and_the_node_both_say_so() -> None:
+    gpu = dataclasses.replace(target(GPU_NODE), curtailment=Curtailment("20261202-064120-465e17", 300))
+    cap = gpu.host_vars["ecohash_gpu_cap_w"]
+    result = node_checks(gpu, curtailed_host(gpu, "20261202-064120-465e17"))
+    assert result.passed, result.reason
+    assert (f"power limit 300 W on every GPU (curtailment event 20261202-064120-465e17; planned {cap} W)"
+            in [check.name for check in result.checks])
+
+
+@pytest.mark.parametrize(("controller", "node", "cap_on_node", "why"), [
+    (None, "20261202-064120-465e17", 300, ""),
+    ("20261202-064120-465e17", None, 300, " (event 20261202-064120-465e17 not in force on the node: "
+                                          "no override in force)"),
+    ("20261202-064120-465e17", "20261201-000000-000000", 300, " (event 20261202-064120-465e17 not in force "
+                                                              "on the node: event 20261201-000000-000000 at 300 W)"),
+    ("20261202-064120-465e17", "20261202-064120-465e17", 250, " (event 20261202-064120-465e17 not in force "
+                                                              "on the node: event 20261202-064120-465e17 at 250 W)"),
+], ids=["no event on the controller", "no override on the node", "another event", "another cap"])
+def test_without_both_sides_agreeing_the_plan_s_cap_is_expected(controller, node, cap_on_node, why) -> None:
+    gpu = dataclasses.replace(target(GPU_NODE),
+                              curtailment=Curtailment(controller, 300) if controller else None)
+    cap = gpu.host_vars["ecohash_gpu_cap_w"]
+    result = node_checks(gpu, curtailed_host(gpu, node, cap_on_node))
+    assert failed(result) == [f"power limit {cap} W on every GPU{why}"]
 
 
 def test_an_unheld_package_an_old_binary_and_a_failed_verdict_each_fail() -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import sys
 from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -29,7 +31,7 @@ _MODES = ("--to", "--by", "--program", "--release", "--status")
               help="How long the event lasts, e.g. 90s, 15m, 3h, 1h30m. Default: the program's "
                    "max_hours, else until released.")
 @click.option("--dry-run", is_flag=True, help="Show what the event would set, draw and keep; "
-              "contact nothing.")
+              "change nothing (the GPUs' draw is read where the nodes answer).")
 @click.option("--measured", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="With --dry-run: measured draw, a JSON object of node name to a list of W per "
                    "GPU, to say what the cut should save.")
@@ -37,10 +39,13 @@ _MODES = ("--to", "--by", "--program", "--release", "--status")
 @click.option("--ramp", metavar="DURATION", help="With --release: restore in steps over this long "
               "(flex 1 first, flex 3 last). Default: the program's restore_minutes, else at once.")
 @click.option("--status", is_flag=True, help="Show the active event and the site's measured draw now.")
+@click.option("--settle", metavar="DURATION", help="How long a curtailment samples every GPU's draw "
+              "after its caps are verified, waiting for the measured draw to go below the target. "
+              "Default: 60s.")
 @json_option
 def curtail(site: str, to_mw: str | None, by: str | None, program: str | None, for_: str | None,
             dry_run: bool, measured: Path | None, release: bool, ramp: str | None, status: bool,
-            as_json: bool) -> None:
+            settle: str | None, as_json: bool) -> None:
     """Cut SITE's draw to a grid target by lowering GPU caps; release it; show it.
 
     The target is the facility draw at the meter: --to MW, --by MW or --by P%
@@ -49,6 +54,12 @@ def curtail(site: str, to_mw: str | None, by: str | None, program: str | None, f
     then 1; flex 0 never goes below its planned caps. Caps bound the draw with
     every GPU flat out. A target caps cannot reach exits with status 2, naming
     the lowest facility draw they can reach. The rule: docs/grid.md.
+
+    For real, every GPU node gets its cap over SSH at once and every GPU's
+    enforced limit is read back: exit 0 only when every GPU that answered
+    enforces its cap. A node that does not answer is held at its last known
+    cap and the others go lower. The event, its samples and its report are
+    kept under the state directory (grid/SITE/events/ID/).
 
     Example:
 
@@ -67,6 +78,9 @@ def curtail(site: str, to_mw: str | None, by: str | None, program: str | None, f
     mode = given[0]
     _only_with(mode, ("--to", "--by", "--program"), for_=for_, dry_run=dry_run)
     _only_with(mode, ("--release",), ramp=ramp)
+    _only_with(mode, ("--to", "--by", "--program"), settle=settle)
+    if settle is not None and dry_run:
+        raise InvalidInputError("--settle goes with a real curtailment, not --dry-run")
     if measured is not None and not dry_run:
         raise InvalidInputError("--measured goes with --dry-run")
     from ecohash.grid import actuate
@@ -77,15 +91,21 @@ def curtail(site: str, to_mw: str | None, by: str | None, program: str | None, f
         raise InvalidInputError(f"--for: {for_!r} must be longer than 0")
     target_args = _target_args(to_mw, by) if mode in ("--to", "--by") else {}
 
+    settle_length = _duration("--settle", settle) if settle is not None else None
+
     loaded = load(site)
-    if mode == "--status":
-        actuate.event_status(loaded, as_json=as_json)
-        return
     from ecohash.budget import compile_budget
 
     compiled = compile_budget(loaded)
+    if mode == "--status":
+        _print_status(actuate.event_status(loaded, compiled), as_json)
+        return
     if mode == "--release":
-        actuate.release_event(compiled, ramp=ramp_length, as_json=as_json)
+        released = actuate.release_event(loaded, compiled, ramp=ramp_length, display=_Display(as_json))
+        if released is None:
+            _finish(None, [f"site {loaded.name} has no curtailment event to release"], as_json)
+            return
+        _finish(released, released.lines, as_json)
         return
     from ecohash.grid.preview import Duration, preview_data, print_preview, read_measured
     from ecohash.grid.rule import find_program, program_target, solve, target_for
@@ -102,15 +122,83 @@ def curtail(site: str, to_mw: str | None, by: str | None, program: str | None, f
             duration = Duration(most, f"program {chosen.name}'s max_hours")
     solution = solve(compiled, target)
     if not dry_run:
-        actuate.start_event(compiled, solution, program=chosen, duration=duration.length,
-                            as_json=as_json)
+        request = actuate.CurtailRequest(
+            loaded, compiled, target, program=chosen, duration=duration.length,
+            settle_s=settle_length.total_seconds() if settle_length is not None else actuate.DEFAULT_SETTLE_S)
+        outcome = actuate.start_event(request, display=_Display(as_json))
+        _finish(outcome, outcome.lines, as_json)
         return
-    data = preview_data(compiled, solution, duration, chosen.name if chosen else None,
-                        read_measured(measured) if measured is not None else None)
+    unread: dict[str, str] = {}
+    if measured is not None:
+        draws: dict[str, list[float]] | None = read_measured(measured)
+    else:
+        # A live read where the nodes answer: what the cut saves depends on today's draw.
+        draws, unread = actuate.read_draws(loaded, compiled)
+    data = preview_data(compiled, solution, duration, chosen.name if chosen else None, draws or None)
+    if unread:
+        data["measured_not_read"] = _not_read(unread)
     if as_json:
         print_json(data)
     else:
         print_preview(data, console())
+
+
+class _Display:
+    """Progress lines as they come: on stdout, or on stderr when stdout is --json's."""
+
+    def __init__(self, as_json: bool):
+        self.as_json = as_json
+
+    def say(self, text: str) -> None:
+        click.echo(text, err=self.as_json)
+
+
+def _finish(outcome: Any, lines: list[str], as_json: bool) -> None:
+    """Print the outcome (lines, or JSON) and exit 1 when a GPU that answered does not enforce its cap."""
+    if as_json:
+        data: dict[str, Any] = {"ok": outcome is None or outcome.ok, "messages": lines,
+                                "event": outcome.event.as_dict() if outcome else None,
+                                "report": str(outcome.report) if outcome and outcome.report else None}
+        print_json(data)
+    else:
+        for line in lines:
+            click.echo(line)
+        if outcome is not None and outcome.report is not None:
+            click.echo(f"event report: {outcome.report}")
+    if outcome is not None and not outcome.ok:
+        sys.exit(1)
+
+
+def _not_read(unread: dict[str, str]) -> str:
+    reasons = sorted(set(unread.values()))
+    return f"{len(unread)} GPU node(s): {reasons[0]}" + (
+        f" (and {len(reasons) - 1} other reasons)" if len(reasons) > 1 else "")
+
+
+def _print_status(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(data)
+        return
+    event, measured = data["event"], data["measured"]
+    if event is None:
+        click.echo(f"site {data['site']}: no curtailment event recorded")
+    else:
+        click.echo(f"curtailment event {event['id']} {data['state']}: {event['target_label']} "
+                   f"(target {event['target_mw']:g} MW), since {event['start_time']} "
+                   + (f"until {event['end_time']}" if event["end_time"] else "until released"))
+    target = measured.get("it_target_w")
+    against = (f" against the IT target {target / 1000:,.1f} kW: "
+               + ("below" if measured["below_target"] else "ABOVE")) if target is not None else ""
+    click.echo(f"measured IT draw now {measured['it_draw_w'] / 1000:,.1f} kW (facility "
+               f"{measured['facility_draw_w'] / 1000:,.1f} kW){against}")
+    for name in measured["unanswered"]:
+        problem = next((n["problem"] for n in measured["nodes"] if n["name"] == name), None)
+        click.echo(f"{name}: not read: {problem}")
+    for node in measured["nodes"] if data["state"] == "active" else []:
+        asked = node["event_cap_w"]
+        if asked is not None and node["enforced_w"] and any(round(w) != asked for w in node["enforced_w"]):
+            click.echo(f"{node['name']}: enforces {', '.join(f'{w:g}' for w in node['enforced_w'])} W, "
+                       f"the event asks {node['event_cap_w']} W")
 
 
 def _only_with(mode: str, modes: tuple[str, ...], **options: object) -> None:

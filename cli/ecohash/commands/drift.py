@@ -56,9 +56,15 @@ def drift(site: str, limit: str | None, as_json: bool) -> None:
     err = console(stderr=True)
     with interrupt_requests() as cancel, ProgressView(err, live=err.is_terminal, title="drift check") as view:
         report = find_drift(request, view.update if err.is_terminal else lambda _progress: None, cancel)
+    from ecohash.grid.events import event_in_force
+
+    event = event_in_force(request.site.name)
     if as_json:
-        print_json(report)
+        print_json({**report, "curtailment": event.summary() if event else None})
     else:
+        if event is not None:
+            # Its caps are the nodes' caps in force, so they are not drift; said once, here.
+            console().print(event.summary(), markup=False, highlight=False, soft_wrap=True)
         _print_report(report, console())
     if report["drifted"]:
         sys.exit(CHANGES)

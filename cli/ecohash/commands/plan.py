@@ -54,9 +54,11 @@ def plan(site: str, as_json: bool, detailed_exitcode: bool) -> None:
 
         ecohash plan tx-odessa --detailed-exitcode --json > plan.json; echo $?
     """
+    from ecohash.grid.events import event_in_force
     from ecohash.rollout.state import RolloutState
 
     loaded = load(site)
+    event = event_in_force(loaded.name)
     compiled = compile_budget(loaded)
     changes = None
     if detailed_exitcode or RolloutState.file_for(loaded.name).exists():
@@ -66,16 +68,28 @@ def plan(site: str, as_json: bool, detailed_exitcode: bool) -> None:
     if as_json:
         from ecohash.report import plan_data
 
-        print_json({**plan_data(compiled), **({"changes": changes} if changes is not None else {})})
+        print_json({**plan_data(compiled), **({"changes": changes} if changes is not None else {}),
+                    **({"curtailment": _curtailment(event)} if event is not None else {})})
     else:
         from ecohash.tables import print_plan
 
         out = console()
         print_plan(compiled, out)
+        if event is not None:
+            # The plan's caps stay the plan's: an event lowers them for a while, on its own record.
+            out.print(event.summary(), markup=False, highlight=False, soft_wrap=True)
         if changes is not None:
             _print_changes(changes, out)
     if detailed_exitcode and changes is not None and changes["pending"]:
         sys.exit(CHANGES)
+
+
+def _curtailment(event: Any) -> dict[str, Any]:
+    """The event in force, without its read-backs: what it asks of which nodes."""
+    return {"event": event.id, "state": event.state(), "target": event.target_label,
+            "target_mw": event.target_mw, "start": event.start_time, "end": event.end_time,
+            "caps_w": {name: node.cap_w for name, node in sorted(event.below_plan().items())},
+            "held": sorted(event.held)}
 
 
 def _print_changes(changes: dict[str, Any], out: Any) -> None:

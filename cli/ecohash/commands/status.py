@@ -27,9 +27,13 @@ def status(site: str, as_json: bool) -> None:
     """
     from rich.table import Table
 
+    from ecohash.grid.events import event_in_force
     from ecohash.rollout.status import site_status
 
-    data = site_status(load(site))
+    loaded = load(site)
+    data = site_status(loaded)
+    event = event_in_force(loaded.name)
+    data["curtailment"] = event.as_dict() if event else None
     if as_json:
         print_json(data)
         return
@@ -52,4 +56,6 @@ def status(site: str, as_json: bool) -> None:
     if len(shown) < len(nodes):
         table.caption = f"{len(nodes) - len(shown)} current nodes not shown; --json lists every node"
     out.print(table)
+    if event is not None:
+        out.print(event.summary(), markup=False, highlight=False, soft_wrap=True)
     out.print(f"state: {data['state_file']}", markup=False, highlight=False)

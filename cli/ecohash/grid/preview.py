@@ -185,7 +185,9 @@ def print_preview(data: dict[str, Any], console: Console) -> None:
          f"{data['facility_draw_mw']:,.3f} MW, target {data['target_mw']:,.3f} MW: {_how(data)}")
     measured = data["measured"]
     if measured is None:
-        line(f"{NOT_READ.capitalize()}: what the cut should save is not known (--measured FILE "
+        why = data.get("measured_not_read")
+        said = f"measured draw: not read ({why})" if why else NOT_READ
+        line(f"{said[0].upper()}{said[1:]}: what the cut should save is not known (--measured FILE "
              "gives it). Caps bound the draw with every GPU flat out.")
     else:
         line(f"What the cut should save against measured draw: {measured['savings_kw']:,.3f} kW, the "

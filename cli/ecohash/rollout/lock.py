@@ -33,7 +33,13 @@ def lock_file(site_name: str) -> Path:
 @contextmanager
 def site_lock(site_name: str, command: str) -> Iterator[None]:
     """Hold the site's lock for the block, or refuse at once naming the holder."""
-    path = lock_file(site_name)
+    with file_lock(lock_file(site_name), f"site {site_name}", command):
+        yield
+
+
+@contextmanager
+def file_lock(path: Path, subject: str, command: str) -> Iterator[None]:
+    """Hold the lock at `path` for the block, or refuse at once naming the holder of `subject`."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Not truncated on open: the holder's note must survive a refused caller's open.
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -41,7 +47,7 @@ def site_lock(site_name: str, command: str) -> Iterator[None]:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SiteLockedError(_refusal(site_name, _read_holder(descriptor))) from None
+            raise SiteLockedError(_refusal(subject, _read_holder(descriptor))) from None
         holder = {
             "command": command,
             "user": getpass.getuser(),
@@ -66,11 +72,11 @@ def _read_holder(descriptor: int) -> dict[str, Any]:
         return {}
 
 
-def _refusal(site_name: str, holder: dict[str, Any]) -> str:
+def _refusal(subject: str, holder: dict[str, Any]) -> str:
     if not holder:
-        return f"site {site_name} is locked by another ecohash process; try again when it ends"
+        return f"{subject} is locked by another ecohash process; try again when it ends"
     return (
-        f"site {site_name} is busy: `ecohash {holder.get('command', '?')}` by "
+        f"{subject} is busy: `ecohash {holder.get('command', '?')}` by "
         f"{holder.get('user', '?')}@{holder.get('host', '?')} (pid {holder.get('pid', '?')}) "
         f"since {holder.get('since', '?')}; try again when it ends"
     )

@@ -28,10 +28,11 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paramiko
 
@@ -67,6 +68,12 @@ class Target:
     user: str = "root"
     ssh_config: Path | None = None
 
+    @classmethod
+    def of_host(cls, name: str, host_vars: Mapping[str, Any], ssh_config: Path | None) -> Target:
+        """How Ansible reaches a node: its inventory variables and the site's ssh_config."""
+        return cls(name=name, address=host_vars["ansible_host"], port=host_vars["ansible_port"],
+                   user=host_vars["ansible_user"], ssh_config=ssh_config)
+
 
 @dataclass(frozen=True)
 class ProbeResult:
@@ -79,8 +86,8 @@ class ProbeResult:
     elapsed_s: float
 
 
-class _NodeNotReady(Exception):
-    """The node cannot be provisioned; the message is the probe's reason."""
+class NodeNotReady(Exception):
+    """The node cannot be reached or used over SSH; the message is the one-line reason."""
 
     def __init__(self, reason: str, python: str | None = None):
         super().__init__(reason)
@@ -96,7 +103,7 @@ def probe(target: Target, timeout_s: float = 10.0) -> ProbeResult:
     started = time.monotonic()
     try:
         python = _check_node(target, timeout_s)
-    except _NodeNotReady as problem:
+    except NodeNotReady as problem:
         # One line whatever a reason quotes: a user name, a command's output.
         reason = _one_line(str(problem))
         return ProbeResult(target.name, False, reason, problem.python, time.monotonic() - started)
@@ -106,6 +113,19 @@ def probe(target: Target, timeout_s: float = 10.0) -> ProbeResult:
         reason = f"preflight failed unexpectedly: {type(error).__name__}: {_one_line(str(error))}"
         return ProbeResult(target.name, False, reason, None, time.monotonic() - started)
     return ProbeResult(target.name, True, None, python, time.monotonic() - started)
+
+
+def host_key_known(target: Target) -> bool:
+    """Whether known_hosts lists a key for the node, as ssh would look it up; reads no network.
+
+    A node without one would be refused at its first connection anyway: a caller that only
+    reads (a dry run) can leave it uncontacted instead of waiting for it to answer.
+    """
+    try:
+        options = _ssh_options(target)
+    except NodeNotReady:
+        return False
+    return bool(_read_known_host_keys(options.known_hosts_name, options.known_hosts_files).keys)
 
 
 def probe_all(
@@ -180,11 +200,11 @@ def _ssh_options(target: Target) -> _SshOptions:
         # Ansible connects to ansible_host, so that is what Host patterns are matched against.
         found = config.lookup(target.address)
     except (OSError, ImportError, paramiko.SSHException) as error:  # ImportError: Match exec needs invoke
-        raise _NodeNotReady(f"cannot use ssh_config {where}: {_one_line(str(error))}") from None
+        raise NodeNotReady(f"cannot use ssh_config {where}: {_one_line(str(error))}") from None
     if str(found.get("proxyjump") or "none").lower() != "none":
         # paramiko has no ProxyJump; connecting directly instead would probe another path
         # than Ansible's, and could pass where Ansible fails or the reverse.
-        raise _NodeNotReady(f"ProxyJump in {where} is not supported by the preflight; use ProxyCommand")
+        raise NodeNotReady(f"ProxyJump in {where} is not supported by the preflight; use ProxyCommand")
     hostname = found["hostname"]
     port = int(found["port"])
     identity_files = tuple(Path(path).expanduser() for path in found.get("identityfile", []))
@@ -305,7 +325,7 @@ class _KnownHostsPolicy(paramiko.MissingHostKeyPolicy):
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         reason = self._refusal(key)
         if reason is not None:
-            raise _NodeNotReady(reason)
+            raise NodeNotReady(reason)
         self.host_key_accepted = True
 
     def _refusal(self, key: paramiko.PKey) -> str | None:
@@ -398,21 +418,21 @@ def _open_connection(options: _SshOptions, timeout_s: float) -> socket.socket | 
             # paramiko alone would split it into words, losing pipes and quotes.
             return _ProxyCommand(shlex.join(["/bin/sh", "-c", f"exec {options.proxy_command}"]))
         except OSError as error:
-            raise _NodeNotReady(f"unreachable: ProxyCommand could not start: {error.strerror}") from None
+            raise NodeNotReady(f"unreachable: ProxyCommand could not start: {error.strerror}") from None
     try:
         connection = socket.create_connection((options.hostname, options.port), timeout=timeout_s)
     except socket.gaierror as error:
-        raise _NodeNotReady(f"unreachable: cannot resolve {options.hostname}: {error.strerror}") from None
+        raise NodeNotReady(f"unreachable: cannot resolve {options.hostname}: {error.strerror}") from None
     except TimeoutError:
-        raise _NodeNotReady(f"unreachable: connection timed out after {_seconds(timeout_s)}") from None
+        raise NodeNotReady(f"unreachable: connection timed out after {_seconds(timeout_s)}") from None
     except ConnectionRefusedError:
-        raise _NodeNotReady("unreachable: connection refused") from None
+        raise NodeNotReady("unreachable: connection refused") from None
     except OSError as error:
         if error.errno == errno.EHOSTUNREACH:
-            raise _NodeNotReady("unreachable: no route to host") from None
+            raise NodeNotReady("unreachable: no route to host") from None
         if error.errno == errno.ENETUNREACH:
-            raise _NodeNotReady("unreachable: network is unreachable") from None
-        raise _NodeNotReady(f"unreachable: {error.strerror or error}") from None
+            raise NodeNotReady("unreachable: network is unreachable") from None
+        raise NodeNotReady(f"unreachable: {error.strerror or error}") from None
     # The probe is small messages that each wait for an answer: with Nagle's algorithm,
     # each would also wait for the node's delayed ACK (40 ms on Linux), several per probe.
     connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -420,13 +440,36 @@ def _open_connection(options: _SshOptions, timeout_s: float) -> socket.socket | 
 
 
 def _check_node(target: Target, timeout_s: float) -> str:
+    with connected(target, timeout_s) as session:
+        _check_privilege(session.client, session.user, timeout_s)
+        return _check_python(session.client, timeout_s)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A logged-in SSH connection to a node, as Ansible would reach it."""
+
+    client: paramiko.SSHClient
+    user: str  # the user ssh_config and the inventory give, which decides on sudo
+
+    def run(self, command: str, timeout_s: float) -> CommandResult:
+        """Run one command; a connection that fails or a command past timeout_s raises NodeNotReady."""
+        return _run(self.client, command, timeout_s)
+
+
+@contextlib.contextmanager
+def connected(target: Target, timeout_s: float = 10.0) -> Iterator[Session]:
+    """Log in to the node with the preflight's rules (ssh_config, keys, host keys checked).
+
+    Raises NodeNotReady with a one-line reason when the node cannot be reached or logged
+    into; other tools (curtailment) reuse the connection for their own commands.
+    """
     options = _ssh_options(target)
     connection = _open_connection(options, timeout_s)
     client = paramiko.SSHClient()
     try:
         _log_in(client, connection, target, options, timeout_s)
-        _check_privilege(client, options.user, timeout_s)
-        return _check_python(client, timeout_s)
+        yield Session(client, options.user)
     finally:
         client.close()
         if isinstance(connection, _ProxyCommand):
@@ -464,12 +507,12 @@ def _log_in(
             channel_timeout=timeout_s,
             transport_factory=_transport_preferring(known),
         )
-    except _NodeNotReady:
+    except NodeNotReady:
         raise
     except (paramiko.SSHException, EOFError, OSError) as error:
         if policy.host_key_accepted:
-            raise _NodeNotReady(_authentication_failure(error, options, target, timeout_s)) from None
-        raise _NodeNotReady(_handshake_failure(error, connection, target, timeout_s)) from None
+            raise NodeNotReady(_authentication_failure(error, options, target, timeout_s)) from None
+        raise NodeNotReady(_handshake_failure(error, connection, target, timeout_s)) from None
 
 
 def _handshake_failure(
@@ -526,13 +569,13 @@ def _keys_tried(options: _SshOptions) -> str:
 
 
 @dataclass(frozen=True)
-class _CommandResult:
+class CommandResult:
     exit_status: int
     stdout: str
     stderr: str
 
 
-def _run(client: paramiko.SSHClient, command: str, timeout_s: float) -> _CommandResult:
+def _run(client: paramiko.SSHClient, command: str, timeout_s: float) -> CommandResult:
     """Run a command on the node, for at most timeout_s from opening its channel to its exit."""
     transport = client.get_transport()
     assert transport is not None, "called after a successful login only"
@@ -540,7 +583,7 @@ def _run(client: paramiko.SSHClient, command: str, timeout_s: float) -> _Command
         channel = transport.open_session(timeout=timeout_s)
     except (paramiko.SSHException, EOFError, OSError) as error:
         detail = _one_line(str(error)) or type(error).__name__
-        raise _NodeNotReady(f"cannot run `{command}`: {detail}") from None
+        raise NodeNotReady(f"cannot run `{command}`: {detail}") from None
     expired = threading.Event()
 
     def expire() -> None:
@@ -562,14 +605,14 @@ def _run(client: paramiko.SSHClient, command: str, timeout_s: float) -> _Command
         exit_status = channel.recv_exit_status()
     except (paramiko.SSHException, EOFError, OSError) as error:
         if not expired.is_set():
-            raise _NodeNotReady(f"`{command}` could not run: {_one_line(str(error))}") from None
+            raise NodeNotReady(f"`{command}` could not run: {_one_line(str(error))}") from None
     finally:
         watchdog.cancel()
         watchdog.join()  # a close under way must be done before the caller closes the connection
         channel.close()
     if expired.is_set():
-        raise _NodeNotReady(f"`{command}` did not finish within {_seconds(timeout_s)}")
-    return _CommandResult(exit_status, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
+        raise NodeNotReady(f"`{command}` did not finish within {_seconds(timeout_s)}")
+    return CommandResult(exit_status, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
 
 
 def _check_privilege(client: paramiko.SSHClient, user: str, timeout_s: float) -> None:
@@ -577,7 +620,7 @@ def _check_privilege(client: paramiko.SSHClient, user: str, timeout_s: float) ->
         result = _run(client, ROOT_CHECK_COMMAND, timeout_s)
         if result.exit_status != 0 or result.stdout.strip() != "0":
             printed = _first_line(result.stdout) or _first_line(result.stderr) or "nothing"
-            raise _NodeNotReady(
+            raise NodeNotReady(
                 f"no privilege escalation: logged in as root, but `{ROOT_CHECK_COMMAND}` gave {printed!r}"
             )
         return
@@ -585,23 +628,23 @@ def _check_privilege(client: paramiko.SSHClient, user: str, timeout_s: float) ->
     result = _run(client, SUDO_CHECK_COMMAND, timeout_s)
     if result.exit_status != 0:
         message = _first_line(result.stderr) or f"exit status {result.exit_status}"
-        raise _NodeNotReady(f"no privilege escalation: `{SUDO_CHECK_COMMAND}` failed as {user}: {message}")
+        raise NodeNotReady(f"no privilege escalation: `{SUDO_CHECK_COMMAND}` failed as {user}: {message}")
 
 
 def _check_python(client: paramiko.SSHClient, timeout_s: float) -> str:
     needed = ".".join(str(part) for part in MIN_PYTHON)
     result = _run(client, PYTHON_VERSION_COMMAND, timeout_s)
     if result.exit_status == 127:  # the shell's "command not found"
-        raise _NodeNotReady(f"no python3 on the node (Ansible needs Python >= {needed})")
+        raise NodeNotReady(f"no python3 on the node (Ansible needs Python >= {needed})")
     if result.exit_status != 0:
         message = _first_line(result.stderr) or "no message"
-        raise _NodeNotReady(f"python3 failed with exit status {result.exit_status}: {message}")
+        raise NodeNotReady(f"python3 failed with exit status {result.exit_status}: {message}")
     version = result.stdout.strip()
     match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", version)
     if match is None:
-        raise _NodeNotReady(f"python3 printed {_first_line(version)!r} instead of its version")
+        raise NodeNotReady(f"python3 printed {_first_line(version)!r} instead of its version")
     if (int(match[1]), int(match[2])) < MIN_PYTHON:
-        raise _NodeNotReady(f"python3 {version} is too old; Ansible needs >= {needed}", python=version)
+        raise NodeNotReady(f"python3 {version} is too old; Ansible needs >= {needed}", python=version)
     return version
 
 

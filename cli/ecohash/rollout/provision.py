@@ -51,7 +51,7 @@ from ecohash.rollout.fingerprint import Fingerprint, Fingerprints
 from ecohash.rollout.lock import site_lock
 from ecohash.rollout.report import REPORT_SCHEMA, write_report
 from ecohash.rollout.state import FAILED, INTERRUPTED, PASSED, UNREACHABLE, NodeRecord, RolloutState, utc_time
-from ecohash.rollout.verify import Verification, VerifyTarget, verify_nodes
+from ecohash.rollout.verify import Verification, VerifyTarget, event_caps, verify_nodes
 from ecohash.rollout.waves import Wave, WaveNode, plan_waves
 from ecohash.standard import NodeStandard, standard_file_of
 
@@ -241,9 +241,7 @@ def _preflight(rollout: Rollout, display: Display, cancel: threading.Event) -> l
 
 def _target(rollout: Rollout, name: str) -> preflight.Target:
     """How Ansible reaches the node: what the preflight probes and verification uses."""
-    host_vars = rollout.inventory.hosts[name]
-    return preflight.Target(name=name, address=host_vars["ansible_host"], port=host_vars["ansible_port"],
-                            user=host_vars["ansible_user"], ssh_config=rollout.site.ssh_config_file)
+    return preflight.Target.of_host(name, rollout.inventory.hosts[name], rollout.site.ssh_config_file)
 
 
 def _waves(rollout: Rollout, names: list[str]) -> list[Wave]:
@@ -326,11 +324,12 @@ def _failure(progress: HostProgress) -> str:
 
 def _verify(rollout: Rollout, names: list[str]) -> None:
     standard = rollout.inventory.all_vars["ecohash_standard"]
+    curtailments = event_caps(rollout.site.name)  # a provision during an event keeps the event's caps
     targets = []
     for name in names:
         reach = _target(rollout, name)
         targets.append(VerifyTarget(name, reach.address, reach.port, reach.user, reach.ssh_config,
-                                    rollout.inventory.hosts[name], standard))
+                                    rollout.inventory.hosts[name], standard, curtailments.get(name)))
     for name, verification in verify_nodes(targets).items():
         outcome = rollout.outcomes[name]
         outcome.verification = verification

@@ -346,9 +346,9 @@ def _exceeds(value: float | None, budget: float | None) -> bool:
     return value is not None and budget is not None and value > budget
 
 
-@cache
-def _environment() -> Environment:
-    environment = Environment(
+def page_environment() -> Environment:
+    """Jinja for ecohash's report pages (templates/): escaped, strict, compact; add filters to taste."""
+    return Environment(
         loader=FileSystemLoader(project_root() / "templates"),
         autoescape=select_autoescape(enabled_extensions=("html", "j2"), default=True),
         undefined=StrictUndefined,
@@ -357,6 +357,11 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+@cache
+def _environment() -> Environment:
+    environment = page_environment()
     environment.filters.update(
         duration=format_duration, kw=format_kw, verdict=format_verdict, status_class=status_class
     )

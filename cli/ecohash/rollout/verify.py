@@ -5,6 +5,11 @@ these checks look again, over a separate SSH session, at what the roles were mea
 leave behind: the pinned packages held, the units enabled, the k3s binary's sha256, the
 Node's ecohash labels and taints, the image digest, every GPU at the budget's cap. A role
 that reports success without doing its job fails here. The checks only read; they change nothing on the node.
+
+During a curtailment event a GPU node runs at the event's cap instead of its planned one.
+That is accepted on positive evidence only: the controller's event state says the node
+enforces the event's cap (VerifyTarget.curtailment), and the node's own override, as its
+ecohash-gpu-power reads it, names the same event and cap; anything else expects the plan.
 """
 
 from __future__ import annotations
@@ -59,6 +64,14 @@ class Verification:
 
 
 @dataclass(frozen=True)
+class Curtailment:
+    """A curtailment event in force on a node, as the controller's event state records it."""
+
+    event: str
+    cap_w: int
+
+
+@dataclass(frozen=True)
 class VerifyTarget:
     """A node as the checks need it: how to reach it, and what it should be."""
 
@@ -69,6 +82,18 @@ class VerifyTarget:
     ssh_config: Path | None
     host_vars: Mapping[str, Any]
     standard: Mapping[str, Any]
+    curtailment: Curtailment | None = None
+
+
+def event_caps(site_name: str) -> dict[str, Curtailment]:
+    """The nodes an active curtailment event of the site holds at its cap, from the event state."""
+    from ecohash.grid.events import ENFORCED, active_event
+
+    event = active_event(site_name)
+    if event is None:
+        return {}
+    return {name: Curtailment(event.id, node.cap_w) for name, node in event.nodes.items()
+            if node.status == ENFORCED}
 
 
 def node_checks(target: VerifyTarget, host: Any) -> Verification:
@@ -84,7 +109,7 @@ def node_checks(target: VerifyTarget, host: Any) -> Verification:
     result.checks.extend(_package_checks(host, _pinned_packages(standard, platform, gpus > 0)))
     result.checks.append(_unit_check(host, "containerd.service", running=True))
     if gpus:
-        checks, draw = _gpu_checks(host, target.host_vars, standard)
+        checks, draw = _gpu_checks(host, target.host_vars, standard, _cap_in_force(host, target))
         result.checks.extend(checks)
         result.gpu_draw_w = draw
         result.checks.append(_unit_check(host, "ecohash-gpu-power.service", running=False))
@@ -146,8 +171,28 @@ def _unit_check(host: Any, unit: str, running: bool) -> Check:
     return Check(f"{unit} {what}", ok, f"{enabled}, {active}")
 
 
-def _gpu_checks(host: Any, host_vars: Mapping[str, Any], standard: Mapping[str, Any]
-                ) -> tuple[list[Check], float | None]:
+def _cap_in_force(host: Any, target: VerifyTarget) -> tuple[int | None, str]:
+    """The cap the node's GPUs should have, and why: the plan's, or an event's on both sides' word."""
+    planned = target.host_vars.get("ecohash_gpu_cap_w")
+    curtailment = target.curtailment
+    if curtailment is None:
+        return planned, ""
+    from ecohash.grid.nodes import SCRIPT, NodeCommandFailed, parse_read_back
+
+    answer = host.run(f"{SCRIPT} read")
+    try:
+        override = parse_read_back(target.name, answer.stdout, 0.0).override if answer.rc == 0 else None
+    except NodeCommandFailed:
+        override = None
+    if override and override.get("event") == curtailment.event and override.get("cap_w") == curtailment.cap_w:
+        return curtailment.cap_w, f" (curtailment event {curtailment.event}; planned {planned} W)"
+    on_node = (f"event {override.get('event')} at {override.get('cap_w')} W" if override
+               else "no override in force")
+    return planned, f" (event {curtailment.event} not in force on the node: {on_node})"
+
+
+def _gpu_checks(host: Any, host_vars: Mapping[str, Any], standard: Mapping[str, Any],
+                in_force: tuple[int | None, str]) -> tuple[list[Check], float | None]:
     command = f"nvidia-smi --query-gpu={','.join(GPU_FIELDS)} --format=csv,noheader,nounits"
     answer = host.run(command)
     if answer.rc != 0:
@@ -156,14 +201,14 @@ def _gpu_checks(host: Any, host_vars: Mapping[str, Any], standard: Mapping[str, 
     gpus = int(host_vars["ecohash_gpu_count"])
     name = host_vars.get("ecohash_gpu_nvidia_smi_name")
     driver = standard["nvidia_driver"]["version"]
-    cap = host_vars.get("ecohash_gpu_cap_w")
+    cap, why = in_force
     checks = [
         Check(f"{gpus} GPUs", len(rows) == gpus, str(len(rows))),
         Check(f"every GPU is {name}", bool(rows) and all(r[0] == name for r in rows),
               ", ".join(sorted({r[0] for r in rows}))),
         Check(f"driver {driver}", bool(rows) and all(r[1] == driver for r in rows),
               ", ".join(sorted({r[1] for r in rows}))),
-        Check(f"power limit {cap} W on every GPU",
+        Check(f"power limit {cap} W on every GPU{why}",
               bool(rows) and all(_watts(r[2]) == cap for r in rows), ", ".join(r[2] for r in rows)),
         Check("persistence mode on every GPU", bool(rows) and all(r[3] == "Enabled" for r in rows),
               ", ".join(sorted({r[3] for r in rows}))),

@@ -31,6 +31,11 @@ options:
   gpu_name: {type: str, description: Name nvidia-smi must print for every GPU.}
   driver_version: {type: str, required: true, description: Driver version the standard pins.}
   power_limit_w: {type: int, description: Power limit the site budget sets per GPU.}
+  power_script:
+    type: path
+    description:
+      - ecohash-gpu-power, when the node has it; while its read-back names a curtailment's
+        override in force, that override's cap is the power limit expected instead.
   simulated: {type: bool, default: false, description: The node was built from a simulated standard.}
   dcgm_level: {type: int, default: 0, choices: [0, 1, 2, 3, 4], description: dcgmi diag level; 0 skips it.}
 author: ecohash
@@ -130,7 +135,25 @@ def check(name, passed, found, expected=None):
     return result
 
 
-def gpu_checks(params, gpus):
+def curtailment_in_force(module, script):
+    """The override of a curtailment in force, as the node's ecohash-gpu-power reads it; None if none.
+
+    The script is the one place that decides whether an override is in force (its end not
+    passed); a node without it (not provisioned yet) has none.
+    """
+    if not script or not os.access(script, os.X_OK):
+        return None
+    rc, out, _ = module.run_command([script, "read"])
+    if rc != 0:
+        return None
+    try:
+        override = json.loads(out.strip().splitlines()[-1]).get("override")
+    except (ValueError, IndexError, AttributeError):
+        return None
+    return override if isinstance(override, dict) and isinstance(override.get("cap_w"), int) else None
+
+
+def gpu_checks(params, gpus, override=None):
     checks = [check("gpu_count", len(gpus) == params["gpu_count"], len(gpus), params["gpu_count"])]
     drivers = sorted({g["driver_version"] for g in gpus})
     checks.append(check("driver_version", drivers == [params["driver_version"]], drivers,
@@ -140,8 +163,12 @@ def gpu_checks(params, gpus):
         checks.append(check("gpu_model", names == [params["gpu_name"]], names, params["gpu_name"]))
     if params["power_limit_w"] is not None:
         limits = [g["power.limit"] for g in gpus]
-        ok = all(_number(v) == float(params["power_limit_w"]) for v in limits)
-        checks.append(check("power_limit_w", ok, limits, params["power_limit_w"]))
+        # During a curtailment the event's cap is the node's cap, not a drift from the budget.
+        expected = override["cap_w"] if override else params["power_limit_w"]
+        ok = all(_number(v) == float(expected) for v in limits)
+        checks.append(check("power_limit_w", ok, limits, expected))
+        if override:
+            checks[-1]["curtailment_event"] = override.get("event")
     modes = sorted({g["persistence_mode"] for g in gpus})
     checks.append(check("persistence_mode", modes == ["Enabled"], modes, "Enabled"))
     ecc = [g["ecc.errors.uncorrected.volatile.total"] for g in gpus]
@@ -195,6 +222,7 @@ def main():
             gpu_name=dict(type="str"),
             driver_version=dict(type="str", required=True),
             power_limit_w=dict(type="int"),
+            power_script=dict(type="path"),
             simulated=dict(type="bool", default=False),
             dcgm_level=dict(type="int", default=0, choices=[0, 1, 2, 3, 4]),
         ),
@@ -205,7 +233,8 @@ def main():
     if gpus is None:
         checks = [check("nvidia_smi", False, problem)]
     else:
-        checks = gpu_checks(params, gpus) + memory_repair_checks(gpus, query_remapped_rows(module))
+        checks = (gpu_checks(params, gpus, curtailment_in_force(module, params["power_script"]))
+                  + memory_repair_checks(gpus, query_remapped_rows(module)))
         if params["dcgm_level"] > 0:
             checks.append(dcgm_check(module, params["dcgm_level"]))
     failed = [c["check"] for c in checks if not c["passed"]]
