@@ -78,3 +78,22 @@ def test_written_file_has_the_generated_header_and_the_fixed_keys(tmp_path: Path
     assert set(site["spec"]["containers"][0]) == {
         "name", "cooling", "power_kw", "cooling_kw", "racks",
     }  # fmt: skip
+
+
+def test_new_lab_hosts_forget_the_active_curtailment_and_keep_past_evidence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ecohash.grid.events import event_dir, event_file
+    from ecohash.lab import lifecycle
+
+    monkeypatch.setenv("ECOHASH_STATE_DIR", str(tmp_path))
+    event_file(inventory.SITE_NAME).parent.mkdir(parents=True)
+    event_file(inventory.SITE_NAME).write_text("{}")
+    evidence = event_dir(inventory.SITE_NAME, "20261202-000000-abcdef") / "samples.jsonl"
+    evidence.parent.mkdir(parents=True)
+    evidence.write_text("{}\n")
+
+    lifecycle._forget_rollouts()
+
+    assert not event_file(inventory.SITE_NAME).exists()
+    assert evidence.read_text() == "{}\n"

@@ -222,11 +222,14 @@ def _build(paths: LabPaths, rootfs: Path, nodes: int, containers: int, progress:
 
 def _forget_rollouts() -> None:
     """The hosts are new machines: what rollouts recorded (and the facts Ansible cached)
-    about their namesakes is not theirs."""
+    about their namesakes is not theirs, nor is a curtailment that was active on them.
+    Past events' evidence stays: it describes what happened then."""
+    from ecohash.grid.events import event_file
     from ecohash.rollout.state import RolloutState
 
     shutil.rmtree(RolloutState.file_for(inventory.SITE_NAME).parent, ignore_errors=True)
     shutil.rmtree(facts_dir(inventory.SITE_NAME), ignore_errors=True)
+    event_file(inventory.SITE_NAME).unlink(missing_ok=True)
 
 
 def _make_client_keys(paths: LabPaths) -> None:
