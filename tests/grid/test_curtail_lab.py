@@ -110,6 +110,21 @@ def test_drift_is_clean_during_the_event(two_tiers: Lab) -> None:
     assert "lab: 0 node(s) drifted, 4 in standard, 0 not checked" in result.stdout
 
 
+def test_a_provision_during_the_event_keeps_it(two_tiers: Lab) -> None:
+    lab = two_tiers
+    expected = expected_caps()
+    node = "c01-r01-n02"
+    event_id = json.loads(ecohash("curtail", "lab", "--status", "--json").stdout)["event"]["id"]
+    # --force: the node is standard already, and a skipped node would prove nothing.
+    result = ecohash("provision", "lab", "--force", "--limit", node, "--canary", "0", timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert enforced(lab, node) == [float(expected[node])] * 2
+    override = json.loads(lab.ssh(node, f"cat {OVERRIDE}").stdout)
+    assert (override["event"], override["cap_w"]) == (event_id, expected[node])
+    status = json.loads(ecohash("curtail", "lab", "--status", "--json").stdout)
+    assert status["event"]["id"] == event_id and status["event"]["state"] == "active"
+
+
 def test_a_release_with_a_ramp_raises_caps_tier_by_tier_to_the_plan(two_tiers: Lab) -> None:
     lab = two_tiers
     planned, expected = planned_caps(), expected_caps()

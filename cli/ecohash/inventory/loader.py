@@ -160,6 +160,7 @@ class _Validation:
         cidr = document.spec.network.mgmt_cidr if document else _valid_cidr(spec)
         entries = list(_entries_of(document) if document else self._entries_of_raw(spec))
         self._check_names(spec)
+        self._check_openadr_levels(spec)
         nodes = self._expand_and_check(entries, cidr, skus, gpu_models, spec)
         self._check_servers(spec)
         # Placement is judged on the whole site: with unreadable node entries it would mislead.
@@ -254,6 +255,17 @@ class _Validation:
                 self._report_duplicates([(r.get("name"), ("spec", "containers", i, "racks", j))
                                           for j, r in enumerate(racks) if isinstance(r, dict)],
                                    "rack")
+
+    def _check_openadr_levels(self, spec: dict[str, Any]) -> None:
+        """Every SIMPLE level the OpenADR section maps names a program of the site."""
+        curtailment = _mapping(_mapping(spec, "power"), "curtailment")
+        programs = [p.get("name") for _, p in _items(curtailment.get("programs"))]
+        for level, name in _mapping(_mapping(curtailment, "openadr"), "levels").items():
+            if isinstance(name, str) and name not in programs:
+                self.problem(("spec", "power", "curtailment", "openadr", "levels", level),
+                             f"OpenADR level {level} maps to {name!r}, which is not a curtailment "
+                             "program of this site" + messages.suggest(name, [p for p in programs
+                                                                              if isinstance(p, str)]))
 
     def _report_duplicates(self, named: list[tuple[Any, YamlPath]], what: str) -> None:
         first: dict[str, YamlPath] = {}

@@ -202,6 +202,92 @@ class Metadata(_Strict):
 PROGRAM_TARGETS = ("to_mw", "by_mw", "by_pct")
 
 
+_HH_MM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+LocalTime = Annotated[str, *_string(_HH_MM, "a local time HH:MM (24-hour)", "15:00")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _time_zone(value: Any) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    # ZoneInfo also takes relative paths into the tz database: only plain IANA names here.
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*", value):
+        raise PydanticCustomError("time_zone", "must be an IANA time zone such as America/Chicago")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError("time_zone", "is not a time zone this machine knows "
+                                  "(IANA names such as America/Chicago)") from None
+    return value
+
+
+TimeZone = Annotated[
+    str, PlainValidator(_time_zone), WithJsonSchema({"type": "string", "examples": ["America/Chicago"]}),
+]
+
+
+class _OneSource(_Strict):
+    """A document ecohash reads, from exactly one of a file and a URL."""
+
+    file: FilePath | None = Field(None, description="A file on the site controller (relative to "
+                                  "the site file). Exactly one of file and url.")
+    url: Url | None = Field(None, description="An http(s) URL the site controller fetches.")
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["file"]}, {"required": ["url"]}]})
+
+    @model_validator(mode="after")
+    def _one_source(self) -> _OneSource:
+        if (self.file is None) == (self.url is None):
+            raise PydanticCustomError("one_source", "needs exactly one of file and url")
+        return self
+
+
+class ScheduleWindow(_Strict):
+    """When a scheduled program curtails: local times on chosen months and weekdays (4CP season)."""
+
+    months: list[Annotated[int, Field(strict=True, ge=1, le=12)]] = Field(
+        default_factory=lambda: list(range(1, 13)), min_length=1,
+        description="Months the window applies in, 1-12; default every month (4CP: [6, 7, 8, 9]).",
+    )
+    weekdays: list[Weekday] = Field(
+        default_factory=lambda: list(WEEKDAYS), min_length=1,
+        description="Days the window applies on (mon ... sun); default every day.",
+    )
+    start: LocalTime = Field(description="Local start time, HH:MM.")
+    end: LocalTime = Field(description="Local end time, HH:MM, after start (windows do not "
+                           "cross midnight).")
+    timezone: TimeZone = Field(description="The IANA time zone start and end are in "
+                               "(ERCOT: America/Chicago).")
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> ScheduleWindow:
+        if self.end <= self.start:
+            raise PydanticCustomError("window_end", "end ({end}) must be after start ({start})",
+                                      {"end": self.end, "start": self.start})
+        return self
+
+
+class PeakAlert(_OneSource):
+    """A document that says whether a peak is likely today; windows act only on days it says so.
+
+    The document is JSON `{"date": "YYYY-MM-DD", "peak_likely": true|false}`; a date other
+    than today in the window's time zone counts as no alert.
+    """
+
+
+class PriceTrigger(_OneSource):
+    """Real-time price: curtail while the price stays above a strike for enough intervals.
+
+    The document is JSON `{"intervals": [{"start": ISO 8601, "end": ISO 8601, "price": number}]}`
+    in the market's currency per MWh.
+    """
+
+    strike: Number = Field(description="The price above which the site curtails, per MWh.")
+    intervals: int = Field(1, strict=True, ge=1, le=288, description="Consecutive intervals "
+                           "above the strike before acting (Foreman-style 5-minute windows).")
+
+
 class CurtailmentProgram(_Strict):
     """A grid program the site answers by lowering GPU caps (ERS, 4CP, a utility's DR contract)."""
 
@@ -225,6 +311,14 @@ class CurtailmentProgram(_Strict):
         None, ge=0, description="The release ramp: planned caps are restored in steps over this "
         "long; default at once.",
     )
+    windows: list[ScheduleWindow] = Field(
+        default_factory=list, description="Scheduled windows `ecohash grid watch` curtails in "
+        "(4CP afternoons); with `alert`, only on days it says a peak is likely.",
+    )
+    alert: PeakAlert | None = Field(None, description="Where `ecohash grid watch` reads whether "
+                                    "a peak is likely today (needs windows).")
+    price: PriceTrigger | None = Field(None, description="A price trigger `ecohash grid watch` "
+                                       "follows.")
 
     model_config = ConfigDict(json_schema_extra={
         "oneOf": [{"required": [key]} for key in PROGRAM_TARGETS],
@@ -238,6 +332,41 @@ class CurtailmentProgram(_Strict):
                 "program_target", "needs exactly one of to_mw, by_mw or by_pct (got {given})",
                 {"given": ", ".join(given) or "none"},
             )
+        if self.alert is not None and not self.windows:
+            raise PydanticCustomError("program_alert", "an alert needs windows to act in")
+        return self
+
+
+VenName = Annotated[str, *_string(re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"),
+                                  "a VEN name (letters, digits, '.', '_' and '-', at most 128)", "tx-odessa")]
+# OpenADR 2.0b SIMPLE levels when the site maps none: level n cuts by DEFAULT_LEVEL_PCT[n] %.
+DEFAULT_LEVEL_PCT = {1: 10, 2: 20, 3: 30}
+
+
+class OpenAdr(_Strict):
+    """The site's OpenADR 2.0b VEN: `ecohash grid watch` registers with this VTN (docs/grid-watch.md)."""
+
+    vtn_url: Url = Field(description="The VTN's base URL, e.g. https://vtn.utility.example/OpenADR2/Simple/2.0b.")
+    ven_name: VenName = Field(description="The name this site registers under.")
+    cert: FilePath | None = Field(None, description="The VEN's PEM certificate (relative to the "
+                                  "site file); with key, messages are signed.")
+    key: FilePath | None = Field(None, description="The VEN's PEM private key; the file must be "
+                                 "readable by its owner only. Its content never enters ecohash's state.")
+    vtn_fingerprint: str | None = Field(
+        None, pattern=r"^([0-9A-F]{2}:){9}[0-9A-F]{2}$",
+        description="The VTN certificate's fingerprint as openleadr prints it (10 hex pairs); "
+        "signed messages from any other VTN are refused.",
+    )
+    ca_file: FilePath | None = Field(None, description="CA bundle that signs the VTN's TLS certificate.")
+    levels: dict[Annotated[int, Field(strict=False, ge=1, le=3)], DnsLabel] = Field(
+        default_factory=dict, description="SIMPLE level (1-3) -> program name; a level not "
+        "mapped cuts by 10, 20 or 30% of the planned facility draw.",
+    )
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> OpenAdr:
+        if (self.cert is None) != (self.key is None):
+            raise PydanticCustomError("openadr_cert", "cert and key go together")
         return self
 
 
@@ -246,6 +375,8 @@ class Curtailment(_Strict):
         default_factory=list, description="Named programs, each a target `ecohash curtail "
         "--program` cuts to (docs/grid.md).",
     )
+    openadr: OpenAdr | None = Field(None, description="The OpenADR 2.0b VTN the site listens to "
+                                    "(`ecohash grid watch`).")
 
 
 class Power(_Strict):

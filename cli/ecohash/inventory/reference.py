@@ -15,12 +15,17 @@ BEGIN = "<!-- BEGIN GENERATED: scripts/gen-docs -->"
 END = "<!-- END GENERATED -->"
 
 # The order a reader meets these sections in a site file.
-_SECTIONS = ["SiteFile", "Metadata", "Spec", "Power", "Curtailment", "CurtailmentProgram", "Network",
+_SECTIONS = ["SiteFile", "Metadata", "Spec", "Power", "Curtailment", "CurtailmentProgram", "ScheduleWindow",
+             "PeakAlert", "PriceTrigger", "OpenAdr", "Network",
              "GpuModelFields", "SkuFields", "Kubernetes", "Container", "Rack", "NodeEntry",
              "Provisioning", "Ssh", "Mirror", "Rollout", "InferenceService", "Replicas", "Placement",
              "SecretRef", "Autoscaling"]
 _TITLES = {"SiteFile": "Site file (top level)", "Curtailment": "spec.power.curtailment",
            "CurtailmentProgram": "spec.power.curtailment.programs[]",
+           "ScheduleWindow": "spec.power.curtailment.programs[].windows[]",
+           "PeakAlert": "spec.power.curtailment.programs[].alert",
+           "PriceTrigger": "spec.power.curtailment.programs[].price",
+           "OpenAdr": "spec.power.curtailment.openadr",
            "GpuModelFields": "spec.gpu_models.<key>",
            "SkuFields": "spec.skus.<key>", "Provisioning": "spec.provisioning",
            "Ssh": "spec.provisioning.ssh",
