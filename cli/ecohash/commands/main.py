@@ -13,6 +13,7 @@ from ecohash.commands.bootstrap import bootstrap
 from ecohash.commands.capacity import capacity
 from ecohash.commands.curtail import curtail
 from ecohash.commands.drift import drift
+from ecohash.commands.grid import grid
 from ecohash.commands.lab import lab
 from ecohash.commands.options import CONTEXT_SETTINGS, echo_error, exit_code_for
 from ecohash.commands.plan import plan
@@ -48,6 +49,6 @@ def cli() -> None:
     """
 
 
-for command in (validate, plan, capacity, curtail, provision, status, drift, bootstrap, render, apply, schema,
-                lab):
+for command in (validate, plan, capacity, curtail, grid, provision, status, drift, bootstrap, render, apply,
+                schema, lab):
     cli.add_command(command)

@@ -75,6 +75,10 @@ class CurtailRequest:
     settle_s: float = DEFAULT_SETTLE_S
     interval_s: float = SAMPLE_INTERVAL_S
     timeout_s: float = TIMEOUT_S
+    source: str = "manual"
+    correlation_id: str | None = None
+    reason: str | None = None
+    restore_minutes: float | None = None  # overrides the program's, for a signal that sets its own
 
 
 @dataclass
@@ -174,11 +178,18 @@ def _new_event(request: CurtailRequest, solution: Solution, started: float) -> E
         target_facility_w=_fraction_text(target.facility_w), target_it_w=_fraction_text(target.it_w),
         target_mw=float(target.facility_w / 10**6), pue=_fraction_text(pue),
         program=program.name if program else None,
-        restore_minutes=float(program.restore_minutes) if program and program.restore_minutes is not None
-        else None,
+        restore_minutes=_restore_minutes(request),
         start=started, end=end, status=ACTIVE, nodes=nodes,
         planned_it_draw_w=solution.planned_it_draw_w, it_draw_w=solution.it_draw_w,
+        source=request.source, correlation_id=request.correlation_id, reason=request.reason,
     )
+
+
+def _restore_minutes(request: CurtailRequest) -> float | None:
+    if request.restore_minutes is not None:
+        return request.restore_minutes
+    program = request.program
+    return float(program.restore_minutes) if program and program.restore_minutes is not None else None
 
 
 def _fraction_text(value: Fraction) -> str:

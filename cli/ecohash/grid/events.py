@@ -99,6 +99,11 @@ class Event:
     below_target_s: float | None = None
     released_s: float | None = None
     problems: list[str] = field(default_factory=list)
+    # Who asked: "manual" (ecohash curtail), or the signal source `ecohash grid watch` followed
+    # ("openadr", "schedule", "price") with the id every log line of that signal carries.
+    source: str = "manual"
+    correlation_id: str | None = None
+    reason: str | None = None
 
     @property
     def start_time(self) -> str:

@@ -1,0 +1,97 @@
+"""`ecohash grid`: answer the grid's signals (OpenADR, 4CP-style schedules, price) on their own."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from pydantic import ValidationError
+
+from ecohash.commands.options import CONTEXT_SETTINGS, load, site_argument
+from ecohash.errors import InvalidInputError
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+def grid() -> None:
+    """Follow the grid's signals and curtail a site with nobody at a keyboard.
+
+    Example:
+
+        ecohash grid watch tx-odessa
+
+        ecohash grid watch lab --vtn http://127.0.0.1:8080/OpenADR2/Simple/2.0b --for 10m
+    """
+
+
+@grid.command(context_settings=CONTEXT_SETTINGS)
+@site_argument
+@click.option("--vtn", metavar="URL", help="The OpenADR VTN to register with, instead of the site "
+              "file's spec.power.curtailment.openadr.vtn_url (for trying it out).")
+@click.option("--ven-name", metavar="NAME", help="The VEN name to register under; default the site "
+              "file's, else the site's name.")
+@click.option("--once", is_flag=True, help="Evaluate the schedules and prices once, act, and exit "
+              "(no OpenADR).")
+@click.option("--for", "for_", metavar="DURATION", help="Stop after this long, e.g. 90s, 15m, 8h.")
+def watch(site: str, vtn: str | None, ven_name: str | None, once: bool, for_: str | None) -> None:
+    """Follow SITE's signal sources and start, change and end its curtailments.
+
+    Sources: the site's OpenADR 2.0b VTN (spec.power.curtailment.openadr),
+    each program's windows (with its peak alert) and its price trigger. The
+    deepest cut asked for wins. Every decision is logged with its reason and
+    correlation id on stderr and in the state directory's grid/SITE/watch.log.
+    Stopping (SIGTERM, --for) leaves an event in force: its node overrides end
+    at its end, and a new watcher resumes it. One watcher per site. Runs as a
+    systemd service on a site controller: docs/grid-watch.md.
+    """
+    from ecohash.budget import compile_budget
+    from ecohash.grid import watch as watching
+    from ecohash.grid.rule import parse_duration
+
+    stop_after = parse_duration(for_).total_seconds() if for_ is not None else None
+    if stop_after is not None and stop_after <= 0:
+        raise InvalidInputError(f"--for: {for_!r} must be longer than 0")
+    loaded = load(site)
+    openadr = None if once else _openadr(loaded, vtn, ven_name)
+    plan = compile_budget(loaded)
+    with watching.watcher_lock(loaded.name):
+        log = watching.DecisionLog(loaded.name, sys.stderr)
+        actuator = watching.SiteActuator(loaded, plan)
+        watcher = watching.Watcher(loaded, plan, [], actuator, log)
+        watcher.sources, ven = watching.build_sources(loaded, openadr, watcher, actuator.measured_facility_w)
+        if not watcher.sources:
+            raise InvalidInputError(f"site {loaded.name} has no signal source to follow: give a program "
+                                    "windows or a price trigger, or spec.power.curtailment.openadr "
+                                    "(or --vtn); docs/grid-watch.md")
+        log("INFO", "-", f"watching site {loaded.name}: " + ", ".join(s.name for s in watcher.sources))
+        if once:
+            watcher.step()
+        else:
+            import asyncio
+
+            asyncio.run(watching.run(watcher, ven, stop_after))
+    if any(line["level"] in ("ERROR", "WARNING") for line in log.lines):
+        sys.exit(1)
+
+
+def _openadr(site, vtn: str | None, ven_name: str | None):
+    """The site's OpenADR settings with --vtn and --ven-name over them; None when there are none."""
+    from ecohash.inventory.model import OpenAdr
+
+    configured = site.power.curtailment.openadr
+    if configured is None and vtn is None:
+        if ven_name is not None:
+            raise InvalidInputError("--ven-name: the site has no spec.power.curtailment.openadr; "
+                                    "give --vtn too")
+        return None
+    fields = configured.model_dump(exclude_none=True) if configured is not None else {"ven_name": site.name}
+    if vtn is not None:
+        fields["vtn_url"] = vtn
+    if ven_name is not None:
+        fields["ven_name"] = ven_name
+    try:
+        return OpenAdr.model_validate(fields, strict=False)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = str(first["loc"][0]) if first["loc"] else ""
+        where = {"vtn_url": "--vtn", "ven_name": "--ven-name"}.get(key, "openadr")
+        raise InvalidInputError(f"{where}: {first['msg']}") from None
