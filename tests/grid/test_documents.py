@@ -83,7 +83,7 @@ def failure(tmp_path: Path, source: str, timeout_s: float = 1.0) -> str:
 def test_a_url_is_read_as_json_with_exact_decimals(server, tmp_path):
     assert read(tmp_path, f"url: '{server}/alert'") == {"date": "2026-07-15", "peak_likely": True}
     prices = read(tmp_path, f"url: '{server}/prices'")
-    assert prices["intervals"][0]["price"] == Decimal("1250.5")  # type: ignore[index]
+    assert prices["intervals"][0]["price"] == Decimal("1250.5")
     assert read(tmp_path, f"url: '{server}/moved'") == {"date": "2026-07-15", "peak_likely": True}
 
 
