@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,50 +12,27 @@ import pytest
 from ecohash.grid.documents import MAX_BYTES, Document, DocumentError, read_document
 from ecohash.inventory import load_site_text
 from ecohash.inventory.site import Site
+from tests.grid.feeds import Answer, FeedServer
 from tests.grid.test_site_format import with_programs
 
-# What each path of the test server answers: (status, headers, body, seconds to wait first).
-ROUTES: dict[str, tuple[int, dict[str, str], bytes, float]] = {
-    "/alert": (200, {}, b'{"date": "2026-07-15", "peak_likely": true}', 0),
-    "/prices": (200, {}, b'{"intervals": [{"start": "2026-07-15T15:00:00Z", '
-                b'"end": "2026-07-15T15:05:00Z", "price": 1250.5}]}', 0),
-    "/slow": (200, {}, b"{}", 2),
-    "/big": (200, {}, b" " * (MAX_BYTES + 1), 0),
-    "/big-unsaid": (200, {"Content-Length": ""}, b" " * (MAX_BYTES + 1), 0),
-    "/html": (200, {}, b"<html>maintenance</html>", 0),
-    "/nan": (200, {}, b'{"price": NaN}', 0),
-    "/ftp": (302, {"Location": "ftp://prices.example/feed.json"}, b"", 0),
-    "/moved": (302, {"Location": "/alert"}, b"", 0),
+ROUTES = {
+    "/alert": Answer(b'{"date": "2026-07-15", "peak_likely": true}'),
+    "/prices": Answer(b'{"intervals": [{"start": "2026-07-15T15:00:00Z", "end": "2026-07-15T15:05:00Z", '
+                      b'"price": 1250.5}]}'),
+    "/slow": Answer(b"{}", wait_s=2),
+    "/big": Answer(b" " * (MAX_BYTES + 1)),
+    "/big-unsaid": Answer(b" " * (MAX_BYTES + 1), headers={"Content-Length": ""}),
+    "/html": Answer(b"<html>maintenance</html>"),
+    "/nan": Answer(b'{"price": NaN}'),
+    "/ftp": Answer(b"", status=302, headers={"Location": "ftp://prices.example/feed.json"}),
+    "/moved": Answer(b"", status=302, headers={"Location": "/alert"}),
 }
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        status, headers, body, wait = ROUTES.get(self.path, (404, {}, b"no such feed", 0))
-        time.sleep(wait)
-        self.send_response(status)
-        if "Content-Length" not in headers:
-            self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            if value:
-                self.send_header(name, value)
-        self.end_headers()
-        with contextlib.suppress(OSError):  # the client gave up first, as it should
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with FeedServer(ROUTES) as feed:
+        yield feed.url
 
 
 def site_reading(tmp_path: Path, source: str) -> Site:
