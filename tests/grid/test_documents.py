@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -25,6 +27,7 @@ ROUTES = {
     "/html": Answer(b"<html>maintenance</html>"),
     "/nan": Answer(b'{"price": NaN}'),
     "/ftp": Answer(b"", status=302, headers={"Location": "ftp://prices.example/feed.json"}),
+    "/short": Answer(b"{}", headers={"Content-Length": "100"}),
     "/moved": Answer(b"", status=302, headers={"Location": "/alert"}),
 }
 
@@ -76,6 +79,7 @@ def test_a_file_is_read_relative_to_the_site_file(tmp_path):
     ("/big", "larger than 1024 KiB"),
     ("/big-unsaid", "larger than 1024 KiB"),
     ("/ftp", "HTTP 302 redirect to a URL that is not http(s)"),
+    ("/short", "cut short (2 of 100 bytes)"),
 ])
 def test_a_bad_answer_is_one_line_naming_the_url(server, tmp_path, path, message):
     assert failure(tmp_path, f"url: '{server}{path}'") == f"{server}{path}: {message}"
@@ -90,6 +94,19 @@ def test_a_slow_server_is_given_up_on_at_the_timeout(server, tmp_path):
 def test_nothing_listening_is_one_line(tmp_path):
     message = failure(tmp_path, "url: 'http://127.0.0.1:9'")
     assert message.startswith("http://127.0.0.1:9: cannot fetch (") and "\n" not in message
+
+
+def test_a_server_that_does_not_speak_http_is_one_line(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        def answer() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(4096)
+                connection.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+
+        threading.Thread(target=answer, daemon=True).start()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        assert failure(tmp_path, f"url: '{url}'") == f"{url}: not an HTTP answer (BadStatusLine)"
 
 
 def parse_alert(raw: object) -> bool:

@@ -8,6 +8,7 @@ reported once (with the age of the copy that stands in), not at every poll.
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -97,6 +98,9 @@ def _fetch(url: str, timeout_s: float) -> bytes:
                 if not chunk:
                     break
                 body += chunk
+            if length is not None and length.isdigit() and len(body) < int(length):
+                # read(n) returns a body cut short without a word: a prefix is not the document.
+                raise DocumentError(f"{url}: cut short ({len(body)} of {length} bytes)")
             return body
     except urllib.error.HTTPError as error:
         raise DocumentError(f"{url}: HTTP {error.code} {error.reason}") from None
@@ -106,8 +110,10 @@ def _fetch(url: str, timeout_s: float) -> bytes:
         if isinstance(error.reason, TimeoutError):
             raise DocumentError(f"{url}: no answer within {timeout_s:g} s") from None
         raise DocumentError(f"{url}: cannot fetch ({error.reason})") from None
-    except OSError as error:  # a connection reset mid-body, a bad status line
+    except OSError as error:  # a connection reset mid-body
         raise DocumentError(f"{url}: cannot fetch ({error.strerror or error})") from None
+    except http.client.HTTPException as error:  # what answered does not speak HTTP
+        raise DocumentError(f"{url}: not an HTTP answer ({type(error).__name__})") from None
 
 
 class Document(Generic[T]):
