@@ -141,3 +141,24 @@ def test_a_failed_read_keeps_the_last_good_copy_and_says_so_once(tmp_path):
     # A failure after a good read is new again, even if it was seen before.
     assert document.get(9200.0) == (False, f"{feed}: cannot read (No such file or directory); "
                                     "keeping the copy read 100 s ago")
+
+
+def test_a_url_is_fetched_at_most_every_refresh_interval_and_a_file_at_every_poll(tmp_path):
+    from ecohash.grid.documents import URL_REFRESH_S, Document
+
+    reads: list[str] = []
+
+    def read(site, source):
+        reads.append(source.url or source.file)
+        return {"n": len(reads)}
+
+    from ecohash.inventory.model import PeakAlert
+
+    site = object()
+    by_url = Document(site, PeakAlert(url="http://alerts.example/today"), lambda raw: raw["n"], read)
+    assert by_url.get(1000.0) == (1, None)
+    assert by_url.get(1000.0 + URL_REFRESH_S - 1) == (1, None)  # the copy, not a fetch
+    assert by_url.get(1000.0 + URL_REFRESH_S) == (2, None)
+    by_file = Document(site, PeakAlert(file="alert.json"), lambda raw: raw["n"], read)
+    assert by_file.get(1000.0) == (3, None) and by_file.get(1000.0) == (4, None)
+    assert reads == ["http://alerts.example/today"] * 2 + ["alert.json"] * 2

@@ -74,7 +74,7 @@ def test_the_program_is_asked_for_once_the_run_is_long_enough():
     assert refusals == []
     _, spike = program()
     assert (request.source, request.key, request.ask.program) == ("price", "price:spike:2026-07-15T15:05:00Z", spike)
-    assert (request.start, request.end, request.restore_minutes) == (utc("15:15"), None, 5.0)
+    assert (request.start, request.end, request.ramp_minutes) == (utc("15:15"), None, 5.0)
     assert request.correlation_id == correlation_id("price", "spike", "2026-07-15T15:05:00Z")
     assert request.reason == "price 1,250.5/MWh above strike 1,000 for 3 intervals since 2026-07-15T15:05:00Z"
     # The same run a minute later, or an interval later, is the same wish.

@@ -68,7 +68,7 @@ def test_a_window_asks_for_its_program_until_its_local_end():
     assert request.ask.program is cp and request.ask.text == "program 4cp"
     assert (request.start, request.end) == (at("2026-07-15 15:00"), at("2026-07-15 17:30"))
     assert request.end == utc("2026-07-15 22:30")  # CDT is UTC-5
-    assert request.restore_minutes == 15.0
+    assert request.ramp_minutes == 15.0
     assert request.correlation_id == correlation_id("schedule", "4cp", "2026-07-15", "15:00")
     assert request.reason == "program 4cp window 15:00-17:30 America/Chicago on 2026-07-15"
     assert request.in_force(at("2026-07-15 16:10"))

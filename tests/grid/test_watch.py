@@ -225,7 +225,6 @@ def test_the_log_is_private_json_lines_with_correlation_ids(state: Path) -> None
 
 
 def test_a_second_watcher_on_the_same_site_is_refused() -> None:
-    with watcher_lock("grid-test"):
-        with pytest.raises(SiteLockedError, match="grid watcher of site grid-test"):
-            with watcher_lock("grid-test"):
-                pass
+    refused = pytest.raises(SiteLockedError, match="grid watcher of site grid-test")
+    with watcher_lock("grid-test"), refused, watcher_lock("grid-test"):
+        pass

@@ -47,6 +47,7 @@ from ecohash.grid.events import (
 from ecohash.grid.evidence import DEFAULT_SETTLE_S, SAMPLE_INTERVAL_S, Evidence, NodeFacts, Round, Sampler
 from ecohash.grid.nodes import READ, TIMEOUT_S, Answer, NodeLink, SshLink, ask_all
 from ecohash.grid.rule import CurtailmentInfeasibleError, Solution, Target, solve
+from ecohash.grid.signals import program_restore_minutes
 from ecohash.inventory.model import CurtailmentProgram
 from ecohash.inventory.site import Site
 
@@ -188,8 +189,7 @@ def _new_event(request: CurtailRequest, solution: Solution, started: float) -> E
 def _restore_minutes(request: CurtailRequest) -> float | None:
     if request.restore_minutes is not None:
         return request.restore_minutes
-    program = request.program
-    return float(program.restore_minutes) if program and program.restore_minutes is not None else None
+    return program_restore_minutes(request.program)
 
 
 def _fraction_text(value: Fraction) -> str:

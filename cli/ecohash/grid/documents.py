@@ -22,6 +22,10 @@ from ecohash.inventory.model import PeakAlert, PriceTrigger
 from ecohash.inventory.site import Site
 
 TIMEOUT_S = 5.0
+# A URL is fetched at most this often: the watcher polls every second, and nobody's price
+# or alert server should answer that; prices change on 5-minute intervals. Files are read
+# at every poll (a local read costs nothing, and an edit should act at once).
+URL_REFRESH_S = 30.0
 MAX_BYTES = 1024 * 1024
 _CHUNK = 64 * 1024
 
@@ -130,9 +134,14 @@ class Document(Generic[T]):
         self.good: T | None = None
         self.read_at: float | None = None
         self._failing: str | None = None
+        self._refresh_s = URL_REFRESH_S if source.url is not None else 0.0
+        self._tried_at: float | None = None
 
     def get(self, now: float) -> tuple[T | None, str | None]:
         """The document (the last good one when this read failed), and the failure to log."""
+        if self._tried_at is not None and 0 <= now - self._tried_at < self._refresh_s:
+            return self.good, None
+        self._tried_at = now
         try:
             raw = self._read(self._site, self._source)
         except DocumentError as error:

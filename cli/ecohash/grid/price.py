@@ -136,8 +136,6 @@ class PriceSource:
             ask=Ask(program=self.program), start=run[self.trigger.intervals - 1].start, end=None,
             reason=(f"price {current.price:,}/MWh above strike {self.trigger.strike:,} for {len(run)} "
                     f"interval{'s' if len(run) > 1 else ''} since {utc_time(first.start)}"),
-            restore_minutes=(None if self.program.restore_minutes is None
-                             else float(self.program.restore_minutes)),
         )], refusals
 
     def _refusal(self, reason: str) -> Refusal:

@@ -115,8 +115,6 @@ class ScheduleSource:
                 source=NAME, key=f"{NAME}:{self.program.name}:{day.isoformat()}:{window.start}",
                 correlation_id=cid, ask=Ask(program=self.program), start=start, end=end,
                 reason=f"program {self.program.name} {said}",
-                restore_minutes=(None if self.program.restore_minutes is None
-                                 else float(self.program.restore_minutes)),
             ))
         return requests, refusals
 

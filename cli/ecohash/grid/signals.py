@@ -69,11 +69,22 @@ class Request:
     start: float
     end: float | None
     reason: str
-    restore_minutes: float | None = None
+    restore_minutes: float | None = None  # the signal's own ramp; None: its program's
     version: int = 0  # an OpenADR modification number: a higher one with the same key is a change
 
     def in_force(self, now: float) -> bool:
         return self.start <= now and (self.end is None or now < self.end)
+
+    @property
+    def ramp_minutes(self) -> float | None:
+        """How long its release ramp lasts: the signal's own, else its program's."""
+        return self.restore_minutes if self.restore_minutes is not None else program_restore_minutes(
+            self.ask.program)
+
+
+def program_restore_minutes(program: CurtailmentProgram | None) -> float | None:
+    """A program's release ramp in minutes, None when it has none (release at once)."""
+    return None if program is None or program.restore_minutes is None else float(program.restore_minutes)
 
 
 @dataclass(frozen=True)

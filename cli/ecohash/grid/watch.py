@@ -152,7 +152,7 @@ class SiteActuator:
         outcome = start_event(CurtailRequest(
             self.site, self.plan, target, program=request.ask.program, duration=duration,
             settle_s=self.settle_s, source=request.source, correlation_id=request.correlation_id,
-            reason=request.reason, restore_minutes=request.restore_minutes), link=self.link)
+            reason=request.reason, restore_minutes=request.ramp_minutes), link=self.link)
         self.problems = [] if outcome.ok else outcome.lines
         return outcome.event
 
@@ -288,7 +288,7 @@ class Watcher:
         self.following = Following(
             event_id=event.id, source=request.source, key=request.key,
             correlation_id=request.correlation_id, ask=request.ask.text, end=request.end,
-            applied_until=event.end, version=request.version, restore_minutes=request.restore_minutes)
+            applied_until=event.end, version=request.version, restore_minutes=request.ramp_minutes)
         save_following(self.site.name, self.following)
         problems = getattr(self.actuator, "problems", [])
         held = f"; {len(event.held)} node(s) held at their last cap" if event.held else ""
