@@ -12,6 +12,7 @@ from ecohash.grid.watch import watcher_lock
 from tests.conftest import REPO
 
 TX = str(REPO / "inventories" / "tx-odessa" / "site.yaml")
+ND = str(REPO / "inventories" / "nd-williston" / "site.yaml")
 
 
 @pytest.fixture(autouse=True)
@@ -38,10 +39,20 @@ def test_bad_options_are_one_line_and_exit_2(args: list[str], message: str) -> N
 
 
 def test_a_site_with_no_signal_source_is_refused() -> None:
-    # tx-odessa's programs have no windows or price trigger, and --once follows no VTN.
-    result = run("grid", "watch", TX, "--once")
+    # nd-williston has no programs, and --once follows no VTN.
+    result = run("grid", "watch", ND, "--once")
     assert result.exit_code == 2
-    assert result.stderr.startswith("ecohash: site tx-odessa has no signal source to follow")
+    assert result.stderr.startswith("ecohash: site nd-williston has no signal source to follow")
+
+
+def test_once_says_when_the_next_window_opens_and_acts_on_nothing_outside_it(state: Path) -> None:
+    # tx-odessa's 4cp program: June to September weekdays, 15:00-17:30 America/Chicago, with
+    # an alert file that does not exist here: in a window the missing alert is refused, so
+    # at no time of year does this contact a node.
+    result = run("grid", "watch", TX, "--once")
+    assert result.exit_code == 0, result.stderr
+    assert "schedule: program 4cp: next window opens 20" in result.stderr
+    assert not (state / "grid" / "tx-odessa" / "event.json").exists()
 
 
 def test_a_second_watcher_on_the_site_is_refused_naming_the_first() -> None:

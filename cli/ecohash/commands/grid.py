@@ -63,6 +63,7 @@ def watch(site: str, vtn: str | None, ven_name: str | None, once: bool, for_: st
                                     "windows or a price trigger, or spec.power.curtailment.openadr "
                                     "(or --vtn); docs/grid-watch.md")
         log("INFO", "-", f"watching site {loaded.name}: " + ", ".join(s.name for s in watcher.sources))
+        _say_next_windows(watcher, log)
         if once:
             watcher.step()
         else:
@@ -95,3 +96,16 @@ def _openadr(site, vtn: str | None, ven_name: str | None):
         key = str(first["loc"][0]) if first["loc"] else ""
         where = {"vtn_url": "--vtn", "ven_name": "--ven-name"}.get(key, "openadr")
         raise InvalidInputError(f"{where}: {first['msg']}") from None
+
+
+def _say_next_windows(watcher, log) -> None:
+    """When each scheduled program's next window opens: a season set up wrong shows at once."""
+    from ecohash.grid.schedule import ScheduleSource
+    from ecohash.rollout.state import utc_time
+
+    now = watcher.clock()
+    for source in watcher.sources:
+        if isinstance(source, ScheduleSource):
+            opens = source.next_start(now)
+            log("INFO", "-", f"program {source.program.name}: next window opens "
+                + (utc_time(opens) if opens is not None else "never"), source="schedule")
