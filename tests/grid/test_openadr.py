@@ -1,7 +1,7 @@
 """The OpenADR VEN against openleadr's own VTN (OpenADRServer) on loopback, in real time.
 
 openleadr sends durations in whole seconds, so the VTN asks for a poll every second.
-Each test runs one asyncio loop of its own (asyncio.run) with a VTN on a free port and stops
+Each test runs one asyncio loop of its own (run()) with a VTN on a free port and stops
 both before the loop closes. Events start a second or so ahead and last a few seconds.
 """
 
@@ -13,10 +13,11 @@ import re
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from cryptography import x509
@@ -33,9 +34,26 @@ from ecohash.inventory.site import Site
 from tests.grid.sites import SITE
 
 VEN_ID = "ven-1"
+T = TypeVar("T")
 UTC = dt.UTC
 KW = objects.Measurement(name="powerReal", description="RealPower", unit="W", scale="k",
                          power_attributes=objects.PowerAttributes(hertz=60, voltage=480, ac=True))
+
+
+def run(scenario: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, less its set_event_loop(None): after that, later tests' get_event_loop() fails."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(scenario)
+    finally:
+        left = asyncio.all_tasks(loop)
+        for task in left:
+            task.cancel()
+        if left:  # gather() of nothing would make its future on another loop
+            loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
 
 
 @pytest.fixture(autouse=True)
@@ -167,7 +185,7 @@ def test_simple_levels_become_requests_merged_by_run_and_opted_in():
             assert ven.requests(start + 6) == []
             assert ven.said(f"event {event_id} received, opted in: OpenADR event {event_id}")
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_an_event_the_caps_cannot_reach_is_opted_out_with_the_reason_logged():
@@ -186,7 +204,7 @@ def test_an_event_the_caps_cannot_reach_is_opted_out_with_the_reason_logged():
             assert ven.requests() == []
             assert ven.said(f"event {event_id} opted out: by 10%: the caps reach 96.3 kW at most") != []
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_cancellation_withdraws_and_modification_replaces_the_request():
@@ -206,7 +224,7 @@ def test_cancellation_withdraws_and_modification_replaces_the_request():
             assert ven.said(f"event {cancelled} cancelled by the VTN (modification 1); its requests are "
                             "withdrawn")
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_load_dispatch_setpoints_and_deltas_in_kw_become_mw_targets():
@@ -220,7 +238,7 @@ def test_load_dispatch_setpoints_and_deltas_in_kw_become_mw_targets():
             assert asks == {setpoint: (Ask(to_mw=Decimal("0.5")), 3), delta: (Ask(by_mw=Decimal("0.25")), 6)}
             await until(lambda: vtn.opts.get(setpoint) == vtn.opts.get(delta) == ["optIn"])
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_implausible_events_are_refused_and_opted_out_never_held():
@@ -251,7 +269,7 @@ def test_implausible_events_are_refused_and_opted_out_never_held():
             assert ven.ven.poll(time.time())[1] == []  # each refusal is handed out once
             assert len(ven.said("refused, opted out")) == len(reasons)
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_the_vtn_receives_the_measured_draw_as_telemetry_usage():
@@ -260,7 +278,7 @@ def test_the_vtn_receives_the_measured_draw_as_telemetry_usage():
             await until(lambda: len(vtn.telemetry) >= 2)
             assert set(vtn.telemetry) == {812_500.0}
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_vtn_that_stops_answering_leaves_the_held_event_to_run_to_its_end():
@@ -277,7 +295,7 @@ def test_a_vtn_that_stops_answering_leaves_the_held_event_to_run_to_its_end():
             lost = ven.said("lost contact with the VTN at http://127.0.0.1:")
             assert len(lost) == 1 and f"events {event_id} run to their end" in lost[0][2]
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_vtn_not_up_yet_is_registered_with_when_it_comes():
@@ -294,7 +312,7 @@ def test_a_vtn_not_up_yet_is_registered_with_when_it_comes():
             await ven.ven.stop()
             await vtn.server.stop()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def certificate(directory: Path, name: str) -> tuple[str, str]:
@@ -333,10 +351,10 @@ def test_signed_messages_from_a_vtn_with_another_fingerprint_are_refused(tmp_pat
             await vtn.server.stop()
         return ven
 
-    signed = asyncio.run(scenario(right))
+    signed = run(scenario(right))
     assert signed.said("registered with the VTN") and signed.said("this VEN's certificate fingerprint")
     assert not any("BEGIN" in text for _, _, text in signed.log)
-    assert asyncio.run(scenario(wrong)).said("did not register grid-test-ven")
+    assert run(scenario(wrong)).said("did not register grid-test-ven")
 
 
 def test_a_key_others_can_read_is_refused_before_anything_is_sent(tmp_path):
@@ -346,7 +364,7 @@ def test_a_key_others_can_read_is_refused_before_anything_is_sent(tmp_path):
     ven = Ven(site)
     with pytest.raises(InvalidInputError, match=r"openadr key .*/ven.key can be read by others \(mode 0644\); "
                                                 r"chmod 600 it"):
-        asyncio.run(ven.ven.start())
+        run(ven.ven.start())
 
 
 @pytest.mark.parametrize(("scale", "amount", "expected"), [
@@ -403,3 +421,11 @@ def test_an_event_over_by_the_site_clock_is_refused_and_one_half_over_keeps_what
                                               {"duration": dt.timedelta(minutes=30), "signal_payload": 400}]
     (left,) = requests_for_event(site, site.power.curtailment.openadr, event, now=end - 60)
     assert (left.ask, left.start, left.end, left.key) == (Ask(to_mw=Decimal("0.4")), end - 1800, end, "openadr:e1:1")
+
+
+def test_a_certificate_that_is_not_one_is_a_clear_error(tmp_path):
+    certificate(tmp_path, "ven")
+    (tmp_path / "ven.pem").write_text("not a certificate\n")
+    site = openadr_site(free_port(), "cert: ven.pem", "key: ven.key", file=str(tmp_path / "site.yaml"))
+    with pytest.raises(InvalidInputError, match="^openadr: cannot use the VEN's certificate, key or CA file: "):
+        run(Ven(site).ven.start())

@@ -115,8 +115,17 @@ class OpenAdrVen:
                 return
 
     async def _register(self) -> bool:
-        client = self._new_client()
-        await client.run()
+        try:
+            client = self._new_client()
+            try:
+                await client.run()
+            except asyncio.CancelledError:  # stop() while registering: close what was opened
+                if client.client_session is not None:
+                    await client.stop()
+                raise
+        except (OSError, ssl.SSLError, ValueError) as error:  # the messages name files, never contents
+            raise InvalidInputError(f"openadr: cannot use the VEN's certificate, key or CA file: "
+                                    f"{error}") from None
         if client.registration_id is None:  # openleadr has stopped the client already
             return False
         self._client = client
