@@ -213,16 +213,9 @@ class OpenAdrVen:
             requests = requests_for_event(self.site, self.config, event, self._clock())
             reason = self._infeasible(requests)
         except SignalRefused as refused:
-            self._drop(event_id)
-            text = f"event {event_id} refused, opted out: {refused}"
-            self._log("warning", event_id, text)
-            with self._lock:
-                self._refusals.append(Refusal(SOURCE, event_id, text))
-            return OPT_OUT
+            return self._refuse(event_id, f"event {event_id} refused, opted out: {refused}")
         if reason is not None:
-            self._drop(event_id)
-            self._log("warning", event_id, f"event {event_id} opted out: {reason}")
-            return OPT_OUT
+            return self._refuse(event_id, f"event {event_id} opted out: {reason}")
         with self._lock:
             modified = event_id in self._held
             self._held[event_id] = requests
@@ -230,6 +223,13 @@ class OpenAdrVen:
         self._log("info", event_id, f"event {event_id} {'modified' if modified else 'received'}, "
                   f"opted in: {what}")
         return OPT_IN
+
+    def _refuse(self, event_id: str, text: str) -> str:
+        """Opt out; the refusal goes to the watcher's next poll, which logs it (once)."""
+        self._drop(event_id)
+        with self._lock:
+            self._refusals.append(Refusal(SOURCE, event_id, text))
+        return OPT_OUT
 
     def _infeasible(self, requests: list[Request]) -> str | None:
         asks: list[Ask] = []  # unique, in order; a program's Ask holds lists and cannot be hashed

@@ -20,6 +20,7 @@ Safety, by construction:
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -61,17 +62,20 @@ class DecisionLog:
         self.stream = stream
         self.clock = clock
         self.lines: list[dict[str, Any]] = []  # this run's, for tests and --once's summary
+        # The watcher's thread and the OpenADR VEN's event loop both log: one line at a time.
+        self._lock = threading.Lock()
 
     def __call__(self, level: str, correlation_id: str, text: str, source: str = "watch") -> None:
         entry = {"time": utc_time(self.clock()), "level": level, "source": source,
                  "correlation_id": correlation_id or "-", "text": text}
-        self.lines.append(entry)
-        if self.stream is not None:
-            print(f"{entry['time']} {level:<7} [{entry['correlation_id']}] {source}: {text}",
-                  file=self.stream, flush=True)
-        make_dirs(self.path.parent)
-        with _private_append(self.path) as file:
-            file.write(json.dumps(entry) + "\n")
+        with self._lock:
+            self.lines.append(entry)
+            if self.stream is not None:
+                print(f"{entry['time']} {level:<7} [{entry['correlation_id']}] {source}: {text}",
+                      file=self.stream, flush=True)
+            make_dirs(self.path.parent)
+            with _private_append(self.path) as file:
+                file.write(json.dumps(entry) + "\n")
 
 
 @contextmanager
@@ -365,7 +369,13 @@ def build_sources(site: Site, openadr: OpenAdr | None, watcher: Watcher,
         from ecohash.grid.openadr import OpenAdrVen
 
         def log(level: str, correlation_id: str, text: str) -> None:
-            watcher.log(level, correlation_id, text, source="openadr")
+            watcher.log(level.upper(), correlation_id, text, source="openadr")
+
+        # openleadr logs whole messages at INFO (event payloads, and the XML it sent on an
+        # HTTP error): the watcher's own lines say what matters, once.
+        import logging
+
+        logging.getLogger("openleadr").setLevel(logging.WARNING)
 
         ven = OpenAdrVen(site, openadr, judge=watcher.judge, telemetry=telemetry, log=log,
                          clock=watcher.clock)

@@ -1,0 +1,74 @@
+"""openleadr's own VTN (OpenADRServer) for tests, and what it heard from a VEN."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+
+from openleadr import OpenADRServer, objects, utils
+
+VEN_ID = "ven-1"
+UTC = dt.UTC
+KW = objects.Measurement(name="powerReal", description="RealPower", unit="W", scale="k",
+                         power_attributes=objects.PowerAttributes(hertz=60, voltage=480, ac=True))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Vtn:
+    """openleadr's VTN, and what it heard from the VEN: opts by event and telemetry values."""
+
+    def __init__(self, port: int, site_name: str = "grid-test", **signing: str) -> None:
+        self.server = OpenADRServer(vtn_id="TEST-VTN", http_host="127.0.0.1", http_port=port,
+                                    requested_poll_freq=dt.timedelta(seconds=1),
+                                    show_fingerprint=False, **signing)
+        self.site_name = site_name
+        self.opts: dict[str, list[str]] = {}
+        self.telemetry: list[float] = []
+        self.registered = False
+        self.server.add_handler("on_create_party_registration", self._register)
+        self.server.add_handler("on_register_report", self._register_report)
+
+    def _register(self, info: dict) -> tuple[str, str]:
+        self.registered = True
+        return VEN_ID, "reg-1"
+
+    def _register_report(self, ven_id, resource_id, measurement, unit, scale,
+                         min_sampling_interval, max_sampling_interval):
+        assert (resource_id, measurement, unit) == (self.site_name, "RealPower", "W")
+        return (lambda data: self.telemetry.extend(value for _, value in data)), dt.timedelta(seconds=1)
+
+    def _opted(self, ven_id: str, event_id: str, opt_type: str) -> None:
+        self.opts.setdefault(event_id, []).append(opt_type)
+
+    def add_event(self, signal_name: str, signal_type: str, payloads: list[float], *, start_in: float = 1,
+                  seconds: float = 3, measurement: objects.Measurement | None = None) -> str:
+        start = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(seconds=round(start_in))
+        intervals = [objects.Interval(dtstart=start + index * dt.timedelta(seconds=seconds),
+                                      duration=dt.timedelta(seconds=seconds), signal_payload=payload)
+                     for index, payload in enumerate(payloads)]
+        event = objects.Event(
+            event_descriptor=objects.EventDescriptor(
+                event_id=utils.generate_id(), modification_number=0, market_context="oadr://test",
+                event_status="far", created_date_time=dt.datetime.now(UTC)),
+            event_signals=[objects.EventSignal(intervals=intervals, signal_name=signal_name,
+                                               signal_type=signal_type, signal_id=utils.generate_id(),
+                                               measurement=measurement)],
+            targets=[{"ven_id": VEN_ID}])
+        return self.server.add_raw_event(VEN_ID, event, callback=self._opted)
+
+    def event(self, event_id: str) -> objects.Event:
+        return utils.find_by(self.server.events[VEN_ID], "event_descriptor.event_id", event_id)
+
+    def modify(self, event_id: str, payloads: list[float]) -> None:
+        event = self.event(event_id)
+        for interval, payload in zip(event.event_signals[0].intervals, payloads, strict=True):
+            interval.signal_payload = payload
+        utils.increment_event_modification_number(event)
+        # openleadr answers each event's callback once; listen again for the modification's opt.
+        self.server.event_callbacks[event_id] = (event, self._opted)
+        self.server.events_updated[VEN_ID] = True
