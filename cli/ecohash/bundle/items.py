@@ -5,18 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# Every kind of blob a bundle carries; the manifest refuses any other.
-KINDS = (
-    "deb",  # destination "apt/<file>.deb"
-    "file",  # "files/<path>": binaries, charts, keys
-    "image-manifest",  # "registry/<repository>@sha256:<digest>"
-    "image-index",  # "registry/<repository>@sha256:<digest>"
-    "image-config",  # "registry/<repository>/blobs"
-    "image-layer",  # "registry/<repository>/blobs"
-    "image-tag",  # "registry/<repository>:<tag>", sha256 = the tagged manifest
-    "wheel",  # "wheels/<file>.whl"
-    "model-file",  # "models/<repo id>/<revision>/<path in repo>"
-)
+# Every kind of blob a bundle carries, and the root its destinations start with; the
+# manifest refuses any other kind, and a destination outside its kind's root.
+DESTINATION_ROOTS = {
+    "deb": "apt/",  # "apt/<file>.deb"
+    "file": "files/",  # "files/<path>": binaries, charts, keys
+    "image-manifest": "registry/",  # "registry/<repository>@sha256:<digest>"
+    "image-index": "registry/",  # "registry/<repository>@sha256:<digest>"
+    "image-config": "registry/",  # "registry/<repository>/blobs"
+    "image-layer": "registry/",  # "registry/<repository>/blobs"
+    "image-tag": "registry/",  # "registry/<repository>:<tag>", sha256 = the tagged manifest
+    "wheel": "wheels/",  # "wheels/<file>.whl"
+    "model-file": "models/",  # "models/<repo id>/<revision>/<path in repo>"
+}
+KINDS = tuple(DESTINATION_ROOTS)
 
 
 @dataclass(frozen=True)
