@@ -87,7 +87,7 @@ class Lab:
         For lab tests that install packages without running the roles; role tests start
         from hosts that know neither (see tests/roles).
         """
-        keyring = (self.paths.mirror_dir / mirror.KEYRING_PATH).read_bytes()
+        keyring = (self.paths.mirror_dir / "current" / mirror.KEYRING_PATH).read_bytes()
         self.ssh(node, "mkdir -p /etc/apt/keyrings && cat > /etc/apt/keyrings/lab-mirror.gpg",
                  input_bytes=keyring)
         self.ssh(

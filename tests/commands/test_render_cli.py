@@ -102,6 +102,7 @@ def test_the_lab_site_renders_its_services(tmp_path: Path) -> None:
     lab_inventory.write(site_file, nodes, "10.213.0.0/24", lab_inventory.LabProvisioning(
         ssh_config=tmp_path / "ssh_config", apt_proxy="http://10.213.0.1:3142",
         mirror_url="http://10.213.0.1:8080", mirror_keyring_sha256="ab" * 32,
+        registry_url="http://10.213.0.1:5000",
         standard_file=REPO / "node-standard.lock.yml"))
     assert load_site(site_file).name == "lab"
     result = render(str(site_file), "-o", str(tmp_path / "out"))

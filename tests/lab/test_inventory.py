@@ -53,6 +53,7 @@ def test_written_file_has_the_generated_header_and_the_fixed_keys(tmp_path: Path
     provisioning = inventory.LabProvisioning(
         ssh_config=Path("/lab/ssh/config"), apt_proxy="http://10.213.0.1:3142",
         mirror_url="http://10.213.0.1:8080", mirror_keyring_sha256="ab" * 32,
+        registry_url="http://10.213.0.1:5000",
         standard_file=Path("/lab/node-standard.lock.yml"),
     )
     inventory.write(target, inventory.layout_nodes(4, 2, addresses(4)), "10.213.0.0/24", provisioning)
@@ -70,6 +71,7 @@ def test_written_file_has_the_generated_header_and_the_fixed_keys(tmp_path: Path
         "ssh": {"user": "root", "config_file": "/lab/ssh/config"},
         "apt_proxy": "http://10.213.0.1:3142",
         "mirror": {"url": "http://10.213.0.1:8080", "keyring_sha256": "ab" * 32},
+        "registry": "http://10.213.0.1:5000",
         "standard": "/lab/node-standard.lock.yml",
         "rollout": {"serial": 2, "max_fail_percentage": 50},
     }

@@ -247,5 +247,6 @@ def test_the_simulated_toolkit_comes_in_the_standards_version_and_a_later_one(tm
     assert versions == [simtoolkit.PACKAGE_VERSION, simtoolkit.LATER_PACKAGE_VERSION]
     # The later one sorts above the standard's, so going back to the standard is a downgrade.
     subprocess.run(["dpkg", "--compare-versions", versions[1], "gt", versions[0]], check=True)
-    standard = labstandard.simulated_standard(load_standard(), k3s_sha256="0" * 64)
+    standard = labstandard.simulated_standard(load_standard(), k3s_sha256="0" * 64,
+                                              image_digest="sha256:" + "1" * 64)
     assert standard["nvidia_container_toolkit"]["version"] == simtoolkit.PACKAGE_VERSION

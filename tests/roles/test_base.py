@@ -21,7 +21,7 @@ def test_apt_uses_the_proxy_and_the_mirror_signed_by_the_pinned_key(
     assert "URIs: http://10.213.0.1:8080/apt/" in source
     assert "Signed-By: /etc/apt/keyrings/ecohash-site-mirror.gpg" in source
     keyring = host.file("/etc/apt/keyrings/ecohash-site-mirror.gpg")
-    site = bootstrapped.lab.paths.mirror_dir / "keys" / "site-mirror.gpg"
+    site = bootstrapped.lab.paths.mirror_dir / "current" / "keys" / "site-mirror.gpg"
     assert keyring.sha256sum == __import__("hashlib").sha256(site.read_bytes()).hexdigest()
     # No repository is trusted without a signature.
     assert "trusted=yes" not in host.run("cat /etc/apt/sources.list.d/*").stdout

@@ -37,7 +37,7 @@ def test_binary_matches_the_standards_sha256(bootstrapped: Bootstrapped, name: s
     binary = bootstrapped.host(name).file("/usr/local/bin/k3s")
     assert binary.mode == 0o755
     assert binary.sha256sum == standard["k3s"]["sha256"]
-    served = bootstrapped.lab.paths.mirror_dir / "files" / "k3s" / standard["k3s"]["version"] / "k3s"
+    served = bootstrapped.lab.paths.mirror_dir / "current" / "files" / "k3s" / standard["k3s"]["version"] / "k3s"
     assert binary.sha256sum == hashlib.sha256(served.read_bytes()).hexdigest()
     assert "SIMULATED" in bootstrapped.host(name).check_output("/usr/local/bin/k3s --version")
 

@@ -48,6 +48,7 @@ class LabProvisioning:
     apt_proxy: str
     mirror_url: str
     mirror_keyring_sha256: str
+    registry_url: str
     standard_file: Path
 
     def document(self) -> dict[str, object]:
@@ -55,6 +56,7 @@ class LabProvisioning:
             "ssh": {"user": "root", "config_file": str(self.ssh_config)},
             "apt_proxy": self.apt_proxy,
             "mirror": {"url": self.mirror_url, "keyring_sha256": self.mirror_keyring_sha256},
+            "registry": self.registry_url,
             "standard": str(self.standard_file),
             # Batches of two: a small lab still rolls out in more than one batch, and one
             # dead host in a batch (50%) does not stop the others.

@@ -26,6 +26,7 @@ BRIDGE_NAME = f"{NAME_PREFIX}0"
 
 PROXY_PORT = 3142  # apt-cacher-ng's usual port
 MIRROR_PORT = 8080
+REGISTRY_PORT = 5000  # docker-registry's usual port
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,20 @@ class LabPaths:
     @property
     def mirror_dir(self) -> Path:
         return self.run / "mirror"
+
+    @property
+    def bundle(self) -> Path:
+        """The bundle `up` builds from the lab's content, verifies and loads."""
+        return self.run / "bundle"
+
+    @property
+    def bundle_public_key(self) -> Path:
+        return self.run / "bundle-signing.pub"
+
+    @property
+    def registry_dir(self) -> Path:
+        """The lab's site registry: docker-registry's config and storage."""
+        return self.run / "registry"
 
     @property
     def logs(self) -> Path:

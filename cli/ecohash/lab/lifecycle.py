@@ -17,6 +17,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ecohash.bundle import siteregistry
 from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.lab import (
     base,
@@ -31,8 +32,10 @@ from ecohash.lab import (
     state,
 )
 from ecohash.lab.layout import (
+    BRIDGE_ADDRESS,
     BRIDGE_NAME,
     MAX_NODES,
+    REGISTRY_PORT,
     SUBNET,
     LabPaths,
     host_address,
@@ -61,6 +64,7 @@ REQUIRED_COMMANDS = {
     "unshare": "util-linux",
     "mount": "mount",
     "gpg": "gpg",
+    "docker-registry": "docker-registry",
 }
 
 
@@ -185,7 +189,12 @@ def _build(paths: LabPaths, rootfs: Path, nodes: int, containers: int, progress:
     progress("starting the apt proxy and the site mirror on the bridge")
     record.proxy = proxy.start(paths.proxy_dir, paths.apt_cache, paths.logs)
     state.save(paths.state_file, record)
-    content = mirror.populate(paths, load_standard())
+    progress("starting the site registry; building, verifying and loading the lab's bundle")
+    record.registry = siteregistry.start(
+        registry_url(), paths.registry_dir, paths.logs / "registry.log"
+    )
+    state.save(paths.state_file, record)
+    content = mirror.populate(paths, load_standard(), registry_url())
     record.mirror = mirror.start(paths.mirror_dir, paths.logs / "mirror.log")
     state.save(paths.state_file, record)
 
@@ -214,10 +223,17 @@ def _build(paths: LabPaths, rootfs: Path, nodes: int, containers: int, progress:
             apt_proxy=proxy.proxy_url(),
             mirror_url=mirror.mirror_url(),
             mirror_keyring_sha256=content.keyring_sha256,
+            registry_url=registry_url(),
             standard_file=content.standard_file,
         ),
     )
     _forget_rollouts()
+
+
+def registry_url() -> str:
+    """The lab's site registry: plain http on the bridge, as a registry on a site's own
+    network often is."""
+    return f"http://{BRIDGE_ADDRESS}:{REGISTRY_PORT}"
 
 
 def _forget_rollouts() -> None:
@@ -276,7 +292,7 @@ def _down(paths: LabPaths) -> None:
     record = state.load(paths.state_file) or LabRecord()
     # Hosts first and all at once (each takes a second or two to power off), then daemons.
     host_processes = [h.process for h in record.hosts if h.process is not None]
-    daemons = [p for p in (record.proxy, record.mirror) if p is not None]
+    daemons = [p for p in (record.proxy, record.mirror, record.registry) if p is not None]
     stray = [
         p for p in process.processes_rooted_under(paths.run) if p not in host_processes + daemons
     ]

@@ -16,17 +16,20 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecohash import aptrepo
+from ecohash.bundle import keys
+from ecohash.bundle.build import build_bundle
+from ecohash.bundle.items import Item
+from ecohash.bundle.load import load_verified
+from ecohash.bundle.publish import KEYRING_PATH as KEYRING_PATH  # where tests find the keyring
 from ecohash.errors import EcohashError
-from ecohash.lab import labstandard, process, simdriver, simk3s, simtoolkit
+from ecohash.lab import labstandard, process, simdriver, simimage, simk3s, simtoolkit
+from ecohash.lab.inventory import SITE_NAME
 from ecohash.lab.layout import BRIDGE_ADDRESS, MIRROR_PORT, LabPaths
 from ecohash.lab.process import TrackedProcess
 from ecohash.standard import NodeStandard, PinnedDeb
 
-KEYRING_PATH = "keys/site-mirror.gpg"
 # Lab hosts run Debian 12; the mirror carries that platform's pinned packages.
 LAB_PLATFORM = "debian12"
-LABEL = "ecohash lab site mirror"
 
 
 def mirror_url() -> str:
@@ -39,27 +42,40 @@ class MirrorContent:
     standard_file: Path
 
 
-def populate(paths: LabPaths, production: NodeStandard) -> MirrorContent:
-    """Fill the mirror, sign it, and write the lab's simulated node standard."""
-    mirror_dir = paths.mirror_dir
-    repository = mirror_dir / "apt"
-    simdriver.build(repository)
-    simtoolkit.build(repository)
-    for name, pinned in production.containerd[LAB_PLATFORM].items():
-        shutil.copyfile(_pinned_deb(paths.deb_cache, name, pinned), repository / Path(pinned.url).name)
-    files = mirror_dir / "files"
-    _, k3s_sha256 = simk3s.build(files, production.k3s.version)
-    aptrepo.index_repository(repository, LABEL)
-
-    aptrepo.ensure_key(paths.mirror_key)
-    try:
-        aptrepo.sign_release(paths.mirror_key, repository)
-        keyring_sha256 = aptrepo.export_keyring(paths.mirror_key, mirror_dir / KEYRING_PATH)
-    finally:
-        aptrepo.stop_agent(paths.mirror_key)
+def populate(paths: LabPaths, production: NodeStandard, registry_url: str) -> MirrorContent:
+    """Build the lab's content into a signed bundle, verify it and load it into the mirror
+    (serving mirror_dir/current) and the registry; write the lab's simulated node standard."""
+    sources = paths.run / "bundle-sources"
+    repository = sources / "apt"
+    repository.mkdir(parents=True, exist_ok=True)
+    debs = [simdriver.build(repository), *simtoolkit.build(repository)]
+    debs += [
+        _pinned_deb(paths.deb_cache, name, pinned)
+        for name, pinned in production.containerd[LAB_PLATFORM].items()
+    ]
+    k3s_file, k3s_sha256 = simk3s.build(sources / "files", production.k3s.version)
+    image = simimage.build(sources / "image")
     standard_file = paths.run / "node-standard.lock.yml"
-    labstandard.write(standard_file, labstandard.simulated_standard(production, k3s_sha256))
-    return MirrorContent(keyring_sha256=keyring_sha256, standard_file=standard_file)
+    labstandard.write(
+        standard_file, labstandard.simulated_standard(production, k3s_sha256, image.digest)
+    )
+    items = [Item("deb", f"apt/{deb.name}", deb) for deb in debs]
+    items.append(Item("file", f"files/{simk3s.relative_path(production.k3s.version)}", k3s_file,
+                      sha256=k3s_sha256))
+    items += image.items
+    # The lab's own signing key, for this lab only: the secret never leaves this process;
+    # the public key stays in the run directory for whoever checks the lab's bundle again.
+    key = keys.generate()
+    paths.bundle_public_key.write_text(key.public.text())
+    build_bundle(items, paths.bundle, standard_file=standard_file, site_name=SITE_NAME, key=key)
+    loaded = load_verified(
+        paths.bundle,
+        key.public,
+        mirror_root=paths.mirror_dir,
+        registry_url=registry_url,
+        mirror_key=paths.mirror_key,
+    )
+    return MirrorContent(keyring_sha256=loaded.keyring_sha256, standard_file=standard_file)
 
 
 def _pinned_deb(cache: Path, name: str, pinned: PinnedDeb) -> Path:
@@ -102,7 +118,8 @@ def start(mirror_dir: Path, log_file: Path) -> TrackedProcess:
             "--bind",
             str(BRIDGE_ADDRESS),
             "--directory",
-            str(mirror_dir),
+            # The current release; a load switches it under the running server.
+            str(mirror_dir / "current"),
             str(MIRROR_PORT),
         ],
         log_file,

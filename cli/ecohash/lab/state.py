@@ -44,6 +44,7 @@ class LabRecord:
     hosts: list[HostRecord] = field(default_factory=list)
     proxy: TrackedProcess | None = None
     mirror: TrackedProcess | None = None
+    registry: TrackedProcess | None = None
     containers: int = 0
 
     def host(self, name: str) -> HostRecord:
@@ -71,7 +72,8 @@ def load(path: Path) -> LabRecord | None:
     ]
     proxy = _process(raw.pop("proxy", None))
     mirror = _process(raw.pop("mirror", None))
-    return LabRecord(**raw, hosts=hosts, proxy=proxy, mirror=mirror)
+    registry = _process(raw.pop("registry", None))
+    return LabRecord(**raw, hosts=hosts, proxy=proxy, mirror=mirror, registry=registry)
 
 
 def save(path: Path, record: LabRecord) -> None:

@@ -1,0 +1,60 @@
+"""The lab runs from a bundle: `lab up` builds its SIMULATED content and its image into a
+signed bundle, verifies and loads it; the mirror serves the release, the registry the image."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ecohash.bundle import keys
+from ecohash.bundle.load import load_verified
+from ecohash.bundle.verify import BundleInvalidError
+from ecohash.lab import lifecycle, mirror, simimage
+from ecohash.standard import load_standard
+from tests.labhosts import Lab
+
+pytestmark = pytest.mark.lab
+
+
+def test_the_mirror_serves_the_loaded_release(lab: Lab) -> None:
+    current = lab.paths.mirror_dir / "current"
+    served = urllib.request.urlopen(f"{mirror.mirror_url()}/manifest.json", timeout=10).read()
+    assert served == (lab.paths.bundle / "manifest.json").read_bytes()
+    assert os.readlink(current).startswith("releases/")
+    packages = urllib.request.urlopen(f"{mirror.mirror_url()}/apt/Packages", timeout=10).read()
+    assert b"Package: nvidia-driver-sim\n" in packages and b"Package: containerd\n" in packages
+
+
+def test_a_tampered_bundle_is_refused_before_anything_is_loaded(lab: Lab, tmp_path: Path) -> None:
+    public = keys.read_public(lab.paths.bundle_public_key)
+    tampered = tmp_path / "bundle"
+    shutil.copytree(lab.paths.bundle, tampered)
+    blob = next((tampered / "blobs" / "sha256").iterdir())
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes() + b"\n")
+    before = os.readlink(lab.paths.mirror_dir / "current")
+    with pytest.raises(BundleInvalidError, match=blob.name):
+        load_verified(tampered, public, mirror_root=tmp_path / "mirror",
+                      registry_url=lifecycle.registry_url(), mirror_key=lab.paths.mirror_key)
+    assert not (tmp_path / "mirror").exists()
+    assert os.readlink(lab.paths.mirror_dir / "current") == before
+
+
+def test_a_node_pulls_the_lab_image_from_the_registry(lab: Lab) -> None:
+    node = lab.host_names[0]
+    lab.use_site_mirror(node)
+    runtime = load_standard().containerd["debian12"]
+    wanted = " ".join(f"{name}={pinned.version}" for name, pinned in runtime.items())
+    lab.ssh(node, f"apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -qy {wanted}"
+                  " && systemctl start containerd")
+    standard = load_standard(lab.paths.run / "node-standard.lock.yml").inference_runtime
+    assert standard.image == simimage.IMAGE
+    host = lifecycle.registry_url().removeprefix("http://")
+    reference = f"{host}/{simimage.IMAGE.split('/', 1)[1]}@{standard.digest}"
+    lab.ssh(node, f"ctr --namespace k8s.io images pull --plain-http {reference}")
+    listed = lab.ssh(node, "ctr --namespace k8s.io images list --quiet").stdout.split()
+    assert reference in listed
