@@ -92,9 +92,9 @@ def build(site: str | None, standard: Path | None, signer: str | None, out: Path
 
         ecohash bundle build tx-odessa -o /media/disk/tx-odessa-2026.11
 
-        ecohash bundle build tx-odessa -o /media/disk/2026.12 --from /media/disk/tx-odessa-2026.11
+        ecohash bundle build tx-odessa -o /media/disk/12 --from /media/disk/11
 
-        ecohash bundle build --standard node-standard.lock.yml --signer lab -o /tmp/lab-bundle
+        ecohash bundle build --standard FILE --signer lab -o /tmp/lab-bundle
     """
     from ecohash.bundle import blobs, keys
     from ecohash.bundle.build import build_bundle
@@ -153,7 +153,7 @@ def verify(directory: Path, site: str | None, pubkey: Path | None, base: Path | 
 
         ecohash bundle verify /media/disk/tx-odessa-2026.11 --site tx-odessa
 
-        ecohash bundle verify /media/disk/2026.12 --pubkey tx-odessa.pub --base /media/disk/tx-odessa-2026.11
+        ecohash bundle verify /media/disk/12 --pubkey site.pub --base /media/disk/11
     """
     from ecohash.bundle import keys
     from ecohash.bundle.verify import check_bundle
