@@ -32,10 +32,10 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
-    _sync_directory(path.parent)
+    sync_directory(path.parent)
 
 
-def _sync_directory(directory: Path) -> None:
+def sync_directory(directory: Path) -> None:
     # The rename itself is durable only once the directory entry is on disk.
     descriptor = os.open(directory, os.O_RDONLY)
     try:
