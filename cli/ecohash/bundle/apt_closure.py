@@ -67,7 +67,7 @@ def resolve(base: Path, packages: Sequence[str], work: Path, *, local_debs: Sequ
             continue
         uri, file_name, sha256 = match["uri"], match["file"], match["sha256"]
         if uri.startswith("file:"):
-            path = Path(unquote(urlparse(uri).path))
+            path = Path(unquote(urlparse(uri).path)).resolve()
             if sha256_of(path) != sha256:
                 raise EcohashError(f"{path} changed while resolving packages: refused")
         else:

@@ -16,6 +16,7 @@ builds its own (the lab's SIMULATED packages and k3s, its small image's OCI layo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,7 +155,8 @@ def _file_item(url: str, sha256: str, relative: str, work: Path, sources: Conten
 def image_items(image: str, tag: str | None, digest: str, work: Path, sources: ContentSources) -> list[Item]:
     """An image by digest, from a local OCI layout that holds it, else from its registry."""
     # At the site the repository keeps its path under the site registry (standard.image_reference).
-    repository = image.split("/", 1)[1] if "/" in image else image
+    address = re.sub(r"^https?://", "", image)  # a scheme names how to reach a registry, no more
+    repository = address.split("/", 1)[1] if "/" in address else address
     what = f"{image}@{digest}"
     layout = next((layout for layout in sources.oci_layouts
                    if (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).is_file()), None)

@@ -35,13 +35,13 @@ class ImageName:
 
     @classmethod
     def parse(cls, image: str, *, scheme: str = "https") -> ImageName:
-        first, _, rest = image.partition("/")
+        found = re.match(r"^(https?)://", image)
+        first, _, rest = image.removeprefix(found[0] if found else "").partition("/")
         if not rest or ("." not in first and ":" not in first and first != "localhost"):
             first, rest = "docker.io", image
         if first == "docker.io":
             first = "registry-1.docker.io"
             rest = rest if "/" in rest else f"library/{rest}"
-        found = re.match(r"^(https?)://", image)
         return cls(registry=f"{found[1] if found else scheme}://{first}", repository=rest)
 
 
