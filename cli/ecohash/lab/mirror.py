@@ -9,17 +9,16 @@ address so only the lab's hosts and this machine can reach it.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import shutil
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ecohash import aptrepo
 from ecohash.errors import EcohashError
-from ecohash.lab import labstandard, process, signing, simdriver, simk3s, simtoolkit
+from ecohash.lab import labstandard, process, simdriver, simk3s, simtoolkit
 from ecohash.lab.layout import BRIDGE_ADDRESS, MIRROR_PORT, LabPaths
 from ecohash.lab.process import TrackedProcess
 from ecohash.standard import NodeStandard, PinnedDeb
@@ -27,6 +26,7 @@ from ecohash.standard import NodeStandard, PinnedDeb
 KEYRING_PATH = "keys/site-mirror.gpg"
 # Lab hosts run Debian 12; the mirror carries that platform's pinned packages.
 LAB_PLATFORM = "debian12"
+LABEL = "ecohash lab site mirror"
 
 
 def mirror_url() -> str:
@@ -49,14 +49,14 @@ def populate(paths: LabPaths, production: NodeStandard) -> MirrorContent:
         shutil.copyfile(_pinned_deb(paths.deb_cache, name, pinned), repository / Path(pinned.url).name)
     files = mirror_dir / "files"
     _, k3s_sha256 = simk3s.build(files, production.k3s.version)
-    index_repository(repository)
+    aptrepo.index_repository(repository, LABEL)
 
-    signing.ensure_key(paths.mirror_key)
+    aptrepo.ensure_key(paths.mirror_key)
     try:
-        signing.sign_release(paths.mirror_key, repository)
-        keyring_sha256 = signing.export_keyring(paths.mirror_key, mirror_dir / KEYRING_PATH)
+        aptrepo.sign_release(paths.mirror_key, repository)
+        keyring_sha256 = aptrepo.export_keyring(paths.mirror_key, mirror_dir / KEYRING_PATH)
     finally:
-        signing.stop_agent(paths.mirror_key)
+        aptrepo.stop_agent(paths.mirror_key)
     standard_file = paths.run / "node-standard.lock.yml"
     labstandard.write(standard_file, labstandard.simulated_standard(production, k3s_sha256))
     return MirrorContent(keyring_sha256=keyring_sha256, standard_file=standard_file)
@@ -91,28 +91,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def index_repository(repository: Path) -> None:
-    """Write Packages, Packages.gz and a Release file for a flat repository (`deb URL ./`)."""
-    # Paths in Packages must be relative to the repository: scan from inside it.
-    packages = process.run(
-        ["sh", "-c", 'cd "$1" && dpkg-scanpackages --multiversion .', "sh", repository]
-    )
-    (repository / "Packages").write_text(packages)
-    with gzip.open(repository / "Packages.gz", "wt") as compressed:
-        compressed.write(packages)
-    lines = [
-        "Origin: ecohash-lab",
-        "Label: ecohash lab site mirror",
-        "Suite: ./",
-        f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S UTC', time.gmtime())}",
-        "SHA256:",
-    ]
-    for name in ("Packages", "Packages.gz"):
-        data = (repository / name).read_bytes()
-        lines.append(f" {hashlib.sha256(data).hexdigest()} {len(data)} {name}")
-    (repository / "Release").write_text("\n".join(lines) + "\n")
 
 
 def start(mirror_dir: Path, log_file: Path) -> TrackedProcess:

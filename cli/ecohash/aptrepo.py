@@ -1,20 +1,44 @@
-"""The lab mirror's signing key: apt on lab hosts checks the mirror as on a real site.
+"""A signed flat apt repository, as a site mirror serves it: the index and the signature.
 
 A site mirror signs its Release file; the site file pins the sha256 of the mirror's
 public keyring, and nodes refuse the mirror unless the key they fetch matches it. The
-lab does the same with a key of its own, generated once and kept with the base (it
-signs nothing but the lab's mirror, and has no passphrase because nobody types one).
+key is a GnuPG home with one Ed25519 signing key and no passphrase (nobody types one at
+a mirror that is refilled by `ecohash bundle load` or `ecohash lab up`).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
+import time
 from pathlib import Path
 
 from ecohash.lab import process
 
-KEY_USER_ID = "ecohash lab site mirror <lab@ecohash.invalid>"
+KEY_USER_ID = "ecohash site mirror <mirror@ecohash.invalid>"
+
+
+def index_repository(repository: Path, label: str) -> None:
+    """Write Packages, Packages.gz and a Release file for a flat repository (`deb URL ./`)."""
+    # Paths in Packages must be relative to the repository: scan from inside it.
+    packages = process.run(
+        ["sh", "-c", 'cd "$1" && dpkg-scanpackages --multiversion .', "sh", repository]
+    )
+    (repository / "Packages").write_text(packages)
+    with gzip.open(repository / "Packages.gz", "wt") as compressed:
+        compressed.write(packages)
+    lines = [
+        "Origin: ecohash",
+        f"Label: {label}",
+        "Suite: ./",
+        f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S UTC', time.gmtime())}",
+        "SHA256:",
+    ]
+    for name in ("Packages", "Packages.gz"):
+        data = (repository / name).read_bytes()
+        lines.append(f" {hashlib.sha256(data).hexdigest()} {len(data)} {name}")
+    (repository / "Release").write_text("\n".join(lines) + "\n")
 
 
 def _gpg(home: Path, *arguments: str | Path) -> str:
@@ -35,7 +59,7 @@ def ensure_key(home: Path) -> None:
 def export_keyring(home: Path, target: Path) -> str:
     """Write the public key as a binary keyring (what apt's signed-by reads); return its sha256."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    _gpg(home, "--yes", "--output", target, "--export", KEY_USER_ID)
+    _gpg(home, "--yes", "--output", target, "--export")
     return hashlib.sha256(target.read_bytes()).hexdigest()
 
 
@@ -47,5 +71,5 @@ def sign_release(home: Path, repository: Path) -> None:
 
 
 def stop_agent(home: Path) -> None:
-    """gpg leaves an agent running per home; the lab must not leave processes behind."""
+    """gpg leaves an agent running per home; ecohash must not leave processes behind."""
     process.run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"])
