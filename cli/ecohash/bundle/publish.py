@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from ecohash import aptrepo
+from ecohash.atomic import sync_directory
 from ecohash.bundle.registrypush import ImageBlob, PushCount, RegistryClient, push_images
 from ecohash.errors import EcohashError, InvalidInputError
 
@@ -83,8 +84,10 @@ def publish(
     mirror_root: Path,
     registry_url: str | None,
     mirror_key: Path,
+    expected_keyring: tuple[str, str] | None = None,
 ) -> LoadResult:
-    """Publish the entries of a bundle that verify has passed; see the module's docstring."""
+    """Publish the entries of a bundle that verify has passed; see the module's docstring.
+    `expected_keyring`: (sha256, where the site file pins it); the mirror must sign with it."""
     mirror = MirrorPaths(mirror_root)
     release = hashlib.sha256(manifest_bytes).hexdigest()
     images = [_image_blob(entry) for entry in entries if entry.kind in IMAGE_KINDS]
@@ -101,6 +104,12 @@ def publish(
         if built:
             _build_release(mirror, release, manifest_bytes, entries, mirror_key)
         keyring_sha256 = _sha256_of(release_dir / KEYRING_PATH)
+        if expected_keyring is not None and expected_keyring[0] != keyring_sha256:
+            pinned, where = expected_keyring
+            raise InvalidInputError(
+                f"{where}: the site pins mirror keyring {pinned}, but the mirror key {mirror_key}"
+                f" exports {keyring_sha256}; nodes would refuse the mirror (nothing was switched)"
+            )
         pushed = (
             push_images(RegistryClient(registry_url), images, mirror.store)
             if images and registry_url
@@ -210,11 +219,7 @@ def _switch(current: Path, target: Path) -> bool:
     fresh.unlink(missing_ok=True)
     fresh.symlink_to(target)
     os.replace(fresh, current)
-    directory = os.open(current.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    sync_directory(current.parent)
     return True
 
 

@@ -1,0 +1,82 @@
+"""`load`: a bundle is verified before anything of it is loaded, with the site's own key."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ecohash.bundle import keys
+from ecohash.bundle.build import build_bundle
+from ecohash.bundle.items import Item
+from ecohash.bundle.load import load_bundle, load_verified
+from ecohash.bundle.verify import BundleInvalidError
+from ecohash.errors import InvalidInputError
+from ecohash.inventory.loader import load_site
+from tests.bundle.loadhelpers import HandBundle
+
+REPO = Path(__file__).resolve().parents[2]
+STANDARD = REPO / "node-standard.lock.yml"
+
+
+def signed_bundle(tmp_path: Path, secret: keys.SecretKey) -> Path:
+    sources = HandBundle(tmp_path / "sources")
+    sources.add_deb("ecohash-test-tool", "1.0-1")
+    sources.add("file", "files/k3s/v1.0.0/k3s", b"#!/bin/sh\necho SIMULATED k3s\n")
+    items = [Item(e.kind, e.destination, sources.directory / "blobs" / "sha256" / e.sha256)
+             for e in sources.entries]
+    build_bundle(items, tmp_path / "bundle", standard_file=STANDARD, site_name=None, key=secret)
+    return tmp_path / "bundle"
+
+
+def test_a_signed_bundle_is_verified_and_loaded(tmp_path: Path) -> None:
+    secret = keys.generate()
+    bundle = signed_bundle(tmp_path, secret)
+    result = load_verified(bundle, secret.public, mirror_root=tmp_path / "mirror", registry_url=None,
+                           mirror_key=tmp_path / "gnupg")
+    assert os.readlink(tmp_path / "mirror" / "current") == f"releases/{result.release}"
+    assert (tmp_path / "mirror" / "current" / "manifest.json").read_bytes() == (
+        bundle / "manifest.json").read_bytes()
+
+
+@pytest.mark.parametrize("tamper", ["blob", "manifest", "key"])
+def test_a_tampered_bundle_is_refused_before_anything_is_loaded(tmp_path: Path, tamper: str) -> None:
+    secret = keys.generate()
+    bundle = signed_bundle(tmp_path, secret)
+    if tamper == "blob":
+        blob = next((bundle / "blobs" / "sha256").iterdir())
+        blob.chmod(0o644)
+        blob.write_bytes(blob.read_bytes()[:-1] + b"!")
+    elif tamper == "manifest":
+        text = (bundle / "manifest.json").read_text()
+        (bundle / "manifest.json").write_text(text.replace("k3s/v1.0.0", "k3s/v1.0.1"))
+    with pytest.raises(BundleInvalidError):
+        load_verified(bundle, keys.generate().public if tamper == "key" else secret.public,
+                      mirror_root=tmp_path / "mirror", registry_url=None, mirror_key=tmp_path / "gnupg")
+    assert not (tmp_path / "mirror").exists()
+    assert not (tmp_path / "gnupg").exists()
+
+
+def test_load_bundle_uses_the_sites_key_and_refuses_a_mirror_key_the_site_does_not_pin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_site: Callable[..., Path]
+) -> None:
+    monkeypatch.setenv("ECOHASH_STATE_DIR", str(tmp_path / "state"))
+    secret_file = keys.secret_key_file("tx-odessa")
+    keys.keygen("tx-odessa")
+    secret = keys.SecretKey.from_text(secret_file.read_text(), str(secret_file))
+    bundle = signed_bundle(tmp_path, secret)
+    pinned = "ab" * 32
+    site = load_site(write_site(
+        tx_site := __import__("tests.conftest", fromlist=["EXAMPLE_SITE"]).EXAMPLE_SITE,
+        ("  kubernetes:\n", "  provisioning:\n    mirror:\n      url: http://10.20.0.5:8080\n"
+                            f"      keyring_sha256: {pinned}\n  kubernetes:\n"),
+    ))
+    assert tx_site
+    with pytest.raises(InvalidInputError, match=rf"site.yaml:\d+: the site pins mirror keyring {pinned}"):
+        load_bundle(bundle, site, mirror_root=tmp_path / "mirror", registry_url=None,
+                    mirror_key=tmp_path / "gnupg")
+    assert not (tmp_path / "mirror" / "current").exists()
+    shutil.rmtree(tmp_path / "mirror")
