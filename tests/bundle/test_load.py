@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from ecohash.bundle.verify import BundleInvalidError
 from ecohash.errors import InvalidInputError
 from ecohash.inventory.loader import load_site
 from tests.bundle.loadhelpers import HandBundle
+from tests.conftest import EXAMPLE_SITE
 
 REPO = Path(__file__).resolve().parents[2]
 STANDARD = REPO / "node-standard.lock.yml"
@@ -70,13 +70,11 @@ def test_load_bundle_uses_the_sites_key_and_refuses_a_mirror_key_the_site_does_n
     bundle = signed_bundle(tmp_path, secret)
     pinned = "ab" * 32
     site = load_site(write_site(
-        tx_site := __import__("tests.conftest", fromlist=["EXAMPLE_SITE"]).EXAMPLE_SITE,
+        EXAMPLE_SITE,
         ("  kubernetes:\n", "  provisioning:\n    mirror:\n      url: http://10.20.0.5:8080\n"
                             f"      keyring_sha256: {pinned}\n  kubernetes:\n"),
     ))
-    assert tx_site
     with pytest.raises(InvalidInputError, match=rf"site.yaml:\d+: the site pins mirror keyring {pinned}"):
         load_bundle(bundle, site, mirror_root=tmp_path / "mirror", registry_url=None,
                     mirror_key=tmp_path / "gnupg")
     assert not (tmp_path / "mirror" / "current").exists()
-    shutil.rmtree(tmp_path / "mirror")
