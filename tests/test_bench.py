@@ -44,3 +44,9 @@ def test_plan_scaling_measures_and_judges_every_command(tmp_path: Path) -> None:
     reprinted = bench("plan_scaling.py", "--load", str(saved), "--markdown")
     assert reprinted.returncode == 0, reprinted.stderr
     assert "| plan |" in reprinted.stdout
+
+
+def test_bundle_verify_bench_measures_verify_against_sha256sum() -> None:
+    result = bench("bundle_verify.py", "--mib", "8", "--rounds", "1")
+    assert "verify / sha256sum throughput: " in result.stdout, result.stdout + result.stderr
+    assert result.returncode in (0, 1)  # 1 is a measured miss of the target, not a broken script

@@ -59,10 +59,8 @@ def curtail(*arguments: str) -> tuple[subprocess.CompletedProcess[str], dict[str
 
 
 @pytest.fixture(scope="module")
-def two_tiers(lab: Lab) -> Iterator[Lab]:
-    # Whatever earlier tests left: provision does what is not done (all of it on fresh hosts).
-    provisioned = ecohash("provision", "lab", timeout=900)
-    assert provisioned.returncode == 0, provisioned.stdout + provisioned.stderr
+def two_tiers(provisioned_lab: Lab) -> Iterator[Lab]:
+    lab = provisioned_lab
     original = SITE_FILE.read_text()
     assert original.count("- name: c02\n") == 1
     indent = original.split("- name: c02\n")[1].split("cooling")[0]

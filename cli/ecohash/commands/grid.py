@@ -42,6 +42,12 @@ def watch(site: str, vtn: str | None, ven_name: str | None, once: bool, for_: st
     Stopping (SIGTERM, --for) leaves an event in force: its node overrides end
     at its end, and a new watcher resumes it. One watcher per site. Runs as a
     systemd service on a site controller: docs/grid-watch.md.
+
+    Example:
+
+        ecohash grid watch tx-odessa
+
+        ecohash grid watch tx-odessa --once
     """
     from ecohash.budget import compile_budget
     from ecohash.grid import watch as watching

@@ -10,6 +10,7 @@ import click
 from ecohash import __version__
 from ecohash.commands.apply import apply
 from ecohash.commands.bootstrap import bootstrap
+from ecohash.commands.bundle import bundle
 from ecohash.commands.capacity import capacity
 from ecohash.commands.curtail import curtail
 from ecohash.commands.drift import drift
@@ -50,5 +51,5 @@ def cli() -> None:
 
 
 for command in (validate, plan, capacity, curtail, grid, provision, status, drift, bootstrap, render, apply,
-                schema, lab):
+                schema, lab, bundle):
     cli.add_command(command)
