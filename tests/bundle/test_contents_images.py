@@ -10,7 +10,8 @@ import pytest
 
 from ecohash.bundle import oci
 from ecohash.bundle.contents import ContentSources, image_items
-from ecohash.bundle.registry_client import ImageName, RegistryClient
+from ecohash.bundle.registry_client import ImageName
+from ecohash.bundle.registrypush import RegistryClient
 from ecohash.errors import EcohashError
 from tests.bundle.local_registry import local_registry, unavailable_reason
 
@@ -66,13 +67,13 @@ def test_an_image_round_trips_through_a_registry_by_digest(tmp_path: Path) -> No
     layout, digest = make_index(tmp_path)
     parts = oci.walk(digest, oci.layout_fetcher(layout), tmp_path / "store", what="test image")
     with local_registry(tmp_path) as url:
-        client = RegistryClient(url)
+        client = RegistryClient(url)  # the client `bundle load` pushes with
         for part in reversed(parts):  # blobs before the manifests that name them
             if part.kind in ("image-config", "image-layer"):
                 client.push_blob("ecohash/lab-image", part.digest, part.path)
             else:
-                client.push_manifest("ecohash/lab-image", part.digest, part.media_type, part.path.read_bytes())
-        assert client.has_manifest("ecohash/lab-image", digest)
+                client.put_manifest("ecohash/lab-image", part.digest, part.path.read_bytes(), part.media_type)
+        assert client.manifest_digest("ecohash/lab-image", digest) == digest
         items = image_items(f"{url}/ecohash/lab-image", None, digest,
                             tmp_path / "pulled", ContentSources())
         assert [(item.kind, item.sha256) for item in items] == [

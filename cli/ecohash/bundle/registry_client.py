@@ -1,9 +1,8 @@
-"""A small client for the OCI distribution (registry v2) API: manifests and blobs by digest.
+"""The pull side of the OCI distribution (registry v2) API: manifests and blobs by digest.
 
-Enough to collect an image from an upstream registry and to push it into a site registry
-(Debian's docker-registry) with its manifests' bytes unchanged: GET and HEAD of manifests
-and blobs, a monolithic blob upload (POST, then PUT ?digest=), a manifest PUT with its own
-media type. Anonymous bearer tokens (Docker Hub's) are fetched when a registry asks for one.
+Enough to collect an image from an upstream registry with its manifests' bytes unchanged
+(GET of manifests and blobs). Anonymous bearer tokens (Docker Hub's) are fetched when a
+registry asks for one. Pushing into a site registry is bundle/registrypush.py's.
 """
 
 from __future__ import annotations
@@ -69,45 +68,12 @@ class RegistryClient:
 
         return fetch_part
 
-    def has_blob(self, repository: str, digest: str) -> bool:
-        return self._exists(f"/v2/{repository}/blobs/{digest}", repository)
-
-    def has_manifest(self, repository: str, reference: str) -> bool:
-        return self._exists(f"/v2/{repository}/manifests/{reference}", repository, {"Accept": ACCEPT})
-
-    def push_blob(self, repository: str, digest: str, path: Path) -> None:
-        """Upload a blob in one PUT unless the registry has it already."""
-        if self.has_blob(repository, digest):
-            return
-        with self._open("POST", f"/v2/{repository}/blobs/uploads/", repository, push=True) as response:
-            location = response.headers["Location"]
-        upload = urllib.parse.urljoin(self.base_url + "/", location)
-        separator = "&" if "?" in upload else "?"
-        with open(path, "rb") as body:
-            self._open("PUT", f"{upload}{separator}digest={urllib.parse.quote(digest)}", repository,
-                       headers={"Content-Type": "application/octet-stream",
-                                "Content-Length": str(path.stat().st_size)},
-                       body=body, push=True).close()
-
-    def push_manifest(self, repository: str, reference: str, media_type: str, data: bytes) -> None:
-        """PUT a manifest or index exactly as given, so its digest stays the same."""
-        self._open("PUT", f"/v2/{repository}/manifests/{reference}", repository,
-                   headers={"Content-Type": media_type}, body=data, push=True).close()
-
-    def _exists(self, path: str, repository: str, headers: dict[str, str] | None = None) -> bool:
-        try:
-            self._open("HEAD", path, repository, headers=headers).close()
-        except _NotFound:
-            return False
-        return True
-
-    def _open(self, method: str, path: str, repository: str, *, headers: dict[str, str] | None = None,
-              body: object = None, push: bool = False) -> Any:
-        url = path if path.startswith(("http://", "https://")) else self.base_url + path
-        scope = f"repository:{repository}:{'pull,push' if push else 'pull'}"
+    def _open(self, method: str, path: str, repository: str, *,
+              headers: dict[str, str] | None = None) -> Any:
+        url = self.base_url + path
+        scope = f"repository:{repository}:pull"
         for attempt in (1, 2):
-            request = urllib.request.Request(url, method=method, data=body,  # type: ignore[arg-type]
-                                             headers={**(headers or {})})
+            request = urllib.request.Request(url, method=method, headers={**(headers or {})})
             if scope in self._tokens:
                 request.add_header("Authorization", f"Bearer {self._tokens[scope]}")
             try:

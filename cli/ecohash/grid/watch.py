@@ -27,6 +27,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from pydantic import TypeAdapter, ValidationError
@@ -35,6 +36,7 @@ from ecohash.atomic import write_atomic
 from ecohash.budget import Plan
 from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.grid.events import Event, load_event, make_dirs, site_dir
+from ecohash.grid.evidence import append_line
 from ecohash.grid.nodes import NodeLink
 from ecohash.grid.rule import CurtailmentInfeasibleError, Target, mw_text, solve
 from ecohash.grid.signals import LEASE_S, Ask, Refusal, Request, Source
@@ -74,17 +76,7 @@ class DecisionLog:
                 print(f"{entry['time']} {level:<7} [{entry['correlation_id']}] {source}: {text}",
                       file=self.stream, flush=True)
             make_dirs(self.path.parent)
-            with _private_append(self.path) as file:
-                file.write(json.dumps(entry) + "\n")
-
-
-@contextmanager
-def _private_append(path: Any) -> Iterator[TextIO]:
-    import os
-
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(descriptor, "a", encoding="utf-8") as file:
-        yield file
+            append_line(self.path, json.dumps(entry))
 
 
 # --- What the watcher started: kept so a restart resumes it ------------------------------------
@@ -108,7 +100,7 @@ class Following:
 _FOLLOWING = TypeAdapter(Following)
 
 
-def _state_file(site_name: str) -> Any:
+def _state_file(site_name: str) -> Path:
     return site_dir(site_name) / STATE_FILE_NAME
 
 
@@ -136,6 +128,8 @@ def save_following(site_name: str, following: Following | None) -> None:
 
 class Actuator(Protocol):
     """The curtail machinery as the watcher uses it (SiteActuator; a fake in unit tests)."""
+
+    problems: list[str]  # what the last start or release could not carry out, for the log
 
     def start(self, request: Request, target: Target, duration: timedelta) -> Event: ...
 
@@ -294,7 +288,7 @@ class Watcher:
             correlation_id=request.correlation_id, ask=request.ask.text, end=request.end,
             applied_until=event.end, version=request.version, restore_minutes=request.ramp_minutes)
         save_following(self.site.name, self.following)
-        problems = getattr(self.actuator, "problems", [])
+        problems = self.actuator.problems
         held = f"; {len(event.held)} node(s) held at their last cap" if event.held else ""
         self.log("INFO" if not problems else "WARNING", request.correlation_id,
                  f"event {event.id}: caps applied on {len(event.nodes)} GPU node(s){held}"
@@ -322,7 +316,7 @@ class Watcher:
                  + (f", over a {following.restore_minutes:g} min ramp" if ramp else ", at once"),
                  source=following.source)
         released = self.actuator.release(ramp)
-        problems = getattr(self.actuator, "problems", [])
+        problems = self.actuator.problems
         if released is not None and released.status != "released":
             self.log("WARNING", following.correlation_id,
                      f"event {released.id} not fully released: {'; '.join(problems)}; trying again next tick")
