@@ -207,6 +207,7 @@ def test_site_vars_of_a_site_without_provisioning(write_site, state_dir):
         "ecohash_apt_proxy": None,
         "ecohash_mirror_url": None,
         "ecohash_mirror_keyring_sha256": None,
+        "ecohash_mirror_only": False,
         "ecohash_registry": None,
         "ecohash_ntp_servers": [],
         "ecohash_rollout_serial": "10%",
@@ -241,11 +242,19 @@ def test_provisioning_vars(write_site):
     # The trailing '/' goes, so roles can append /apt and /files.
     assert all_vars["ecohash_mirror_url"] == "http://mirror.odessa.example:8080"
     assert all_vars["ecohash_mirror_keyring_sha256"] == keyring
+    assert all_vars["ecohash_mirror_only"] is False
     assert all_vars["ecohash_registry"] == "registry.odessa.example:5000"
     assert all_vars["ecohash_ntp_servers"] == ["10.20.0.1", "ntp.odessa.example"]
     # Ansible's serial takes ints and "N%" strings; a quoted count becomes an int.
     assert all_vars["ecohash_rollout_serial"] == [1, 5, "10%", "50%"]
     assert all_vars["ecohash_rollout_max_fail_percentage"] == 0
+
+
+def test_a_mirror_may_be_the_only_source(write_site):
+    keyring = "cd" * 32
+    all_vars = load_inventory(write_site(with_provisioning(
+        f'mirror: {{url: "http://10.20.0.5:8080", keyring_sha256: {keyring}, only: true}}\n'))).all_vars
+    assert all_vars["ecohash_mirror_only"] is True
 
 
 def test_a_registry_may_say_it_speaks_http(write_site):

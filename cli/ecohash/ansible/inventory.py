@@ -158,6 +158,7 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
         "ecohash_apt_proxy": provisioning.apt_proxy,
         "ecohash_mirror_url": mirror.url if mirror else None,
         "ecohash_mirror_keyring_sha256": mirror.keyring_sha256 if mirror else None,
+        "ecohash_mirror_only": mirror.only if mirror else False,
         "ecohash_registry": provisioning.registry,
         "ecohash_ntp_servers": list(provisioning.ntp_servers),
         "ecohash_rollout_serial": provisioning.rollout.serial,

@@ -548,6 +548,11 @@ class Mirror(_Strict):
         description="sha256 of the mirror's signing keyring, served at URL/keys/site-mirror.gpg; "
         "nodes refuse any other key.",
     )
+    only: bool = Field(
+        False, description="The mirror is the nodes' only apt source, for a site with no route to "
+        "upstream archives: it must then carry the OS packages the roles install, as a bundle "
+        "built for the nodes' OS does (`ecohash bundle build`).",
+    )
 
 
 class Rollout(_Strict):
