@@ -131,6 +131,14 @@ def image_reference(standard: NodeStandard, registry: str | None) -> str:
     return f"{image}@{runtime.digest}"
 
 
+def k3s_mirror_path(version: str) -> str:
+    """Where k3s lives under a site mirror's files/: one directory per release, like GitHub's.
+
+    roles/k8s_node/defaults/main.yml spells the same rule for the download.
+    """
+    return f"k3s/{version}/k3s"
+
+
 def kubernetes_minor(standard: NodeStandard) -> str:
     """The Kubernetes minor version the standard's k3s is ("1.35"), for schema validation."""
     major, minor = standard.k3s.version.lstrip("v").split(".")[:2]

@@ -13,7 +13,7 @@ from ecohash.bundle import apt_closure, contents
 from ecohash.bundle.contents import ContentSources, collect, role_packages
 from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.inventory.loader import load_site
-from ecohash.lab import labstandard, simdriver, simk3s, simtoolkit
+from ecohash.lab import labstandard, simdriver, simimage, simk3s, simtoolkit
 from ecohash.paths import project_root
 from ecohash.standard import load_standard
 from tests.conftest import EXAMPLE_SITE
@@ -34,7 +34,8 @@ def lab_standard(tmp_path: Path) -> tuple[Path, ContentSources]:
     production = load_standard(PRODUCTION)
     k3s, k3s_sha256 = simk3s.build(tmp_path / "simfiles", production.k3s.version)
     standard_file = tmp_path / "lab-standard.yml"
-    labstandard.write(standard_file, labstandard.simulated_standard(production, k3s_sha256))
+    image = simimage.build(tmp_path / "image")
+    labstandard.write(standard_file, labstandard.simulated_standard(production, k3s_sha256, image.digest))
     return standard_file, ContentSources(base_root=BASE, debs=debs, files={production.k3s.url: k3s})
 
 

@@ -10,8 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 import ecohash.bundle
+from ecohash.bundle.contents import ContentSources
 from ecohash.bundle.items import Item
 from ecohash.commands.main import cli
+from ecohash.lab.base import base_rootfs
+from ecohash.lab.layout import LabPaths
 from tests.bundle.signed import CONTENTS, STANDARD, blob, write_items
 
 
@@ -32,11 +35,14 @@ def collected(tmp_path, monkeypatch) -> list[tuple]:
     items = write_items(tmp_path / "collected", CONTENTS)
 
     def collect(standard_file, site, work, *, models=False, sources=None) -> list[Item]:
+        # Packages resolve in the lab's base, the only root file system ecohash makes.
+        assert sources.base_root == base_rootfs(LabPaths.current())
         calls.append((standard_file, site and site.name, work, models))
         return items
 
     fake = types.ModuleType("ecohash.bundle.contents")
     fake.collect = collect
+    fake.ContentSources = ContentSources
     monkeypatch.setitem(sys.modules, "ecohash.bundle.contents", fake)
     monkeypatch.setattr(ecohash.bundle, "contents", fake, raising=False)
     return calls

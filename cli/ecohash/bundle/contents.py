@@ -31,11 +31,8 @@ from ecohash.bundle.items import Item
 from ecohash.bundle.registry_client import ImageName, RegistryClient
 from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.inventory.site import Site
-from ecohash.lab import simk3s
-from ecohash.lab.base import base_rootfs
-from ecohash.lab.layout import LabPaths
 from ecohash.paths import project_root
-from ecohash.standard import NodeStandard, load_standard
+from ecohash.standard import NodeStandard, k3s_mirror_path, load_standard
 
 # Parts of a standard a caller may leave out because it cannot carry them (the lab has no
 # route to NVIDIA for the chart); anything else is always collected.
@@ -50,7 +47,7 @@ BASE_DEFAULTS = "roles/base/defaults/main.yml"
 class ContentSources:
     """Where upstream things come from when not from the standard's URLs."""
 
-    # A Debian root file system to resolve packages in (read only); default the lab's base.
+    # A Debian root file system to resolve packages in (read only), such as the lab's base.
     base_root: Path | None = None
     # Local .debs for packages upstream does not carry here (NVIDIA's, the lab's SIMULATED).
     debs: tuple[Path, ...] = ()
@@ -83,7 +80,7 @@ def collect(standard_file: Path, site: Site | None, work: Path, *, models: bool 
         items += deb_items(standard, site, work / "apt", sources)
     if "k3s" not in sources.leave_out:
         k3s = standard.k3s
-        items.append(_file_item(k3s.url, k3s.sha256, simk3s.relative_path(k3s.version), work, sources,
+        items.append(_file_item(k3s.url, k3s.sha256, k3s_mirror_path(k3s.version), work, sources,
                                 what=f"k3s {k3s.version}"))
     if "gpu_operator" not in sources.leave_out:
         chart = standard.gpu_operator
@@ -119,8 +116,8 @@ def role_packages(standard: NodeStandard, platform: str, *, gpus: bool) -> list[
 
 
 def deb_items(standard: NodeStandard, site: Site | None, work: Path, sources: ContentSources) -> list[Item]:
-    base = sources.base_root or base_rootfs(LabPaths.current())
-    if not (base / "var/lib/dpkg/status").is_file():
+    base = sources.base_root
+    if base is None or not (base / "var/lib/dpkg/status").is_file():
         raise EcohashError(f"{base}: no Debian root file system to resolve packages in "
                            "(`ecohash lab up` builds the lab's base once)")
     platform = apt_closure.platform_of(base)

@@ -132,8 +132,13 @@ def build(site: str | None, standard: Path | None, signer: str | None, out: Path
 def _collect(standard_file: Path, site, work: Path, models: bool) -> list:
     # bundle-content's collectors pull in network clients; only `build` needs them.
     from ecohash.bundle import contents
+    from ecohash.lab.base import base_rootfs
+    from ecohash.lab.layout import LabPaths
 
-    return contents.collect(standard_file, site, work, models=models)
+    # Packages resolve in the lab's base: a root file system of the nodes' OS, as installed.
+    base = base_rootfs(LabPaths.current())
+    return contents.collect(standard_file, site, work, models=models,
+                            sources=contents.ContentSources(base_root=base))
 
 
 @bundle.command(context_settings=CONTEXT_SETTINGS)

@@ -15,13 +15,9 @@ import hashlib
 from pathlib import Path
 
 from ecohash.lab import k3s_sim
+from ecohash.standard import k3s_mirror_path
 
 VERSION_LINE = f'VERSION = "{k3s_sim.VERSION}"'
-
-
-def relative_path(version: str) -> str:
-    """Where k3s lives under a mirror's files/: one directory per release, like GitHub's."""
-    return f"k3s/{version}/k3s"
 
 
 def script(version: str) -> str:
@@ -34,7 +30,7 @@ def script(version: str) -> str:
 
 def build(files_dir: Path, version: str) -> tuple[Path, str]:
     """Write the stand-in for `version` into the file store; return its path and sha256."""
-    target = files_dir / relative_path(version)
+    target = files_dir / k3s_mirror_path(version)
     target.parent.mkdir(parents=True, exist_ok=True)
     content = script(version).encode()
     target.write_bytes(content)
