@@ -10,6 +10,7 @@ root, or the Debian packages it needs are missing.
 from __future__ import annotations
 
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from ecohash.lab import lifecycle, mirror, proxy
 from ecohash.lab.layout import BRIDGE_ADDRESS, LabPaths
 
 LAB_NODES = 4
+ECOHASH = str(Path(sys.executable).parent / "ecohash")
 LAB_CONTAINERS = 2
 
 
@@ -43,9 +45,30 @@ class Lab:
     paths: LabPaths
     # Whether /run/netns was a mount before the lab: if so, it is not the lab's to remove.
     run_netns_was_mounted: bool
+    # How the running hosts were provisioned by provision() ("offline"), None for fresh hosts.
+    provisioned: str | None = None
 
-    def up(self) -> lab_library.LabStatus:
-        return lab_library.up(nodes=self.nodes, containers=self.containers)
+    def up(self, *, offline: bool = False) -> lab_library.LabStatus:
+        status = lab_library.up(nodes=self.nodes, containers=self.containers, offline=offline)
+        self.provisioned = None
+        return status
+
+    def provision_offline(self) -> None:
+        """An offline lab (no apt proxy; everything from the lab's bundle) provisioned by the
+        real CLI: once per session for every module that asks, since a provision is the
+        slowest thing the suite does (tests/bundle's offline test and tests/grid share it)."""
+        if self.provisioned == "offline":
+            return
+        self.up(offline=True)
+        result = subprocess.run([ECOHASH, "provision", "lab"], capture_output=True, text=True,
+                                timeout=1200, check=False)
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+        self.provisioned = "offline"
+
+    def fresh(self) -> None:
+        """Hosts nobody provisioned, for tests that expect them: new ones only when needed."""
+        if self.provisioned is not None:
+            self.up()
 
     def status(self) -> lab_library.LabStatus:
         return lab_library.status()

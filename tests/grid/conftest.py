@@ -7,20 +7,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.labhosts import Lab
-from tests.roles.conftest import ECOHASH
+from tests.labhosts import ECOHASH, Lab
 
 
 @pytest.fixture(scope="package")
 def provisioned_lab(lab: Lab) -> Iterator[Lab]:
-    """The lab's hosts provisioned once for every grid lab test; afterwards fresh hosts again,
+    """The lab's hosts provisioned once for every grid lab test, offline from the lab's bundle
+    (the provision tests/bundle's offline test checks, shared); afterwards fresh hosts again,
     since the modules that follow (tests/lab, tests/roles) expect hosts nobody provisioned."""
-    lab.up()  # fresh hosts: whatever earlier tests left is not this package's to build on
-    result = subprocess.run([ECOHASH, "provision", "lab"], capture_output=True, text=True, timeout=900,
-                            check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+    lab.provision_offline()
     try:
         yield lab
     finally:
         subprocess.run([ECOHASH, "curtail", "lab", "--release"], capture_output=True, timeout=300, check=False)
-        lab.up()
+        lab.fresh()

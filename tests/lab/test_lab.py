@@ -30,6 +30,12 @@ QUERY = (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def fresh_hosts(lab: Lab) -> None:
+    """These tests describe hosts as `lab up` makes them: none an earlier module provisioned."""
+    lab.fresh()
+
+
 def test_every_host_answers_ssh_with_strict_host_key_checking(lab: Lab) -> None:
     status = lab.status()
     assert [h.state for h in status.hosts] == ["up"] * lab.nodes

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +19,7 @@ from typing import Any
 import pytest
 import testinfra
 
-from tests.labhosts import Lab
-
-ECOHASH = str(Path(sys.executable).parent / "ecohash")
+from tests.labhosts import ECOHASH, Lab
 
 
 @dataclass

@@ -45,20 +45,30 @@ def lab() -> None:
     type=click.IntRange(1),
     help="Containers to spread the hosts over (one rack each).",
 )
-def up(nodes: int, containers: int) -> None:
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Give the hosts no apt proxy: every package, binary and image comes from the "
+    "lab's bundle, which then carries the roles' packages with their dependencies.",
+)
+def up(nodes: int, containers: int, offline: bool) -> None:
     """Start the lab's hosts, replacing any running lab; write the `lab` site inventory.
 
     The Debian base is built with debootstrap once (about a minute) and reused after that.
+    The lab's SIMULATED packages, k3s and inference image are built into a signed bundle,
+    verified, and loaded into the lab's site mirror and site registry on the bridge.
 
     Example:
 
         sudo ecohash lab up --nodes 4 --containers 2
 
+        sudo ecohash lab up --offline
+
         ecohash plan lab
     """
     from ecohash import lab as lab_library
 
-    result = lab_library.up(nodes=nodes, containers=containers, progress=_progress)
+    result = lab_library.up(nodes=nodes, containers=containers, progress=_progress, offline=offline)
     _print_status(result)
 
 
@@ -124,6 +134,7 @@ def _print_status(result: lab_library.LabStatus) -> None:
         click.echo(f"{host.name:<{width}}  {host.address:<12}  {host.state:<4}  {host.detail}")
     click.echo(f"apt proxy:   {result.proxy}")
     click.echo(f"site mirror: {result.mirror}")
+    click.echo(f"registry:    {result.registry}")
     if result.inventory:
         click.echo(f"inventory:   {result.inventory}")
     if result.ssh_config:

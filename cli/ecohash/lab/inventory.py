@@ -45,17 +45,21 @@ class LabProvisioning:
     """How the lab's site is reached and installed: the lab's SSH config, proxy and mirror."""
 
     ssh_config: Path
-    apt_proxy: str
+    apt_proxy: str | None  # None: an offline lab, whose hosts reach nothing but the bridge
     mirror_url: str
     mirror_keyring_sha256: str
     registry_url: str
     standard_file: Path
+    mirror_only: bool = False
 
     def document(self) -> dict[str, object]:
         return {
             "ssh": {"user": "root", "config_file": str(self.ssh_config)},
-            "apt_proxy": self.apt_proxy,
-            "mirror": {"url": self.mirror_url, "keyring_sha256": self.mirror_keyring_sha256},
+            **({"apt_proxy": self.apt_proxy} if self.apt_proxy else {}),
+            "mirror": {
+                "url": self.mirror_url, "keyring_sha256": self.mirror_keyring_sha256,
+                **({"only": True} if self.mirror_only else {}),
+            },
             "registry": self.registry_url,
             "standard": str(self.standard_file),
             # Batches of two: a small lab still rolls out in more than one batch, and one

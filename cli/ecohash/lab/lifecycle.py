@@ -85,6 +85,7 @@ class LabStatus:
     ssh_config: str | None
     proxy: str
     mirror: str
+    registry: str
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -131,8 +132,15 @@ def _ignore(_message: str) -> None:
     return None
 
 
-def up(nodes: int = 4, containers: int = 2, progress: Progress = _ignore) -> LabStatus:
-    """Start a lab of `nodes` hosts in `containers` containers, replacing any running lab."""
+def up(
+    nodes: int = 4, containers: int = 2, progress: Progress = _ignore, *, offline: bool = False
+) -> LabStatus:
+    """Start a lab of `nodes` hosts in `containers` containers, replacing any running lab.
+
+    offline: the hosts get no apt proxy at all, as a site with no route to Debian; the
+    lab's bundle then carries every package the roles install (resolved in the base) and
+    the site mirror is the hosts' only apt source.
+    """
     check_can_run()
     if not 1 <= containers <= nodes <= MAX_NODES:
         raise InvalidInputError(
@@ -150,7 +158,7 @@ def up(nodes: int = 4, containers: int = 2, progress: Progress = _ignore) -> Lab
         rootfs = base.ensure_base(paths, progress)
         network.check_subnet_unused()
         try:
-            _build(paths, rootfs, nodes, containers, progress)
+            _build(paths, rootfs, nodes, containers, progress, offline=offline)
         except BaseException:
             # A half-built lab is worse than none: remove what was made, keep the first error.
             try:
@@ -162,8 +170,10 @@ def up(nodes: int = 4, containers: int = 2, progress: Progress = _ignore) -> Lab
         return _status(paths)
 
 
-def _build(paths: LabPaths, rootfs: Path, nodes: int, containers: int, progress: Progress) -> None:
-    record = LabRecord(base=str(rootfs), containers=containers)
+def _build(
+    paths: LabPaths, rootfs: Path, nodes: int, containers: int, progress: Progress, *, offline: bool
+) -> None:
+    record = LabRecord(base=str(rootfs), containers=containers, offline=offline)
     addresses = [str(host_address(i)) for i in range(nodes)]
     placed = inventory.layout_nodes(nodes, containers, addresses)
     for index, node in enumerate(placed):
@@ -194,9 +204,20 @@ def _build(paths: LabPaths, rootfs: Path, nodes: int, containers: int, progress:
         registry_url(), paths.registry_dir, paths.logs / "registry.log"
     )
     state.save(paths.state_file, record)
-    content = mirror.populate(paths, load_standard(), registry_url())
+    content = mirror.populate(
+        paths, load_standard(), registry_url(), apt_proxy=proxy.proxy_url(),
+        resolve_in=rootfs if offline else None,
+    )
+    progress(content.figures.summary())
     record.mirror = mirror.start(paths.mirror_dir, paths.logs / "mirror.log")
     state.save(paths.state_file, record)
+    if offline:
+        # The proxy served this machine, the office, while it built the bundle; the site's
+        # hosts get none, so nothing they install can come from anywhere but the bundle.
+        progress("stopping the apt proxy: the hosts have no route to Debian")
+        process.stop_all([record.proxy], grace_s=5)
+        record.proxy = None
+        state.save(paths.state_file, record)
 
     progress(f"starting {nodes} hosts")
     authorized_key = paths.ssh_key.with_suffix(".pub").read_text()
@@ -220,9 +241,10 @@ def _build(paths: LabPaths, rootfs: Path, nodes: int, containers: int, progress:
         str(SUBNET),
         inventory.LabProvisioning(
             ssh_config=paths.ssh_config,
-            apt_proxy=proxy.proxy_url(),
+            apt_proxy=None if offline else proxy.proxy_url(),
             mirror_url=mirror.mirror_url(),
             mirror_keyring_sha256=content.keyring_sha256,
+            mirror_only=offline,
             registry_url=registry_url(),
             standard_file=content.standard_file,
         ),
@@ -331,7 +353,8 @@ def status() -> LabStatus:
 def _status(paths: LabPaths) -> LabStatus:
     record = state.load(paths.state_file)
     if record is None:
-        return LabStatus(hosts=[], inventory=None, ssh_config=None, proxy="down", mirror="down")
+        return LabStatus(hosts=[], inventory=None, ssh_config=None, proxy="down", mirror="down",
+                         registry="down")
     reports = []
     for host in record.hosts:
         alive = host.process is not None and host.process.is_alive()
@@ -350,8 +373,9 @@ def _status(paths: LabPaths) -> LabStatus:
         hosts=reports,
         inventory=str(lab_inventory) if lab_inventory.exists() else None,
         ssh_config=str(paths.ssh_config) if paths.ssh_config.exists() else None,
-        proxy=_daemon_word(record.proxy, proxy.proxy_url()),
+        proxy="none: the lab is offline" if record.offline else _daemon_word(record.proxy, proxy.proxy_url()),
         mirror=_daemon_word(record.mirror, mirror.mirror_url()),
+        registry=_daemon_word(record.registry, registry_url()),
     )
 
 

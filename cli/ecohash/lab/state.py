@@ -46,6 +46,7 @@ class LabRecord:
     mirror: TrackedProcess | None = None
     registry: TrackedProcess | None = None
     containers: int = 0
+    offline: bool = False  # the hosts have no apt proxy; everything comes from the bundle
 
     def host(self, name: str) -> HostRecord:
         for host in self.hosts:
