@@ -98,6 +98,11 @@ class LabPaths:
         return self.run / "mirror"
 
     @property
+    def standard_file(self) -> Path:
+        """The lab's SIMULATED node standard, written by `up`."""
+        return self.run / "node-standard.lock.yml"
+
+    @property
     def bundle(self) -> Path:
         """The bundle `up` builds from the lab's content, verifies and loads."""
         return self.run / "bundle"

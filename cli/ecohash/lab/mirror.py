@@ -55,7 +55,7 @@ def populate(paths: LabPaths, production: NodeStandard, registry_url: str) -> Mi
     ]
     k3s_file, k3s_sha256 = simk3s.build(sources / "files", production.k3s.version)
     image = simimage.build(sources / "image")
-    standard_file = paths.run / "node-standard.lock.yml"
+    standard_file = paths.standard_file
     labstandard.write(
         standard_file, labstandard.simulated_standard(production, k3s_sha256, image.digest)
     )
