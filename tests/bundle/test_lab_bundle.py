@@ -51,7 +51,7 @@ def test_a_node_pulls_the_lab_image_from_the_registry(lab: Lab) -> None:
     wanted = " ".join(f"{name}={pinned.version}" for name, pinned in runtime.items())
     lab.ssh(node, f"apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -qy {wanted}"
                   " && systemctl start containerd")
-    standard = load_standard(lab.paths.run / "node-standard.lock.yml").inference_runtime
+    standard = load_standard(lab.paths.standard_file).inference_runtime
     assert standard.image == simimage.IMAGE
     host = lifecycle.registry_url().removeprefix("http://")
     reference = f"{host}/{simimage.IMAGE.split('/', 1)[1]}@{standard.digest}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ecohash.standard import image_reference, load_standard
+from ecohash.standard import load_standard
 from tests.roles.conftest import LAB_HOSTS, Bootstrapped, run_bootstrap
-from tests.roles.registry import LAB_REGISTRY, REGISTRY_HOST, give_image, site_with_registry
+from tests.roles.registry import LAB_REGISTRY, REGISTRY_HOST, site_without_registry
 
 pytestmark = pytest.mark.lab
 
@@ -35,27 +35,27 @@ def test_simulated_toolkit_is_installed_and_hands_containers_to_runc(bootstrappe
     assert "runc version 1.1.5" in host.check_output("nvidia-container-runtime --version")
 
 
-def test_a_site_registry_is_configured_for_containerd_and_removed_with_it(bootstrapped: Bootstrapped) -> None:
+def test_the_site_registry_is_configured_for_containerd_and_removed_with_it(bootstrapped: Bootstrapped) -> None:
     name, lab = "c01-r01-n02", bootstrapped.lab
     host = bootstrapped.host(name)
     certs_d = "/etc/containerd/certs.d"
-    with site_with_registry(LAB_REGISTRY):
-        # The lab has no registry to pre-pull from: the node holds the image already.
-        give_image(lab, name, image_reference(load_standard(), LAB_REGISTRY))
-        run = run_bootstrap("--limit", name)
-        assert run.returncode == 0, run.output
-        own = host.file(f"{certs_d}/{REGISTRY_HOST}/hosts.toml").content_string
-        assert f'server = "{LAB_REGISTRY}"\n' in own and f'[host."{LAB_REGISTRY}"]' in own
-        assert f'[host."{LAB_REGISTRY}"]' in host.file(f"{certs_d}/nvcr.io/hosts.toml").content_string
-        # containerd takes the file (it logs one it cannot decode and goes on with https) and
-        # asks the registry over plain http: the mirror answers that it has no such image.
-        pull = lab.ssh(name, f"ctr images pull --hosts-dir {certs_d} {REGISTRY_HOST}/ecohash/absent:1", check=False)
-        assert pull.returncode != 0
-        assert "not found" in pull.stderr, pull.stderr
-        assert "hosts.toml" not in pull.stderr and "TLS" not in pull.stderr, pull.stderr
-        again = run_bootstrap("--limit", name)
-        assert again.returncode == 0, again.output
-        assert again.summary["hosts"][name]["changed"] == 0
-    gone = run_bootstrap("--limit", name)
-    assert gone.returncode == 0, gone.output
-    assert [d for d in host.check_output(f"ls -A {certs_d}").split() if d] == []
+    # The lab's site file names its registry: bootstrap configured containerd for it.
+    own = host.file(f"{certs_d}/{REGISTRY_HOST}/hosts.toml").content_string
+    assert f'server = "{LAB_REGISTRY}"\n' in own and f'[host."{LAB_REGISTRY}"]' in own
+    assert f'[host."{LAB_REGISTRY}"]' in host.file(f"{certs_d}/nvcr.io/hosts.toml").content_string
+    # containerd takes the file (it logs one it cannot decode and goes on with https) and
+    # asks docker-registry over plain http: it answers that it has no such repository.
+    pull = lab.ssh(name, f"ctr images pull --hosts-dir {certs_d} {REGISTRY_HOST}/ecohash/absent:1", check=False)
+    assert pull.returncode != 0
+    assert "not found" in pull.stderr, pull.stderr
+    assert "hosts.toml" not in pull.stderr and "TLS" not in pull.stderr, pull.stderr
+    with site_without_registry():
+        gone = run_bootstrap("--limit", name)
+        assert gone.returncode == 0, gone.output
+        assert [d for d in host.check_output(f"ls -A {certs_d}").split() if d] == []
+    back = run_bootstrap("--limit", name)
+    assert back.returncode == 0, back.output
+    assert host.file(f"{certs_d}/{REGISTRY_HOST}/hosts.toml").exists
+    again = run_bootstrap("--limit", name)
+    assert again.returncode == 0, again.output
+    assert again.summary["hosts"][name]["changed"] == 0

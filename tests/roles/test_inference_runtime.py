@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from ecohash.standard import load_standard
-from tests.roles.conftest import ECOHASH, LAB_HOSTS, Bootstrapped
-from tests.roles.registry import LAB_REGISTRY, site_with_registry
+from ecohash.standard import image_reference
+from tests.roles.conftest import ECOHASH, LAB_HOSTS, Bootstrapped, run_bootstrap
+from tests.roles.registry import LAB_REGISTRY, lab_standard
 
 pytestmark = pytest.mark.lab
 
@@ -22,11 +22,14 @@ def test_model_cache_and_runtime_configuration(bootstrapped: Bootstrapped, name:
     assert cache.group == "ecohash-inference"
     assert cache.mode == 0o2775
     assert host.group("ecohash-inference").gid == 20480
-    runtime = load_standard().inference_runtime
+    standard = lab_standard(bootstrapped.lab)
+    runtime = standard.inference_runtime
     config = json.loads(host.file("/etc/ecohash/inference-runtime.json").content_string)
-    # No site registry in the lab: nodes pull the pinned digest from upstream.
+    # The lab's site registry holds the lab standard's image: nodes pull its digest from there.
+    reference = image_reference(standard, LAB_REGISTRY)
+    assert reference.startswith(LAB_REGISTRY.split("://", 1)[1] + "/") and runtime.digest in reference
     assert config == {
-        "image": f"{runtime.image}@{runtime.digest}",
+        "image": reference,
         "tag": runtime.tag,
         "model_cache_dir": "/var/lib/ecohash/models",
         "model_cache_gid": 20480,
@@ -34,13 +37,30 @@ def test_model_cache_and_runtime_configuration(bootstrapped: Bootstrapped, name:
     }
 
 
-def test_drift_names_a_pinned_image_missing_from_a_node(bootstrapped: Bootstrapped) -> None:
-    name = "c02-r01-n02"
-    with site_with_registry(LAB_REGISTRY):
-        result = subprocess.run([ECOHASH, "drift", "lab", "--limit", name, "--json"],
-                                capture_output=True, text=True, timeout=900, check=False)
+@pytest.mark.parametrize("name", LAB_HOSTS)
+def test_the_pinned_image_was_pulled_from_the_site_registry(bootstrapped: Bootstrapped, name: str) -> None:
+    reference = image_reference(lab_standard(bootstrapped.lab), LAB_REGISTRY)
+    held = bootstrapped.host(name).check_output("ctr --namespace k8s.io images list --quiet").split()
+    assert reference in held
+
+
+def test_drift_names_a_pinned_image_missing_from_a_node_and_a_run_pulls_it_again(
+    bootstrapped: Bootstrapped,
+) -> None:
+    name, lab = "c02-r01-n02", bootstrapped.lab
+    reference = image_reference(lab_standard(lab), LAB_REGISTRY)
+    lab.ssh(name, f"ctr --namespace k8s.io images rm {reference}")
+    result = subprocess.run([ECOHASH, "drift", "lab", "--limit", name, "--json"],
+                            capture_output=True, text=True, timeout=900, check=False)
     assert result.returncode == 2, result.stdout + result.stderr
     [node] = json.loads(result.stdout)["nodes"]
     assert node["status"] == "drifted"
     tasks = {change["task"] for change in node["changes"]}
     assert "Report the missing image as a pull to come" in tasks, tasks
+    # A run pulls it back from the registry by digest; the next one has nothing to do.
+    run = run_bootstrap("--limit", name)
+    assert run.returncode == 0, run.output
+    assert reference in lab.ssh(name, "ctr --namespace k8s.io images list --quiet").stdout.split()
+    again = run_bootstrap("--limit", name)
+    assert again.returncode == 0, again.output
+    assert again.summary["hosts"][name]["changed"] == 0
