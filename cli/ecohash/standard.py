@@ -139,6 +139,12 @@ def k3s_mirror_path(version: str) -> str:
     return f"k3s/{version}/k3s"
 
 
+def chart_mirror_path(chart: GpuOperator) -> str:
+    """Where a chart archive lives under a site mirror's files/: a bundle puts it there and
+    the site stack points the cluster at it."""
+    return f"{chart.chart}/{chart.version}/{chart.chart}-{chart.version}.tgz"
+
+
 def kubernetes_minor(standard: NodeStandard) -> str:
     """The Kubernetes minor version the standard's k3s is ("1.35"), for schema validation."""
     major, minor = standard.k3s.version.lstrip("v").split(".")[:2]

@@ -33,7 +33,7 @@ def write_items(directory: Path, contents: dict[str, bytes]) -> list[Item]:
 CONTENTS = {
     "apt/containerd.io_1.7.27-1_amd64.deb": b"a deb\n" * 1000,
     "files/k3s/v1.35.6+k3s1/k3s": b"\x7fELF k3s" * 50_000,
-    "files/gpu-operator/gpu-operator-v25.3.4.tgz": b"chart",
+    "files/gpu-operator/v25.3.4/gpu-operator-v25.3.4.tgz": b"chart",
     "wheels/ansible_core-2.19.0-py3-none-any.whl": b"chart",  # the same bytes: one blob, twice listed
 }
 

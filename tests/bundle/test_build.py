@@ -45,7 +45,7 @@ def test_a_bundle_holds_each_blob_once_under_its_sha256_and_a_signed_canonical_m
         (Path(__file__).parents[2] / "node-standard.lock.yml").read_bytes()).hexdigest()
     assert [(e["kind"], e["destination"]) for e in document["entries"]] == [
         ("deb", "apt/containerd.io_1.7.27-1_amd64.deb"),
-        ("file", "files/gpu-operator/gpu-operator-v25.3.4.tgz"),
+        ("file", "files/gpu-operator/v25.3.4/gpu-operator-v25.3.4.tgz"),
         ("file", "files/k3s/v1.35.6+k3s1/k3s"),
         ("wheel", "wheels/ansible_core-2.19.0-py3-none-any.whl"),
     ]

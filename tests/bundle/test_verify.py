@@ -51,7 +51,7 @@ def test_missing_truncated_and_altered_blobs_are_each_named_with_where_they_go(b
         f"{bundle}: 3 of 3 blobs missing, truncated or altered; the bundle is refused",
         f"{blob(bundle, DEB)}: truncated: {len(DEB) - 1} of {len(DEB)} bytes (apt/containerd.io_1.7.27-1_amd64.deb)",
         f"{blob(bundle, b'chart')}: altered: its sha256 is {sha256(bytes(altered))} "
-        "(files/gpu-operator/gpu-operator-v25.3.4.tgz and 1 more)",
+        "(files/gpu-operator/v25.3.4/gpu-operator-v25.3.4.tgz and 1 more)",
         f"{blob(bundle, K3S)}: missing (files/k3s/v1.35.6+k3s1/k3s)",
     ]
 

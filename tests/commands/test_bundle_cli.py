@@ -5,11 +5,14 @@ from __future__ import annotations
 import sys
 import types
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 import ecohash.bundle
+from ecohash.bundle import siteregistry
 from ecohash.bundle.contents import ContentSources
 from ecohash.bundle.items import Item
 from ecohash.commands.main import cli
@@ -127,11 +130,21 @@ def test_refusals_are_one_line_and_exit_2(site, arguments, message):
 
 
 def test_load_hands_the_bundle_and_the_sites_mirror_to_the_loader(site, tmp_path, monkeypatch):
-    calls = []
+    calls, started = [], []
 
-    def load_bundle(directory, loaded, *, mirror_root, registry_url, mirror_key):
+    def load_bundle(directory, loaded, *, mirror_root, registry_url, mirror_key, on_verified):
         calls.append((directory, loaded.name, mirror_root, registry_url, mirror_key))
+        # Once verified: a bundle without images needs no registry, one with images does.
+        on_verified(SimpleNamespace(entries=[SimpleNamespace(kind="deb")]))
+        assert started == []
+        on_verified(SimpleNamespace(entries=[SimpleNamespace(kind="deb"), SimpleNamespace(kind="image-layer")]))
         return "release 1234"
+
+    def ensure_running(url, directory, log_file):
+        started.append((url, directory, log_file))
+        return SimpleNamespace(pid=4242)
+
+    monkeypatch.setattr(siteregistry, "ensure_running", ensure_running)
 
     fake = types.ModuleType("ecohash.bundle.load")
     fake.load_bundle = load_bundle
@@ -142,3 +155,24 @@ def test_load_hands_the_bundle_and_the_sites_mirror_to_the_loader(site, tmp_path
     state = tmp_path / "state"
     assert calls == [(tmp_path / "bundle", "tx-odessa", state / "mirror" / "tx-odessa", "http://127.0.0.1:5000",
                       state / "secrets" / "tx-odessa" / "mirror-key")]
+    registry = state / "registry" / "tx-odessa"
+    assert started == [("http://127.0.0.1:5000", registry, registry / "registry.log")]
+    assert "started docker-registry at http://127.0.0.1:5000 (pid 4242)" in result.stderr
+    assert "ecohash-site-registry@.service" in result.stderr
+
+
+def test_registry_becomes_docker_registry_with_ecohashs_config(site, tmp_path, monkeypatch):
+    executed = []
+    monkeypatch.setattr(siteregistry.os, "execvp", lambda file, argv: executed.append(argv))
+    result = run("bundle", "registry", site, "--registry", "http://127.0.0.1:5055")
+    assert result.exit_code == 0, result.stderr
+    config = tmp_path / "state" / "registry" / "tx-odessa" / "config.yml"
+    assert executed == [["docker-registry", "serve", str(config)]]
+    written = yaml.safe_load(config.read_text())
+    assert written["http"]["addr"] == "127.0.0.1:5055" and "auth" not in written
+
+
+def test_registry_refuses_https_in_one_line(site):
+    result = run("bundle", "registry", site, "--registry", "https://127.0.0.1:5055")
+    assert result.exit_code == 2, result.stderr
+    assert "plain http only" in result.stderr and len(result.stderr.splitlines()) == 1

@@ -32,7 +32,7 @@ from ecohash.bundle.registry_client import ImageName, RegistryClient
 from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.inventory.site import Site
 from ecohash.paths import project_root
-from ecohash.standard import NodeStandard, k3s_mirror_path, load_standard
+from ecohash.standard import NodeStandard, chart_mirror_path, k3s_mirror_path, load_standard
 
 # Parts of a standard a caller may leave out because it cannot carry them (the lab has no
 # route to NVIDIA for the chart); anything else is always collected.
@@ -86,7 +86,7 @@ def collect(standard_file: Path, site: Site | None, work: Path, *, models: bool 
         chart = standard.gpu_operator
         name = f"{chart.chart}-{chart.version}.tgz"
         items.append(_file_item(f"{chart.repo.rstrip('/')}/charts/{name}", chart.sha256,
-                                f"gpu-operator/{name}", work, sources,
+                                chart_mirror_path(chart), work, sources,
                                 what=f"the {chart.chart} chart {chart.version}"))
     if "inference_runtime" not in sources.leave_out:
         runtime = standard.inference_runtime

@@ -7,10 +7,12 @@ where loading the base put them). Publishing is ecohash.bundle.publish.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ecohash.bundle import keys
 from ecohash.bundle.keys import PublicKey
+from ecohash.bundle.manifest import Manifest
 from ecohash.bundle.publish import LoadResult, publish
 from ecohash.bundle.verify import verify_bundle
 from ecohash.inventory.site import Site
@@ -19,7 +21,8 @@ __all__ = ["LoadResult", "load_bundle", "load_verified"]
 
 
 def load_bundle(
-    directory: Path, site: Site, *, mirror_root: Path, registry_url: str | None, mirror_key: Path
+    directory: Path, site: Site, *, mirror_root: Path, registry_url: str | None, mirror_key: Path,
+    on_verified: Callable[[Manifest], None] | None = None,
 ) -> LoadResult:
     """Verify the bundle with the site's public key, then publish it; the mirror's keyring
     must be the one the site file pins (nodes would refuse the mirror otherwise)."""
@@ -30,6 +33,7 @@ def load_bundle(
         registry_url=registry_url,
         mirror_key=mirror_key,
         expected_keyring=_pinned_keyring(site),
+        on_verified=on_verified,
     )
 
 
@@ -41,10 +45,14 @@ def load_verified(
     registry_url: str | None,
     mirror_key: Path,
     expected_keyring: tuple[str, str] | None = None,
+    on_verified: Callable[[Manifest], None] | None = None,
 ) -> LoadResult:
     """verify_bundle with `public_key`, then publish. `expected_keyring`: (sha256, where it is
-    pinned); a mirror key exporting another keyring is refused before `current` switches."""
+    pinned); a mirror key exporting another keyring is refused before `current` switches.
+    `on_verified` runs between the two (the CLI starts a site registry there if need be)."""
     manifest = verify_bundle(directory, public_key)
+    if on_verified is not None:
+        on_verified(manifest)
     return publish(
         directory,
         manifest.text().encode(),

@@ -9,20 +9,30 @@ them pull and resolve); pushes come from `ecohash bundle load` on this machine.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import NoReturn
 
 import yaml
 
-from ecohash.errors import EcohashError
+from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.lab import process
 from ecohash.lab.process import TrackedProcess
+from ecohash.paths import state_dir
 
 DEFAULT_PORT = 5000
+# Where ecohash runs a site's registry when the site file names none.
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 START_TIMEOUT_S = 15.0
+
+
+def site_directory(site_name: str) -> Path:
+    """Where ecohash keeps the registry it runs for a site: config, storage, log."""
+    return state_dir() / "registry" / site_name
 
 
 def config(storage: Path, address: str) -> dict[str, object]:
@@ -73,11 +83,10 @@ def is_local(host: str) -> bool:
     return True
 
 
-def start(registry_url: str, directory: Path, log_file: Path) -> TrackedProcess:
-    """Start docker-registry for `registry_url` (plain http) with storage and config in
-    `directory`, and wait until it answers."""
+def write_config(registry_url: str, directory: Path) -> Path:
+    """docker-registry's config for `registry_url` (plain http), storage beside it in `directory`."""
     if not registry_url.startswith("http://"):
-        raise EcohashError(
+        raise InvalidInputError(
             f"ecohash starts a site registry over plain http only; {registry_url} asks for"
             " https: run one with TLS there, or write the registry as http://"
         )
@@ -86,6 +95,20 @@ def start(registry_url: str, directory: Path, log_file: Path) -> TrackedProcess:
     storage = directory / "storage"
     storage.mkdir(parents=True, exist_ok=True)
     config_file.write_text(yaml.safe_dump(config(storage, f"{host}:{port}"), sort_keys=False))
+    return config_file
+
+
+def serve(registry_url: str, directory: Path) -> NoReturn:
+    """Become docker-registry for `registry_url`, in the foreground: what a systemd unit runs
+    (examples/systemd/ecohash-site-registry@.service), so the registry outlives reboots."""
+    config_file = write_config(registry_url, directory)
+    os.execvp("docker-registry", ["docker-registry", "serve", str(config_file)])
+
+
+def start(registry_url: str, directory: Path, log_file: Path) -> TrackedProcess:
+    """Start docker-registry for `registry_url` (plain http) with storage and config in
+    `directory`, and wait until it answers."""
+    config_file = write_config(registry_url, directory)
     daemon = process.start_daemon(["docker-registry", "serve", config_file], log_file)
     deadline = time.monotonic() + START_TIMEOUT_S
     while not answers(registry_url):

@@ -183,7 +183,8 @@ def verify(directory: Path, site: str | None, pubkey: Path | None, base: Path | 
 @click.option("--mirror-root", type=_directory, metavar="DIR",
               help="The site mirror's directory; default the state's mirror/SITE.")
 @click.option("--registry", metavar="URL", help="The site registry to push images to; default the site "
-              "file's spec.provisioning.registry, else the one ecohash runs on http://127.0.0.1:5000.")
+              "file's spec.provisioning.registry, else http://127.0.0.1:5000. Where none answers and "
+              "the address is this machine's, ecohash starts Debian's docker-registry there.")
 @click.option("--mirror-key", type=_directory, metavar="DIR",
               help="The GnuPG home of the mirror's signing key; default the state's secrets/SITE/mirror-key.")
 def load_command(directory: Path, site: str, mirror_root: Path | None, registry: str | None,
@@ -198,17 +199,59 @@ def load_command(directory: Path, site: str, mirror_root: Path | None, registry:
 
         ecohash bundle load /media/disk/tx-odessa-2026.11 tx-odessa
     """
+    from ecohash.bundle import siteregistry
     from ecohash.bundle.load import load_bundle
+    from ecohash.bundle.publish import IMAGE_KINDS
     from ecohash.paths import secrets_dir, state_dir
 
     loaded = load(site)
+    registry_url = _registry_url(loaded, registry)
+
+    def registry_ready(manifest) -> None:
+        if not any(entry.kind in IMAGE_KINDS for entry in manifest.entries):
+            return
+        directory_ = siteregistry.site_directory(loaded.name)
+        started = siteregistry.ensure_running(registry_url, directory_, directory_ / "registry.log")
+        if started is not None:
+            click.echo(f"started docker-registry at {registry_url} (pid {started.pid}), a plain "
+                       f"process: for one that survives a reboot, enable "
+                       f"examples/systemd/ecohash-site-registry@.service", err=True)
+
     result = load_bundle(
         directory, loaded,
         mirror_root=mirror_root or state_dir() / "mirror" / loaded.name,
-        registry_url=registry or loaded.provisioning.registry or "http://127.0.0.1:5000",
+        registry_url=registry_url,
         mirror_key=mirror_key or secrets_dir(loaded.name) / "mirror-key",
+        on_verified=registry_ready,
     )
     click.echo(f"{directory}: loaded into site {loaded.name}: {result}")
+
+
+@bundle.command("registry", context_settings=CONTEXT_SETTINGS)
+@site_argument
+@click.option("--registry", metavar="URL", help="Where to serve (plain http); default the site file's "
+              "spec.provisioning.registry, else http://127.0.0.1:5000.")
+def registry_command(site: str, registry: str | None) -> None:
+    """Run SITE's registry in the foreground: Debian's docker-registry with ecohash's config.
+
+    Storage is the state's registry/SITE/storage, where `bundle load` pushes images. For a
+    systemd unit (examples/systemd/ecohash-site-registry@.service), so the registry that
+    nodes pull from comes back after a reboot.
+
+    Example:
+
+        ecohash bundle registry tx-odessa
+    """
+    from ecohash.bundle import siteregistry
+
+    loaded = load(site)
+    siteregistry.serve(_registry_url(loaded, registry), siteregistry.site_directory(loaded.name))
+
+
+def _registry_url(site, option: str | None) -> str:
+    from ecohash.bundle import siteregistry
+
+    return option or site.provisioning.registry or siteregistry.DEFAULT_URL
 
 
 def human_bytes(count: int) -> str:

@@ -135,6 +135,10 @@ def _print_status(result: lab_library.LabStatus) -> None:
     click.echo(f"apt proxy:   {result.proxy}")
     click.echo(f"site mirror: {result.mirror}")
     click.echo(f"registry:    {result.registry}")
+    if result.bundle:
+        from ecohash.lab.mirror import BundleFigures
+
+        click.echo(f"lab {BundleFigures(**result.bundle).summary()}")
     if result.inventory:
         click.echo(f"inventory:   {result.inventory}")
     if result.ssh_config:

@@ -86,6 +86,7 @@ class LabStatus:
     proxy: str
     mirror: str
     registry: str
+    bundle: dict[str, float] | None  # mirror.BundleFigures of the bundle `up` loaded
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -209,6 +210,7 @@ def _build(
         resolve_in=rootfs if offline else None,
     )
     progress(content.figures.summary())
+    record.bundle = asdict(content.figures)
     record.mirror = mirror.start(paths.mirror_dir, paths.logs / "mirror.log")
     state.save(paths.state_file, record)
     if offline:
@@ -354,7 +356,7 @@ def _status(paths: LabPaths) -> LabStatus:
     record = state.load(paths.state_file)
     if record is None:
         return LabStatus(hosts=[], inventory=None, ssh_config=None, proxy="down", mirror="down",
-                         registry="down")
+                         registry="down", bundle=None)
     reports = []
     for host in record.hosts:
         alive = host.process is not None and host.process.is_alive()
@@ -376,6 +378,7 @@ def _status(paths: LabPaths) -> LabStatus:
         proxy="none: the lab is offline" if record.offline else _daemon_word(record.proxy, proxy.proxy_url()),
         mirror=_daemon_word(record.mirror, mirror.mirror_url()),
         registry=_daemon_word(record.registry, registry_url()),
+        bundle=record.bundle,
     )
 
 

@@ -47,6 +47,9 @@ class LabRecord:
     registry: TrackedProcess | None = None
     containers: int = 0
     offline: bool = False  # the hosts have no apt proxy; everything comes from the bundle
+    # What the lab's bundle weighed and what building, verifying and loading it took
+    # (mirror.BundleFigures as a dict): for `lab status` and bench/lab_bundle.py.
+    bundle: dict[str, float] | None = None
 
     def host(self, name: str) -> HostRecord:
         for host in self.hosts:

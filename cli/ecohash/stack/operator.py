@@ -29,6 +29,7 @@ import yaml
 
 from ecohash.stack.names import HELM_NAMESPACE, OPERATOR_NAMESPACE, object_labels
 from ecohash.standard import GpuOperator as PinnedChart
+from ecohash.standard import chart_mirror_path
 
 # containerd's runtime handler the container_runtime role configures as default.
 NVIDIA_RUNTIME = "nvidia"
@@ -56,8 +57,7 @@ def operator_values() -> dict[str, Any]:
 def chart_source(chart: PinnedChart, mirror_url: str | None) -> dict[str, str]:
     """Where the cluster fetches the chart: the site mirror's file store when there is one."""
     if mirror_url:
-        archive = f"{chart.chart}-{chart.version}.tgz"
-        return {"chart": f"{mirror_url}/files/{chart.chart}/{chart.version}/{archive}"}
+        return {"chart": f"{mirror_url}/files/{chart_mirror_path(chart)}"}
     return {"chart": chart.chart, "repo": chart.repo, "version": chart.version}
 
 
