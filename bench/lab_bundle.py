@@ -40,10 +40,11 @@ def main() -> int:
                 assert status.bundle is not None, "lab up recorded no bundle figures"
                 rounds.append(BundleFigures(**status.bundle))
             median = {name: statistics.median(getattr(r, name) for r in rounds)
-                      for name in ("build_s", "verify_s", "load_s")}
+                      for name in ("collect_s", "build_s", "verify_s", "load_s")}
             first = rounds[0]
             print(f"{mode:<7}: {first.blobs} blobs ({first.debs} .debs), {first.bytes / 2**20:.1f} MiB; "
-                  f"build {median['build_s']:.2f} s, verify {median['verify_s']:.2f} s, "
+                  f"collect {median['collect_s']:.2f} s, build {median['build_s']:.2f} s, "
+                  f"verify {median['verify_s']:.2f} s, "
                   f"load {median['load_s']:.2f} s (median of {options.rounds})")
     finally:
         lab.down()
