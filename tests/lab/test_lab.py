@@ -171,7 +171,12 @@ def test_up_over_an_existing_lab_recreates_it(lab: Lab) -> None:
     status = lab.up()
     assert [h.state for h in status.hosts] == ["up"] * lab.nodes
     assert len(network.lab_namespaces()) == lab.nodes
-    assert len(process.processes_rooted_under(lab.paths.run)) == lab.nodes + 2
+    # One nspawn per host, and the lab's three daemons: the apt proxy, the mirror, the registry.
+    record = state.load(lab.paths.state_file)
+    assert record is not None
+    daemons = [record.proxy, record.mirror, record.registry]
+    assert all(daemon is not None and daemon.is_alive() for daemon in daemons)
+    assert len(process.processes_rooted_under(lab.paths.run)) == lab.nodes + len(daemons)
 
 
 def test_down_cleans_a_half_built_lab(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
