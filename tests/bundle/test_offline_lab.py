@@ -4,7 +4,6 @@ from the lab's signed bundle alone (packages with their dependencies, k3s, the i
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from ecohash.bundle.contents import role_packages
 from ecohash.lab import lifecycle, mirror, state
 from ecohash.lab.layout import BRIDGE_ADDRESS, PROXY_PORT, inventory_file
 from ecohash.standard import image_reference, load_standard
-from tests.labhosts import ECOHASH, Lab
+from tests.labhosts import Lab
 
 pytestmark = pytest.mark.lab
 
@@ -81,10 +80,3 @@ def test_the_image_came_from_the_site_registry(offline_lab: Lab) -> None:
     reference = image_reference(load_standard(offline_lab.paths.standard_file), lifecycle.registry_url())
     for name in offline_lab.host_names:
         assert reference in offline_lab.ssh(name, "ctr --namespace k8s.io images list --quiet").stdout.split()
-
-
-def test_an_offline_rerun_changes_nothing(offline_lab: Lab) -> None:
-    result = subprocess.run([ECOHASH, "drift", "lab", "--json"], capture_output=True, text=True,
-                            timeout=900, check=False)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert {node["status"] for node in json.loads(result.stdout)["nodes"]} == {"in-standard"}

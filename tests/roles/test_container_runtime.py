@@ -56,6 +56,3 @@ def test_the_site_registry_is_configured_for_containerd_and_removed_with_it(boot
     back = run_bootstrap("--limit", name)
     assert back.returncode == 0, back.output
     assert host.file(f"{certs_d}/{REGISTRY_HOST}/hosts.toml").exists
-    again = run_bootstrap("--limit", name)
-    assert again.returncode == 0, again.output
-    assert again.summary["hosts"][name]["changed"] == 0
