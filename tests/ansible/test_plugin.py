@@ -77,6 +77,23 @@ def test_list_has_every_host_with_its_vars(listed, expected):
     assert hostvars["c01-cp-n01"]["ecohash_gpu_cap_w"] is None
 
 
+@pytest.mark.parametrize("host", ["c01-cp-n01", "c02-r03-n05"])
+def test_ansible_resolves_each_host_s_variables_as_the_inventory_says(state_dir, expected, host):
+    # Group and host variables merged by Ansible itself, as a play sees them: the site's on
+    # `all`, the connection on the site group, container, rack, SKU and role on theirs.
+    result = ansible_inventory("-i", SITE_FILE, "--host", host, state_dir=state_dir)
+    assert result.returncode == 0, result.stderr
+    resolved = plain(json.loads(result.stdout))
+    assert resolved == json.loads(json.dumps({**expected.all_vars, **expected.host_vars(host)}))
+    assert {key: resolved[key] for key in ("ansible_host", "ansible_user", "ecohash_container", "ecohash_rack",
+                                           "ecohash_gpu_count", "ecohash_k8s_role", "ecohash_gpu_cap_w")} == (
+        {"ansible_host": "10.40.0.10", "ansible_user": "root", "ecohash_container": "c01", "ecohash_rack": "cp",
+         "ecohash_gpu_count": 0, "ecohash_k8s_role": "server", "ecohash_gpu_cap_w": None}
+        if host == "c01-cp-n01" else
+        {"ansible_host": "10.40.0.125", "ansible_user": "root", "ecohash_container": "c02", "ecohash_rack": "r03",
+         "ecohash_gpu_count": 8, "ecohash_k8s_role": "agent", "ecohash_gpu_cap_w": 337})
+
+
 def test_every_string_the_site_gives_ansible_is_marked_unsafe(state_dir):
     """A site file is data: Ansible must never template a string that came from it."""
     result = ansible_inventory("-i", SITE_FILE, "--list", "--export", state_dir=state_dir)
@@ -96,7 +113,8 @@ def test_every_string_the_site_gives_ansible_is_marked_unsafe(state_dir):
         elif isinstance(value, str):
             yield value, marked
 
-    found = list(strings({"hosts": listed["_meta"]["hostvars"], "all": listed["all"]["vars"]}))
+    found = list(strings({"hosts": listed["_meta"]["hostvars"], "all": listed["all"]["vars"],
+                          "groups": {name: entry.get("vars") for name, entry in listed.items() if name != "_meta"}}))
     assert len(found) > 100
     assert [text for text, marked in found if not marked] == []
 

@@ -83,7 +83,7 @@ def registered_node(target: VerifyTarget) -> dict[str, Any]:
 
 def target(node: str) -> VerifyTarget:
     inventory = load_inventory(SITE)
-    return VerifyTarget(node, "10.0.0.1", 22, "root", None, inventory.hosts[node],
+    return VerifyTarget(node, "10.0.0.1", 22, "root", None, inventory.host_vars(node),
                         inventory.all_vars["ecohash_standard"])
 
 
