@@ -94,6 +94,21 @@ def test_ansible_resolves_each_host_s_variables_as_the_inventory_says(state_dir,
          "ecohash_gpu_count": 8, "ecohash_k8s_role": "agent", "ecohash_gpu_cap_w": 337})
 
 
+def test_the_controller_s_own_tasks_do_not_take_the_site_s_connection(state_dir):
+    # Ansible's implicit localhost (delegate_to: localhost in k8s_node) takes `all`'s
+    # variables: the site's ssh user and become, were they on `all`, would run the
+    # controller's tasks through sudo as that user.
+    site_file = REPO / "inventories" / "tx-odessa" / "site.yaml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env["ECOHASH_STATE_DIR"] = str(state_dir)
+    result = subprocess.run(
+        [ANSIBLE_INVENTORY.parent / "ansible", "localhost", "-i", site_file, "-m", "ansible.builtin.debug", "-a",
+         "msg={{ [ecohash_site, ansible_user | default('-'), ansible_become | default('-')] | to_json }}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '["tx-odessa", "-", "-"]' in result.stdout
+
+
 def test_every_string_the_site_gives_ansible_is_marked_unsafe(state_dir):
     """A site file is data: Ansible must never template a string that came from it."""
     result = ansible_inventory("-i", SITE_FILE, "--list", "--export", state_dir=state_dir)

@@ -145,8 +145,10 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
     inventory.children["all"].append(site_group)
     kubernetes = site.kubernetes
     servers = set(kubernetes.servers) if kubernetes else set()
-    # Every node of the site is reached the same way. On the site group, not on `all`: a
-    # second inventory source (`-i site.yaml -i other,`) shares `all` but not this group.
+    # Every node of the site is reached the same way. On the site group, not on `all`:
+    # Ansible's implicit localhost takes `all`'s variables, and tasks delegated to the
+    # controller must not become the site's ssh user or sudo; nor may the hosts of a
+    # second inventory source (`-i site.yaml -i other,`), which share `all` too.
     inventory.group_vars[site_group] = _connection_vars(site)
     if not kubernetes:
         # No k8s_ group exists to say it; with Kubernetes each node's role group does.
