@@ -19,7 +19,7 @@ import pytest
 import yaml
 from bench.sites import site_text
 
-from ecohash.ansible.inventory import Inventory, build_inventory, load_inventory
+from ecohash.ansible.inventory import K8S_LABEL_PARTS, Inventory, build_inventory, k8s_labels, load_inventory
 from ecohash.budget import Plan, compile_budget
 from ecohash.errors import InfeasibleSiteError, InvalidInputError, InventoryError, ProblemsError
 from ecohash.inventory import load_site
@@ -140,12 +140,18 @@ def test_groups_of_the_example_site(write_site):
     # What every node of a group shares sits on the group, once.
     assert inventory.group_vars == {
         "site_tx_odessa": {"ansible_user": "root", "ansible_port": 22,
-                           "ansible_ssh_common_args": "-o StrictHostKeyChecking=yes"},
-        "container_c01": {"ecohash_container": "c01"},
-        "rack_c01_r01": {"ecohash_rack": "r01"},
+                           "ansible_ssh_common_args": "-o StrictHostKeyChecking=yes",
+                           "ecohash_k8s_site_labels": {"ecohash.io/site": "tx-odessa"}},
+        "container_c01": {"ecohash_container": "c01",
+                          "ecohash_k8s_container_labels": {"ecohash.io/container": "c01",
+                                                           "ecohash.io/cooling": "hydro"}},
+        "rack_c01_r01": {"ecohash_rack": "r01", "ecohash_k8s_rack_labels": {"ecohash.io/rack": "r01"}},
         "sku_hgx_h100_8": {"ecohash_sku": "hgx-h100-8", "ecohash_gpu_model": "h100-sxm", "ecohash_gpu_count": 8,
                            "ecohash_gpu_nvidia_smi_name": "NVIDIA H100 80GB HBM3",
-                           "ecohash_k8s_taints": ["nvidia.com/gpu=present:PreferNoSchedule"]},
+                           "ecohash_k8s_taints": ["nvidia.com/gpu=present:PreferNoSchedule"],
+                           "ecohash_k8s_sku_labels": {"ecohash.io/sku": "hgx-h100-8",
+                                                      "ecohash.io/gpu-model": "h100-sxm",
+                                                      "ecohash.io/gpu-count": "8"}},
         "k8s_servers": {"ecohash_k8s_role": "server"},
         "k8s_agents": {"ecohash_k8s_role": "agent"},
     }
@@ -518,7 +524,7 @@ def test_two_racks_never_share_a_group(write_site):
 # Ansible keeps a variable dictionary per host: a value every node of a group shares sits on
 # that group once, and a host holds only what is its own.
 
-HOST_OWN_VARS = {"ansible_host", "ecohash_gpu_cap_w", "ecohash_gpu_capped_by", "ecohash_k8s_labels"}
+HOST_OWN_VARS = {"ansible_host", "ecohash_gpu_cap_w", "ecohash_gpu_capped_by"}
 
 
 def reference_host_vars(site: Site, plan: Plan) -> dict[str, dict[str, Any]]:
@@ -579,18 +585,34 @@ def test_every_host_resolves_every_variable_as_before(tmp_path):
         expected = reference_host_vars(site, compile_budget(site))
         assert list(inventory.hosts) == list(expected), site_file
         for name, variables in expected.items():
-            assert inventory.host_vars(name) == variables, (site_file, name)
+            assert as_before(inventory.host_vars(name)) == variables, (site_file, name)
+
+
+def as_before(host_vars: dict[str, Any]) -> dict[str, Any]:
+    """A host's variables with its labels' parts combined into the one dictionary it once held
+    (as the k8s_node role combines them): a site without Kubernetes has neither."""
+    if not any(part in host_vars for part in K8S_LABEL_PARTS):
+        return host_vars
+    own = {key: value for key, value in host_vars.items() if key not in K8S_LABEL_PARTS}
+    return {**own, "ecohash_k8s_labels": k8s_labels(host_vars)}
 
 
 def test_a_host_holds_only_its_own_variables(tmp_path):
     site_file = generated_site(tmp_path)
     inventory = load_inventory(site_file)
     assert {name for host in inventory.hosts.values() for name in host} == HOST_OWN_VARS
+    # Not even its Kubernetes labels: each part is its site's, container's, rack's or SKU's.
+    assert not [(host, key) for host, variables in inventory.hosts.items()
+                for key, value in variables.items() if isinstance(value, dict | list)]
     for name, group in (("c001-r01-n01", "sku_hgx_h100_8"), ("c003-r01-n02", "sku_l40s_4")):
         assert inventory.group_vars[group]["ecohash_gpu_count"] == inventory.host_vars(name)["ecohash_gpu_count"]
     assert inventory.group_vars["site_bench_1000"]["ansible_user"] == "ecohash"
-    assert inventory.group_vars["container_c002"] == {"ecohash_container": "c002"}
-    assert inventory.group_vars["rack_c002_r03"] == {"ecohash_rack": "r03"}
+    assert inventory.group_vars["container_c002"] == {
+        "ecohash_container": "c002",
+        "ecohash_k8s_container_labels": {"ecohash.io/container": "c002", "ecohash.io/cooling": "immersion"}}
+    assert inventory.group_vars["rack_c002_r03"] == {"ecohash_rack": "r03",
+                                                     "ecohash_k8s_rack_labels": {"ecohash.io/rack": "r03"}}
+    assert inventory.group_vars["site_bench_1000"]["ecohash_k8s_site_labels"] == {"ecohash.io/site": "bench-1000"}
     assert inventory.group_vars["k8s_servers"] == {"ecohash_k8s_role": "server"}
     # The standard is on `all` once (its ~3 KB used to be copied into every host by --list).
     assert "ecohash_standard" in inventory.all_vars

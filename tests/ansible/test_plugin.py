@@ -5,14 +5,18 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ecohash.ansible.inventory import Inventory, load_inventory
+from ecohash.inventory import load_site
+from ecohash.stack.labels import node_labels
 from tests.conftest import EXAMPLE_SITE, REPO
 
 SITE_FILE = REPO / "inventories" / "nd-williston" / "site.yaml"
@@ -107,6 +111,28 @@ def test_the_controller_s_own_tasks_do_not_take_the_site_s_connection(state_dir)
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert '["tx-odessa", "-", "-"]' in result.stdout
+
+
+def test_the_k8s_node_role_combines_each_host_s_labels_as_node_labels_makes_them(state_dir):
+    # The inventory keeps each part of a node's labels on its site's, container's, rack's and
+    # SKU's group; the role's default puts them back together. Ansible renders that default
+    # here (the role's defaults as extra variables) for a server without GPUs and a GPU agent.
+    site = load_site(SITE_FILE)
+    containers = {container.name: container for container in site.containers}
+    nodes = {node.name: node for node in site.nodes if node.name in ("c01-cp-n01", "c02-r03-n05")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env["ECOHASH_STATE_DIR"] = str(state_dir)
+    result = subprocess.run(
+        [ANSIBLE_INVENTORY.parent / "ansible", ":".join(nodes), "-i", SITE_FILE,
+         "-e", "@" + str(REPO / "roles" / "k8s_node" / "defaults" / "main.yml"),
+         "-m", "ansible.builtin.debug", "-a", "var=k8s_node_labels"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The repository's yaml callback: "HOST | SUCCESS => " then the result, indented.
+    _, *answers = re.split(r"^(\S+) \| SUCCESS => $", result.stdout, flags=re.MULTILINE)
+    rendered = {host: yaml.safe_load(text)["k8s_node_labels"] for host, text in zip(answers[::2], answers[1::2], strict=True)}
+    assert rendered == {name: node_labels(site.name, containers[node.container], node) for name, node in nodes.items()}
+    assert rendered["c02-r03-n05"]["ecohash.io/gpu-count"] == "8"
 
 
 def test_every_string_the_site_gives_ansible_is_marked_unsafe(state_dir):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -22,13 +23,28 @@ from ecohash.inventory.loader import load_site
 from ecohash.inventory.site import Node, Site
 from ecohash.paths import fetched_kubeconfig_file, secrets_dir
 from ecohash.ssh import HOST_KEY_CHECKING_ARGS, check_ssh_config
-from ecohash.stack.labels import LABEL_PREFIX, TAINT_KEYS, k3s_taint, node_labels, node_taints
+from ecohash.stack.labels import (
+    LABEL_PREFIX,
+    TAINT_KEYS,
+    container_labels,
+    k3s_taint,
+    node_taints,
+    rack_labels,
+    site_labels,
+    sku_labels,
+)
 from ecohash.standard import NodeStandard, load_standard, standard_file_of
 
 _NOT_IN_GROUP_NAMES = re.compile(r"[^A-Za-z0-9_]")
 SERVERS_GROUP = "k8s_servers"
 AGENTS_GROUP = "k8s_agents"
 GPU_NODES_GROUP = "gpu_nodes"
+# A node's Kubernetes labels (ecohash.stack.labels.node_labels), each part on the group it
+# is true for, in the order node_labels combines them: one dictionary per host would be
+# half of what Ansible spends on a 10,000-node inventory. roles/k8s_node/defaults/main.yml
+# combines them in this order too.
+K8S_LABEL_PARTS = ("ecohash_k8s_site_labels", "ecohash_k8s_container_labels", "ecohash_k8s_rack_labels",
+                   "ecohash_k8s_sku_labels")
 
 
 def group_name(prefix: str, *parts: str) -> str:
@@ -112,6 +128,15 @@ class Inventory:
         return data
 
 
+def k8s_labels(host_vars: Mapping[str, Any]) -> dict[str, str]:
+    """The node's Kubernetes labels from its variables (Inventory.host_vars), its parts
+    combined as the k8s_node role combines them; none without Kubernetes."""
+    labels: dict[str, str] = {}
+    for part in K8S_LABEL_PARTS:
+        labels.update(host_vars.get(part) or {})
+    return labels
+
+
 def load_inventory(site_file: str | Path) -> Inventory:
     """Load, validate and plan the site, and map it onto Ansible's groups and variables."""
     return inventory_for(load_site(site_file))
@@ -153,13 +178,17 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
     if not kubernetes:
         # No k8s_ group exists to say it; with Kubernetes each node's role group does.
         inventory.group_vars[site_group]["ecohash_k8s_role"] = None
+    else:
+        inventory.group_vars[site_group]["ecohash_k8s_site_labels"] = site_labels(site.name)
 
-    containers = {container.name: container for container in site.containers}
     racks_by_group: dict[str, str] = {}
     for container in site.containers:
         container_group = group_name("container", container.name)
         inventory.children[site_group].append(container_group)
-        inventory.group_vars[container_group] = {"ecohash_container": container.name}
+        container_vars: dict[str, Any] = {"ecohash_container": container.name}
+        if kubernetes:
+            container_vars["ecohash_k8s_container_labels"] = container_labels(container)
+        inventory.group_vars[container_group] = container_vars
         for rack in container.racks:
             rack_group = group_name("rack", container.name, rack.name)
             # '-' and '_' both become '_': c01 / a-b and c01-a / b would share a group, and
@@ -173,6 +202,8 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
                 )])
             inventory.children[container_group].append(rack_group)
             inventory.group_vars[rack_group] = {"ecohash_rack": rack.name}
+            if kubernetes:
+                inventory.group_vars[rack_group]["ecohash_k8s_rack_labels"] = rack_labels(rack.name)
     for node_plan in plan.nodes:
         node = node_plan.node
         inventory.groups[group_name("rack", node.container, node.rack)].append(node.name)
@@ -190,16 +221,12 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
             role_group = SERVERS_GROUP if role == "server" else AGENTS_GROUP
             inventory.groups[role_group].append(node.name)
             inventory.group_vars.setdefault(role_group, {"ecohash_k8s_role": role})
-        # The node's own: its address, its cap, and its labels (they name its container,
-        # rack and SKU together, which no one group does).
+        # The node's own: its address and its cap.
         inventory.hosts[node.name] = {
             "ansible_host": str(node.mgmt_ip),
             "ecohash_gpu_cap_w": node_plan.gpu_cap_w,
             "ecohash_gpu_capped_by": node_plan.capped_by,
         }
-        if kubernetes:
-            inventory.hosts[node.name]["ecohash_k8s_labels"] = node_labels(
-                site.name, containers[node.container], node)
 
     nodes_by_name = {node.name: node for node in site.nodes}
     mirror = provisioning.mirror
@@ -234,7 +261,7 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
 
 
 def _sku_vars(node: Node, kubernetes: bool) -> dict[str, Any]:
-    """What every node of the node's SKU shares: its GPUs, and with Kubernetes its taints."""
+    """What every node of the node's SKU shares: its GPUs, and with Kubernetes its taints and labels."""
     variables: dict[str, Any] = {
         "ecohash_sku": node.sku_name,
         "ecohash_gpu_model": node.sku.gpu,
@@ -243,6 +270,7 @@ def _sku_vars(node: Node, kubernetes: bool) -> dict[str, Any]:
     }
     if kubernetes:
         variables["ecohash_k8s_taints"] = [k3s_taint(t) for t in node_taints(node)]
+        variables["ecohash_k8s_sku_labels"] = sku_labels(node)
     return variables
 
 
