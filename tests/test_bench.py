@@ -50,3 +50,16 @@ def test_bundle_verify_bench_measures_verify_against_sha256sum() -> None:
     result = bench("bundle_verify.py", "--mib", "8", "--rounds", "1")
     assert "verify / sha256sum throughput: " in result.stdout, result.stdout + result.stderr
     assert result.returncode in (0, 1)  # 1 is a measured miss of the target, not a broken script
+
+
+def test_inventory_scaling_compares_the_plugin_with_its_static_twin(tmp_path: Path) -> None:
+    out = tmp_path / "inventory_scaling.txt"
+    result = bench("inventory_scaling.py", "--sizes", "100", "--repeat", "1", "--out", str(out))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    # The static inventory listed back what the plugin listed (or the script stops), and
+    # the playbook reached its first task.
+    for measured in ("plugin --export 1:", "static --export 1:", "plugin --list 1:", "first task 1:"):
+        assert f"bench-100: {measured}" in result.stderr
+    # 100 nodes cannot judge the 10,000-node targets, and says so.
+    assert "n/a: targets are for 10,000 nodes" in result.stdout
+    assert out.read_text() == result.stdout

@@ -71,6 +71,9 @@ class InventoryModule(BaseInventoryPlugin):
             self.inventory.add_group(group)
             for host in hosts:
                 self.inventory.add_host(host, group=group)
+        for group, variables in site.group_vars.items():
+            for name, value in variables.items():
+                self.inventory.set_variable(group, name, value)
         for host, variables in site.hosts.items():
             for name, value in variables.items():
                 self.inventory.set_variable(host, name, value)

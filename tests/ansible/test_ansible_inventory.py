@@ -13,14 +13,18 @@ import shutil
 import subprocess
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from bench.sites import site_text
 
-from ecohash.ansible.inventory import build_inventory, load_inventory
-from ecohash.budget import compile_budget
+from ecohash.ansible.inventory import K8S_LABEL_PARTS, Inventory, build_inventory, k8s_labels, load_inventory
+from ecohash.budget import Plan, compile_budget
 from ecohash.errors import InfeasibleSiteError, InvalidInputError, InventoryError, ProblemsError
 from ecohash.inventory import load_site
+from ecohash.inventory.site import Site
+from ecohash.stack.labels import node_labels
 from ecohash.standard import load_standard
 from tests.conftest import EXAMPLE_SITE, REPO
 from tests.rollout.sshserver import SshServer, new_ed25519_key
@@ -77,7 +81,8 @@ def test_every_cap_is_the_budget_compilers(site_file):
     ],
 )
 def test_example_caps_match_the_hand_computed_ones(site, expected):
-    hosts = load_inventory(REPO / "inventories" / site / "site.yaml").hosts.values()
+    inventory = load_inventory(REPO / "inventories" / site / "site.yaml")
+    hosts = [inventory.host_vars(name) for name in inventory.hosts]
     assert {(h["ecohash_container"], h["ecohash_gpu_cap_w"]) for h in hosts} == expected
 
 
@@ -94,6 +99,9 @@ def test_hand_computed_caps_on_a_small_site(write_site):
         "c1-r2-n2": (500, None),
     }
     assert inventory.hosts["c1-r1-n1"] == {
+        "ansible_host": "10.0.0.2", "ecohash_gpu_cap_w": 375, "ecohash_gpu_capped_by": "rack c1/r1",
+    }
+    assert inventory.host_vars("c1-r1-n1") == {
         "ansible_host": "10.0.0.2",
         "ansible_user": "root",
         "ansible_port": 22,
@@ -108,7 +116,7 @@ def test_hand_computed_caps_on_a_small_site(write_site):
         "ecohash_gpu_capped_by": "rack c1/r1",
         "ecohash_k8s_role": None,
     }
-    cpu = inventory.hosts["c1-r2-n1"]
+    cpu = inventory.host_vars("c1-r2-n1")
     assert (cpu["ecohash_gpu_model"], cpu["ecohash_gpu_count"], cpu["ecohash_gpu_nvidia_smi_name"]) == (None, 0, None)
 
 
@@ -129,7 +137,25 @@ def test_groups_of_the_example_site(write_site):
         "k8s_servers": ["c01-r01-n01"],
         "k8s_agents": nodes[1:],
     }
-    assert [inventory.hosts[n]["ecohash_k8s_role"] for n in nodes] == ["server", "agent", "agent", "agent"]
+    # What every node of a group shares sits on the group, once.
+    assert inventory.group_vars == {
+        "site_tx_odessa": {"ansible_user": "root", "ansible_port": 22,
+                           "ansible_ssh_common_args": "-o StrictHostKeyChecking=yes",
+                           "ecohash_k8s_site_labels": {"ecohash.io/site": "tx-odessa"}},
+        "container_c01": {"ecohash_container": "c01",
+                          "ecohash_k8s_container_labels": {"ecohash.io/container": "c01",
+                                                           "ecohash.io/cooling": "hydro"}},
+        "rack_c01_r01": {"ecohash_rack": "r01", "ecohash_k8s_rack_labels": {"ecohash.io/rack": "r01"}},
+        "sku_hgx_h100_8": {"ecohash_sku": "hgx-h100-8", "ecohash_gpu_model": "h100-sxm", "ecohash_gpu_count": 8,
+                           "ecohash_gpu_nvidia_smi_name": "NVIDIA H100 80GB HBM3",
+                           "ecohash_k8s_taints": ["nvidia.com/gpu=present:PreferNoSchedule"],
+                           "ecohash_k8s_sku_labels": {"ecohash.io/sku": "hgx-h100-8",
+                                                      "ecohash.io/gpu-model": "h100-sxm",
+                                                      "ecohash.io/gpu-count": "8"}},
+        "k8s_servers": {"ecohash_k8s_role": "server"},
+        "k8s_agents": {"ecohash_k8s_role": "agent"},
+    }
+    assert [inventory.host_vars(n)["ecohash_k8s_role"] for n in nodes] == ["server", "agent", "agent", "agent"]
     assert [inventory.hosts[n]["ansible_host"] for n in nodes] == [
         "10.20.1.11", "10.20.1.12", "10.20.1.13", "10.20.1.14",
     ]
@@ -181,7 +207,7 @@ def test_a_site_without_kubernetes_has_no_k8s_groups(write_site):
     inventory = load_inventory(write_site(S([C([R(["n4", "cpu"])])], gpu_models=GPU, skus=SKUS).yaml()))
     assert set(inventory.groups) == {"rack_c1_r1", "sku_n4", "sku_cpu", "gpu_g500", "gpu_nodes"}
     assert inventory.groups["gpu_nodes"] == ["c1-r1-n1"]
-    assert [h["ecohash_k8s_role"] for h in inventory.hosts.values()] == [None, None]
+    assert [inventory.host_vars(n)["ecohash_k8s_role"] for n in inventory.hosts] == [None, None]
     assert (inventory.all_vars["ecohash_k8s_distribution"], inventory.all_vars["ecohash_k8s_servers"]) == (None, [])
 
 
@@ -276,12 +302,13 @@ def test_example_site_provisioning_reaches_ansible_as_written():
     assert all_vars["ecohash_rollout_serial"] == written["rollout"]["serial"]
     assert all_vars["ecohash_rollout_max_fail_percentage"] == written["rollout"]["max_fail_percentage"]
     assert written["ssh"]["user"] != "root"
-    for host in inventory.hosts.values():
+    for name in inventory.hosts:
+        host = inventory.host_vars(name)
         assert (host["ansible_user"], host["ansible_become"]) == (written["ssh"]["user"], True)
 
 
 def test_connection_vars_for_root_need_no_become(write_site):
-    host = load_inventory(write_site()).hosts["c01-r01-n01"]
+    host = load_inventory(write_site()).host_vars("c01-r01-n01")
     assert (host["ansible_user"], host["ansible_port"]) == ("root", 22)
     assert "ansible_become" not in host
     # Without a site ssh_config, ssh reads ~/.ssh/config and /etc/ssh/ssh_config: neither
@@ -301,7 +328,8 @@ def test_connection_vars_for_another_user_and_an_ssh_config(tmp_path, monkeypatc
     monkeypatch.chdir(elsewhere)
     inventory = load_inventory(Path("..") / "inventories" / "tx-odessa" / "site.yaml")
     expected_config = (tmp_path / "ssh" / "odessa.conf").resolve()
-    for host in inventory.hosts.values():
+    for name in inventory.hosts:
+        host = inventory.host_vars(name)
         assert (host["ansible_user"], host["ansible_port"], host["ansible_become"]) == ("deploy", 2222, True)
         assert host["ansible_ssh_common_args"] == f"-F {expected_config} -o StrictHostKeyChecking=yes"
 
@@ -310,7 +338,7 @@ def test_ssh_config_path_with_a_space_survives_ansibles_split(tmp_path):
     site_dir = tmp_path / "my sites"
     site_dir.mkdir()
     (site_dir / "site.yaml").write_text(with_provisioning("ssh: {config_file: ssh_config}\n"))
-    host = load_inventory(site_dir / "site.yaml").hosts["c01-r01-n01"]
+    host = load_inventory(site_dir / "site.yaml").host_vars("c01-r01-n01")
     # Ansible's ssh connection plugin splits ssh_common_args with shlex.
     assert shlex.split(host["ansible_ssh_common_args"]) == [
         "-F", str((site_dir / "ssh_config").resolve()), "-o", "StrictHostKeyChecking=yes"
@@ -351,7 +379,7 @@ def test_an_ssh_config_that_checks_host_keys_is_taken(tmp_path: Path) -> None:
         "    StrictHostKeyChecking yes\n"
     )
 
-    assert load_inventory(tmp_path / "site.yaml").hosts["c01-r01-n01"]["ansible_ssh_common_args"]
+    assert load_inventory(tmp_path / "site.yaml").host_vars("c01-r01-n01")["ansible_ssh_common_args"]
 
 
 @pytest.mark.skipif(shutil.which("ssh") is None, reason="needs OpenSSH's ssh")
@@ -363,7 +391,7 @@ def test_ansible_s_ssh_checks_host_keys_whatever_an_ssh_config_says(tmp_path: Pa
     config.write_text(f"Host *\n    Include {tmp_path / 'lax.conf'}\n    GlobalKnownHostsFile /dev/null\n"
                       "    BatchMode yes\n")
     (tmp_path / "site.yaml").write_text(with_provisioning("ssh: {config_file: ssh_config}\n"))
-    common_args = load_inventory(tmp_path / "site.yaml").hosts["c01-r01-n01"]["ansible_ssh_common_args"]
+    common_args = load_inventory(tmp_path / "site.yaml").host_vars("c01-r01-n01")["ansible_ssh_common_args"]
 
     # The server takes no key of this controller's: getting as far as its refusal means
     # the host key was accepted.
@@ -490,3 +518,141 @@ def test_two_racks_never_share_a_group(write_site):
     assert problem.message == "rack a-b/c and rack a/b-c both make the Ansible group rack_a_b_c; rename one"
     rack_lines = [number for number, line in enumerate(site.splitlines(), 1) if "{name: c, nodes" in line]
     assert [problem.line] == rack_lines
+
+
+# --- where each value lives (issue 20) ------------------------------------------------------
+# Ansible keeps a variable dictionary per host: a value every node of a group shares sits on
+# that group once, and a host holds only what is its own.
+
+HOST_OWN_VARS = {"ansible_host", "ecohash_gpu_cap_w", "ecohash_gpu_capped_by"}
+
+
+def reference_host_vars(site: Site, plan: Plan) -> dict[str, dict[str, Any]]:
+    """Each node's variables, `all`'s aside, as the inventory gave every host before issue 20
+    moved shared values onto groups: worked out here from the site and its plan alone."""
+    ssh = site.document.spec.provisioning.ssh
+    config = site.ssh_config_file
+    connection: dict[str, Any] = {
+        "ansible_user": ssh.user, "ansible_port": ssh.port,
+        **({"ansible_become": True} if ssh.user != "root" else {}),
+        "ansible_ssh_common_args": shlex.join([*(["-F", str(config)] if config else []),
+                                               "-o", "StrictHostKeyChecking=yes"]),
+    }
+    kubernetes = site.kubernetes
+    containers = {container.name: container for container in site.containers}
+    expected = {}
+    for node_plan in plan.nodes:
+        node = node_plan.node
+        role = None if kubernetes is None else "server" if node.name in kubernetes.servers else "agent"
+        expected[node.name] = {
+            "ansible_host": str(node.mgmt_ip), **connection,
+            "ecohash_container": node.container, "ecohash_rack": node.rack, "ecohash_sku": node.sku_name,
+            "ecohash_gpu_model": node.sku.gpu, "ecohash_gpu_count": node.sku.gpus,
+            "ecohash_gpu_nvidia_smi_name": node.gpu.nvidia_smi_name if node.gpu else None,
+            "ecohash_gpu_cap_w": node_plan.gpu_cap_w, "ecohash_gpu_capped_by": node_plan.capped_by,
+            "ecohash_k8s_role": role,
+        }
+        if kubernetes is not None:
+            expected[node.name]["ecohash_k8s_labels"] = node_labels(site.name, containers[node.container], node)
+            expected[node.name]["ecohash_k8s_taints"] = ["nvidia.com/gpu=present:PreferNoSchedule"] if node.gpus else []
+    return expected
+
+
+def generated_site(tmp_path: Path) -> Path:
+    """bench/sites.py's 1,000-node site: five containers of five designs, eleven SKUs, capped racks."""
+    path = tmp_path / "bench-1000" / "site.yaml"
+    path.parent.mkdir()
+    path.write_text(site_text(1_000))
+    return path
+
+
+def sites_to_compare(tmp_path: Path) -> list[Path]:
+    no_kubernetes = tmp_path / "no-k8s" / "site.yaml"
+    no_kubernetes.parent.mkdir()
+    no_kubernetes.write_text(S([C([R(["n4", "cpu"])]), C([R(["n4"], "5")])], gpu_models=GPU, skus=SKUS).yaml())
+    other_user = tmp_path / "deploy" / "site.yaml"
+    other_user.parent.mkdir()
+    other_user.write_text(with_provisioning("ssh: {user: deploy, port: 2222, config_file: ssh_config}\n"))
+    (other_user.parent / "ssh_config").write_text("Host *\n    StrictHostKeyChecking yes\n")
+    return [*EXAMPLE_SITES, generated_site(tmp_path), no_kubernetes, other_user]
+
+
+def test_every_host_resolves_every_variable_as_before(tmp_path):
+    # What the roles, playbooks and CLI read does not change, wherever it is kept.
+    for site_file in sites_to_compare(tmp_path):
+        site = load_site(site_file)
+        inventory = load_inventory(site_file)
+        expected = reference_host_vars(site, compile_budget(site))
+        assert list(inventory.hosts) == list(expected), site_file
+        for name, variables in expected.items():
+            assert as_before(inventory.host_vars(name)) == variables, (site_file, name)
+
+
+def as_before(host_vars: dict[str, Any]) -> dict[str, Any]:
+    """A host's variables with its labels' parts combined into the one dictionary it once held
+    (as the k8s_node role combines them): a site without Kubernetes has neither."""
+    if not any(part in host_vars for part in K8S_LABEL_PARTS):
+        return host_vars
+    own = {key: value for key, value in host_vars.items() if key not in K8S_LABEL_PARTS}
+    return {**own, "ecohash_k8s_labels": k8s_labels(host_vars)}
+
+
+def test_a_host_holds_only_its_own_variables(tmp_path):
+    site_file = generated_site(tmp_path)
+    inventory = load_inventory(site_file)
+    assert {name for host in inventory.hosts.values() for name in host} == HOST_OWN_VARS
+    # Not even its Kubernetes labels: each part is its site's, container's, rack's or SKU's.
+    assert not [(host, key) for host, variables in inventory.hosts.items()
+                for key, value in variables.items() if isinstance(value, dict | list)]
+    for name, group in (("c001-r01-n01", "sku_hgx_h100_8"), ("c003-r01-n02", "sku_l40s_4")):
+        assert inventory.group_vars[group]["ecohash_gpu_count"] == inventory.host_vars(name)["ecohash_gpu_count"]
+    assert inventory.group_vars["site_bench_1000"]["ansible_user"] == "ecohash"
+    assert inventory.group_vars["container_c002"] == {
+        "ecohash_container": "c002",
+        "ecohash_k8s_container_labels": {"ecohash.io/container": "c002", "ecohash.io/cooling": "immersion"}}
+    assert inventory.group_vars["rack_c002_r03"] == {"ecohash_rack": "r03",
+                                                     "ecohash_k8s_rack_labels": {"ecohash.io/rack": "r03"}}
+    assert inventory.group_vars["site_bench_1000"]["ecohash_k8s_site_labels"] == {"ecohash.io/site": "bench-1000"}
+    assert inventory.group_vars["k8s_servers"] == {"ecohash_k8s_role": "server"}
+    # The standard is on `all` once (its ~3 KB used to be copied into every host by --list).
+    assert "ecohash_standard" in inventory.all_vars
+    assert not any("ecohash_standard" in variables for variables in inventory.group_vars.values())
+
+
+def ansible_depths(inventory: Inventory) -> dict[str, int]:
+    """Each group's depth as Ansible counts it: `all` is 0, a group one below its deepest parent."""
+    parents: dict[str, set[str]] = {}
+    for parent, child_groups in inventory.children.items():
+        for child in child_groups:
+            parents.setdefault(child, set()).add(parent)
+    groups = set(inventory.groups) | set(inventory.children) | set(parents)
+
+    def depth(group: str) -> int:
+        return 0 if group == "all" else 1 + max((depth(p) for p in parents.get(group, ())), default=0)
+
+    return {group: depth(group) for group in groups}
+
+
+@pytest.mark.parametrize("which", ["example", "generated"])
+def test_no_two_groups_of_one_depth_set_a_variable_for_one_host(tmp_path, which):
+    # Ansible merges group variables by depth, then by name within a depth: two sibling
+    # groups (a sku_ and a k8s_ group, say) setting one key would decide by alphabet.
+    site_file = REPO / "inventories" / "tx-odessa" / "site.yaml" if which == "example" else generated_site(tmp_path)
+    inventory = load_inventory(site_file)
+    depths = ansible_depths(inventory)
+    groups_of: dict[str, set[str]] = {}
+    for group, hosts in inventory.groups.items():
+        for host in hosts:
+            groups_of.setdefault(host, set()).add(group)
+    parents = {child: parent for parent, kids in inventory.children.items() for child in kids if parent != "all"}
+    for host, groups in groups_of.items():
+        for group in list(groups):
+            while group in parents:
+                group = parents[group]
+                groups.add(group)
+        set_by: dict[tuple[int, str], str] = {}
+        for group in groups:
+            for key in inventory.group_vars.get(group, {}):
+                assert key not in inventory.all_vars and key not in inventory.hosts[host], (host, group, key)
+                other = set_by.setdefault((depths[group], key), group)
+                assert other == group, f"{host}: {key} set by both {other} and {group}"

@@ -5,14 +5,18 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ecohash.ansible.inventory import Inventory, load_inventory
+from ecohash.inventory import load_site
+from ecohash.stack.labels import node_labels
 from tests.conftest import EXAMPLE_SITE, REPO
 
 SITE_FILE = REPO / "inventories" / "nd-williston" / "site.yaml"
@@ -77,6 +81,60 @@ def test_list_has_every_host_with_its_vars(listed, expected):
     assert hostvars["c01-cp-n01"]["ecohash_gpu_cap_w"] is None
 
 
+@pytest.mark.parametrize("host", ["c01-cp-n01", "c02-r03-n05"])
+def test_ansible_resolves_each_host_s_variables_as_the_inventory_says(state_dir, expected, host):
+    # Group and host variables merged by Ansible itself, as a play sees them: the site's on
+    # `all`, the connection on the site group, container, rack, SKU and role on theirs.
+    result = ansible_inventory("-i", SITE_FILE, "--host", host, state_dir=state_dir)
+    assert result.returncode == 0, result.stderr
+    resolved = plain(json.loads(result.stdout))
+    assert resolved == json.loads(json.dumps({**expected.all_vars, **expected.host_vars(host)}))
+    assert {key: resolved[key] for key in ("ansible_host", "ansible_user", "ecohash_container", "ecohash_rack",
+                                           "ecohash_gpu_count", "ecohash_k8s_role", "ecohash_gpu_cap_w")} == (
+        {"ansible_host": "10.40.0.10", "ansible_user": "root", "ecohash_container": "c01", "ecohash_rack": "cp",
+         "ecohash_gpu_count": 0, "ecohash_k8s_role": "server", "ecohash_gpu_cap_w": None}
+        if host == "c01-cp-n01" else
+        {"ansible_host": "10.40.0.125", "ansible_user": "root", "ecohash_container": "c02", "ecohash_rack": "r03",
+         "ecohash_gpu_count": 8, "ecohash_k8s_role": "agent", "ecohash_gpu_cap_w": 337})
+
+
+def test_the_controller_s_own_tasks_do_not_take_the_site_s_connection(state_dir):
+    # Ansible's implicit localhost (delegate_to: localhost in k8s_node) takes `all`'s
+    # variables: the site's ssh user and become, were they on `all`, would run the
+    # controller's tasks through sudo as that user.
+    site_file = REPO / "inventories" / "tx-odessa" / "site.yaml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env["ECOHASH_STATE_DIR"] = str(state_dir)
+    result = subprocess.run(
+        [ANSIBLE_INVENTORY.parent / "ansible", "localhost", "-i", site_file, "-m", "ansible.builtin.debug", "-a",
+         "msg={{ [ecohash_site, ansible_user | default('-'), ansible_become | default('-')] | to_json }}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '["tx-odessa", "-", "-"]' in result.stdout
+
+
+def test_the_k8s_node_role_combines_each_host_s_labels_as_node_labels_makes_them(state_dir):
+    # The inventory keeps each part of a node's labels on its site's, container's, rack's and
+    # SKU's group; the role's default puts them back together. Ansible renders that default
+    # here (the role's defaults as extra variables) for a server without GPUs and a GPU agent.
+    site = load_site(SITE_FILE)
+    containers = {container.name: container for container in site.containers}
+    nodes = {node.name: node for node in site.nodes if node.name in ("c01-cp-n01", "c02-r03-n05")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env["ECOHASH_STATE_DIR"] = str(state_dir)
+    result = subprocess.run(
+        [ANSIBLE_INVENTORY.parent / "ansible", ":".join(nodes), "-i", SITE_FILE,
+         "-e", "@" + str(REPO / "roles" / "k8s_node" / "defaults" / "main.yml"),
+         "-m", "ansible.builtin.debug", "-a", "var=k8s_node_labels"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The repository's yaml callback: "HOST | SUCCESS => " then the result, indented.
+    _, *answers = re.split(r"^(\S+) \| SUCCESS => $", result.stdout, flags=re.MULTILINE)
+    rendered = {host: yaml.safe_load(text)["k8s_node_labels"] for host, text in zip(answers[::2], answers[1::2], strict=True)}
+    assert rendered == {name: node_labels(site.name, containers[node.container], node) for name, node in nodes.items()}
+    assert rendered["c02-r03-n05"]["ecohash.io/gpu-count"] == "8"
+
+
 def test_every_string_the_site_gives_ansible_is_marked_unsafe(state_dir):
     """A site file is data: Ansible must never template a string that came from it."""
     result = ansible_inventory("-i", SITE_FILE, "--list", "--export", state_dir=state_dir)
@@ -96,7 +154,8 @@ def test_every_string_the_site_gives_ansible_is_marked_unsafe(state_dir):
         elif isinstance(value, str):
             yield value, marked
 
-    found = list(strings({"hosts": listed["_meta"]["hostvars"], "all": listed["all"]["vars"]}))
+    found = list(strings({"hosts": listed["_meta"]["hostvars"], "all": listed["all"]["vars"],
+                          "groups": {name: entry.get("vars") for name, entry in listed.items() if name != "_meta"}}))
     assert len(found) > 100
     assert [text for text, marked in found if not marked] == []
 

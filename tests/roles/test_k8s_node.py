@@ -99,7 +99,7 @@ def cluster_nodes(bootstrapped: Bootstrapped) -> dict[str, dict]:
 def verify(bootstrapped: Bootstrapped, name: str) -> Verification:
     """provision's acceptance checks of one node, against the site file as it is now."""
     inventory = load_inventory(inventory_file())
-    host_vars = inventory.hosts[name]
+    host_vars = inventory.host_vars(name)
     return verify_nodes([VerifyTarget(
         name, host_vars["ansible_host"], 22, "root", bootstrapped.lab.ssh_config, host_vars,
         inventory.all_vars["ecohash_standard"])])[name]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ecohash.ansible.inventory import load_inventory
+from ecohash.ansible.inventory import k8s_labels, load_inventory
 from ecohash.rollout.verify import Curtailment, Verification, VerifyTarget, node_checks, verify_nodes
 from tests.rollout.sshserver import SshServer, new_ed25519_key
 from tests.rollout.test_fingerprint import CPU_NODE, GPU_NODE, SITE
@@ -77,13 +77,13 @@ def registered_node(target: VerifyTarget) -> dict[str, Any]:
         spec, effect = taint.rsplit(":", 1)
         key, value = spec.split("=", 1)
         taints.append({"key": key, "value": value, "effect": effect})
-    labels = {"kubernetes.io/hostname": target.name, **target.host_vars["ecohash_k8s_labels"]}
+    labels = {"kubernetes.io/hostname": target.name, **k8s_labels(target.host_vars)}
     return {"kind": "Node", "metadata": {"name": target.name, "labels": labels}, "spec": {"taints": taints}}
 
 
 def target(node: str) -> VerifyTarget:
     inventory = load_inventory(SITE)
-    return VerifyTarget(node, "10.0.0.1", 22, "root", None, inventory.hosts[node],
+    return VerifyTarget(node, "10.0.0.1", 22, "root", None, inventory.host_vars(node),
                         inventory.all_vars["ecohash_standard"])
 
 
@@ -218,7 +218,7 @@ def test_a_node_whose_labels_are_not_the_inventorys_fails() -> None:
     host = StandInHost(gpu, **{"/usr/local/bin/k3s kubectl": json.dumps(node)})
     result = node_checks(gpu, host)
     assert failed(result) == ["Node labels and taints as the inventory gives them"]
-    container = gpu.host_vars["ecohash_k8s_labels"]["ecohash.io/container"]
+    container = k8s_labels(gpu.host_vars)["ecohash.io/container"]
     assert result.reason == (
         "verification failed: Node labels and taints as the inventory gives them "
         f"(ecohash.io/container=c09, not {container}; ecohash.io/stale=yes not in the inventory; "

@@ -11,23 +11,40 @@ from __future__ import annotations
 import re
 import shlex
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ecohash.budget import Plan, compile_budget
 from ecohash.errors import InventoryError, Problem
 from ecohash.inventory.loader import load_site
-from ecohash.inventory.site import Site
+from ecohash.inventory.site import Node, Site
 from ecohash.paths import fetched_kubeconfig_file, secrets_dir
 from ecohash.ssh import HOST_KEY_CHECKING_ARGS, check_ssh_config
-from ecohash.stack.labels import LABEL_PREFIX, TAINT_KEYS, k3s_taint, node_labels, node_taints
+from ecohash.stack.labels import (
+    LABEL_PREFIX,
+    TAINT_KEYS,
+    container_labels,
+    k3s_taint,
+    node_taints,
+    rack_labels,
+    site_labels,
+    sku_labels,
+)
 from ecohash.standard import NodeStandard, load_standard, standard_file_of
 
 _NOT_IN_GROUP_NAMES = re.compile(r"[^A-Za-z0-9_]")
 SERVERS_GROUP = "k8s_servers"
 AGENTS_GROUP = "k8s_agents"
 GPU_NODES_GROUP = "gpu_nodes"
+# A node's Kubernetes labels (ecohash.stack.labels.node_labels), each part on the group it
+# is true for, in the order node_labels combines them: one dictionary per host would be
+# half of what Ansible spends on a 10,000-node inventory. roles/k8s_node/defaults/main.yml
+# combines them in this order too.
+K8S_LABEL_PARTS = ("ecohash_k8s_site_labels", "ecohash_k8s_container_labels", "ecohash_k8s_rack_labels",
+                   "ecohash_k8s_sku_labels")
 
 
 def group_name(prefix: str, *parts: str) -> str:
@@ -37,15 +54,62 @@ def group_name(prefix: str, *parts: str) -> str:
 
 @dataclass
 class Inventory:
-    """Groups (with their hosts and child groups) and variables, ready for Ansible."""
+    """Groups (with their hosts and child groups) and variables, ready for Ansible.
 
-    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> its variables
+    Each value is held once, on the widest group it is true for: site-wide facts on
+    `all`, how every node is reached on the site group, a container's, rack's, SKU's or
+    Kubernetes role's values on that group, and on a host only what is its own. Ansible
+    keeps a variable dictionary per host, and a 10,000-node site is parsed at the start of
+    every playbook run. `host_vars` gives a host's variables merged as Ansible merges them.
+    """
+
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> its own variables
     groups: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # -> hosts
     children: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    group_vars: dict[str, dict[str, Any]] = field(default_factory=dict)  # group -> its variables
     all_vars: dict[str, Any] = field(default_factory=dict)
 
+    def host_vars(self, host: str) -> dict[str, Any]:
+        """The host's variables as Ansible resolves them, less those of `all` (all_vars).
+
+        Its groups' variables from the shallowest group to the deepest, groups of one depth
+        by name (Ansible's own order), then the host's own; a later value wins.
+        """
+        merged: dict[str, Any] = {}
+        for group in self._groups_of[host]:
+            merged.update(self.group_vars.get(group, {}))
+        merged.update(self.hosts[host])
+        return merged
+
+    @cached_property
+    def _groups_of(self) -> dict[str, list[str]]:
+        """Every group each host is in, its parent groups' included, in Ansible's merge order."""
+        parents: dict[str, list[str]] = defaultdict(list)
+        for parent, child_groups in self.children.items():
+            if parent != "all":
+                for child in child_groups:
+                    parents[child].append(parent)
+        depths: dict[str, int] = {}
+
+        def depth(group: str) -> int:
+            # A group nobody names as its child is a child of `all` (depth 0), as in Ansible.
+            if group not in depths:
+                depths[group] = 1 + max((depth(parent) for parent in parents[group]), default=0)
+            return depths[group]
+
+        def with_parents(group: str) -> set[str]:
+            return {group}.union(*(with_parents(parent) for parent in parents[group]))
+
+        memberships: dict[str, set[str]] = {host: set() for host in self.hosts}
+        for group, hosts in self.groups.items():
+            ancestry = with_parents(group)
+            for host in hosts:
+                memberships[host] |= ancestry
+        return {host: sorted(groups, key=lambda group: (depth(group), group))
+                for host, groups in memberships.items()}
+
     def as_ansible_json(self) -> dict[str, Any]:
-        """The `ansible-inventory --list` shape, for tests and for tools without Ansible."""
+        """The `ansible-inventory --list --export` shape, for tests and for tools without Ansible."""
         data: dict[str, Any] = {
             "_meta": {"hostvars": self.hosts},
             "all": {"children": sorted(self.children.get("all", [])), "vars": self.all_vars},
@@ -58,8 +122,19 @@ class Inventory:
                 entry["hosts"] = self.groups[group]
             if self.children.get(group):
                 entry["children"] = self.children[group]
+            if self.group_vars.get(group):
+                entry["vars"] = self.group_vars[group]
             data[group] = entry
         return data
+
+
+def k8s_labels(host_vars: Mapping[str, Any]) -> dict[str, str]:
+    """The node's Kubernetes labels from its variables (Inventory.host_vars), its parts
+    combined as the k8s_node role combines them; none without Kubernetes."""
+    labels: dict[str, str] = {}
+    for part in K8S_LABEL_PARTS:
+        labels.update(host_vars.get(part) or {})
+    return labels
 
 
 def load_inventory(site_file: str | Path) -> Inventory:
@@ -93,15 +168,27 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
     provisioning = site.document.spec.provisioning
     site_group = group_name("site", site.name)
     inventory.children["all"].append(site_group)
-    connection = _connection_vars(site)
     kubernetes = site.kubernetes
     servers = set(kubernetes.servers) if kubernetes else set()
+    # Every node of the site is reached the same way. On the site group, not on `all`:
+    # Ansible's implicit localhost takes `all`'s variables, and tasks delegated to the
+    # controller must not become the site's ssh user or sudo; nor may the hosts of a
+    # second inventory source (`-i site.yaml -i other,`), which share `all` too.
+    inventory.group_vars[site_group] = _connection_vars(site)
+    if not kubernetes:
+        # No k8s_ group exists to say it; with Kubernetes each node's role group does.
+        inventory.group_vars[site_group]["ecohash_k8s_role"] = None
+    else:
+        inventory.group_vars[site_group]["ecohash_k8s_site_labels"] = site_labels(site.name)
 
-    containers = {container.name: container for container in site.containers}
     racks_by_group: dict[str, str] = {}
     for container in site.containers:
         container_group = group_name("container", container.name)
         inventory.children[site_group].append(container_group)
+        container_vars: dict[str, Any] = {"ecohash_container": container.name}
+        if kubernetes:
+            container_vars["ecohash_k8s_container_labels"] = container_labels(container)
+        inventory.group_vars[container_group] = container_vars
         for rack in container.racks:
             rack_group = group_name("rack", container.name, rack.name)
             # '-' and '_' both become '_': c01 / a-b and c01-a / b would share a group, and
@@ -114,35 +201,32 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
                     f"{rack_group}; rename one",
                 )])
             inventory.children[container_group].append(rack_group)
+            inventory.group_vars[rack_group] = {"ecohash_rack": rack.name}
+            if kubernetes:
+                inventory.group_vars[rack_group]["ecohash_k8s_rack_labels"] = rack_labels(rack.name)
     for node_plan in plan.nodes:
         node = node_plan.node
         inventory.groups[group_name("rack", node.container, node.rack)].append(node.name)
-        inventory.groups[group_name("sku", node.sku_name)].append(node.name)
+        sku_group = group_name("sku", node.sku_name)
+        inventory.groups[sku_group].append(node.name)
+        if sku_group not in inventory.group_vars:
+            inventory.group_vars[sku_group] = _sku_vars(node, kubernetes is not None)
+        # gpu_ groups carry no variables: the GPU model is the SKU's, set on sku_ (a sibling
+        # at the same depth, where two groups setting one key would be decided by name).
         if node.gpu is not None:
             inventory.groups[group_name("gpu", node.sku.gpu or "")].append(node.name)
             inventory.groups[GPU_NODES_GROUP].append(node.name)
         if kubernetes:
-            role_group = SERVERS_GROUP if node.name in servers else AGENTS_GROUP
+            role = "server" if node.name in servers else "agent"
+            role_group = SERVERS_GROUP if role == "server" else AGENTS_GROUP
             inventory.groups[role_group].append(node.name)
+            inventory.group_vars.setdefault(role_group, {"ecohash_k8s_role": role})
+        # The node's own: its address and its cap.
         inventory.hosts[node.name] = {
             "ansible_host": str(node.mgmt_ip),
-            **connection,
-            "ecohash_container": node.container,
-            "ecohash_rack": node.rack,
-            "ecohash_sku": node.sku_name,
-            "ecohash_gpu_model": node.sku.gpu,
-            "ecohash_gpu_count": node.gpus,
-            "ecohash_gpu_nvidia_smi_name": node.gpu.nvidia_smi_name if node.gpu else None,
             "ecohash_gpu_cap_w": node_plan.gpu_cap_w,
             "ecohash_gpu_capped_by": node_plan.capped_by,
-            "ecohash_k8s_role": (
-                None if not kubernetes else "server" if node.name in servers else "agent"
-            ),
         }
-        if kubernetes:
-            inventory.hosts[node.name]["ecohash_k8s_labels"] = node_labels(
-                site.name, containers[node.container], node)
-            inventory.hosts[node.name]["ecohash_k8s_taints"] = [k3s_taint(t) for t in node_taints(node)]
 
     nodes_by_name = {node.name: node for node in site.nodes}
     mirror = provisioning.mirror
@@ -174,6 +258,20 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
         ],
     }
     return inventory
+
+
+def _sku_vars(node: Node, kubernetes: bool) -> dict[str, Any]:
+    """What every node of the node's SKU shares: its GPUs, and with Kubernetes its taints and labels."""
+    variables: dict[str, Any] = {
+        "ecohash_sku": node.sku_name,
+        "ecohash_gpu_model": node.sku.gpu,
+        "ecohash_gpu_count": node.gpus,
+        "ecohash_gpu_nvidia_smi_name": node.gpu.nvidia_smi_name if node.gpu else None,
+    }
+    if kubernetes:
+        variables["ecohash_k8s_taints"] = [k3s_taint(t) for t in node_taints(node)]
+        variables["ecohash_k8s_sku_labels"] = sku_labels(node)
+    return variables
 
 
 def _connection_vars(site: Site) -> dict[str, Any]:

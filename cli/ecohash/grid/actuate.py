@@ -103,9 +103,9 @@ def ssh_link(site: Site, names: Sequence[str], timeout_s: float = TIMEOUT_S) -> 
     from ecohash.ansible.inventory import planned_inventory
     from ecohash.rollout.preflight import Target as SshTarget
 
-    hosts = planned_inventory(site).inventory.hosts
-    return SshLink({name: SshTarget.of_host(name, hosts[name], site.ssh_config_file) for name in names},
-                   timeout_s)
+    inventory = planned_inventory(site).inventory
+    return SshLink({name: SshTarget.of_host(name, inventory.host_vars(name), site.ssh_config_file)
+                    for name in names}, timeout_s)
 
 
 def start_event(request: CurtailRequest, display: Display | None = None,

@@ -109,7 +109,7 @@ class Fingerprints:
         self._roles_digests: dict[frozenset[str], str] = {}
 
     def of(self, node: str) -> Fingerprint:
-        host_vars = self._inventory.hosts[node]
+        host_vars = self._inventory.host_vars(node)
         kind = (int(host_vars.get("ecohash_gpu_count") or 0) > 0, bool(host_vars.get("ecohash_k8s_role")))
         if kind not in self._standard_by_kind:
             self._standard_by_kind[kind] = self._standard_digest(*kind)
@@ -121,7 +121,7 @@ class Fingerprints:
 
     def roles_of(self, node: str) -> frozenset[str]:
         """The roles a rollout runs on the node, every import, include and dependency included."""
-        return self._content.roles_for(ChainMap(self._inventory.hosts[node], self._inventory.all_vars))
+        return self._content.roles_for(ChainMap(self._inventory.host_vars(node), self._inventory.all_vars))
 
     def _standard_digest(self, gpu: bool, k8s: bool) -> str:
         sections = _chosen(STANDARD_EVERY_NODE, STANDARD_GPU_NODE, STANDARD_K8S_NODE, gpu, k8s)

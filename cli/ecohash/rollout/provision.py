@@ -241,13 +241,15 @@ def _preflight(rollout: Rollout, display: Display, cancel: threading.Event) -> l
 
 def _target(rollout: Rollout, name: str) -> preflight.Target:
     """How Ansible reaches the node: what the preflight probes and verification uses."""
-    return preflight.Target.of_host(name, rollout.inventory.hosts[name], rollout.site.ssh_config_file)
+    return preflight.Target.of_host(name, rollout.inventory.host_vars(name), rollout.site.ssh_config_file)
 
 
 def _waves(rollout: Rollout, names: list[str]) -> list[Wave]:
-    hosts = rollout.inventory.hosts
-    nodes = [WaveNode(name, hosts[name]["ecohash_container"], hosts[name]["ecohash_k8s_role"] == "server")
-             for name in names]
+    nodes = []
+    for name in names:
+        host_vars = rollout.inventory.host_vars(name)
+        is_server = host_vars["ecohash_k8s_role"] == "server"
+        nodes.append(WaveNode(name, host_vars["ecohash_container"], is_server))
     return plan_waves(nodes, rollout.serial, rollout.request.canary_per_container)
 
 
@@ -329,7 +331,7 @@ def _verify(rollout: Rollout, names: list[str]) -> None:
     for name in names:
         reach = _target(rollout, name)
         targets.append(VerifyTarget(name, reach.address, reach.port, reach.user, reach.ssh_config,
-                                    rollout.inventory.hosts[name], standard, curtailments.get(name)))
+                                    rollout.inventory.host_vars(name), standard, curtailments.get(name)))
     for name, verification in verify_nodes(targets).items():
         outcome = rollout.outcomes[name]
         outcome.verification = verification
@@ -398,7 +400,7 @@ def _save_state(rollout: Rollout) -> None:
             components=dict(outcome.fingerprint.components),
             status=outcome.status,
             reason=outcome.reason,
-            cap_w=rollout.inventory.hosts[name]["ecohash_gpu_cap_w"],
+            cap_w=rollout.inventory.host_vars(name)["ecohash_gpu_cap_w"],
             time=utc_time(),
             run=rollout.run_id,
             duration_s=outcome.duration_s,
@@ -488,10 +490,9 @@ def _totals(rollout: Rollout) -> dict[str, int]:
 def _report(rollout: Rollout) -> dict[str, Any]:
     finished = time.time()
     request = rollout.request
-    hosts = rollout.inventory.hosts
     nodes = []
     for name, outcome in rollout.outcomes.items():
-        host_vars = hosts[name]
+        host_vars = rollout.inventory.host_vars(name)
         verification = outcome.verification
         nodes.append({
             "name": name,

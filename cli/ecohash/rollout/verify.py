@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecohash.ansible.inventory import k8s_labels
 from ecohash.ssh import HOST_KEY_CHECKING_ARGS
 from ecohash.stack.labels import LABEL_PREFIX, TAINT_KEYS
 
@@ -273,7 +274,7 @@ def _node_labels_check(host: Any, target: VerifyTarget) -> Check:
     found = node.get("metadata", {}).get("labels") or {}
     labels = {k: v for k, v in found.items() if k.startswith(LABEL_PREFIX)}
     taints = sorted(_taint(t) for t in node.get("spec", {}).get("taints") or [] if t.get("key") in TAINT_KEYS)
-    wanted_labels = dict(target.host_vars.get("ecohash_k8s_labels") or {})
+    wanted_labels = k8s_labels(target.host_vars)
     wanted_taints = sorted(target.host_vars.get("ecohash_k8s_taints") or [])
     differences = [f"{k}={labels.get(k, '(none)')}, not {v}" for k, v in sorted(wanted_labels.items())
                    if labels.get(k) != v]

@@ -34,14 +34,28 @@ def node_labels(site_name: str, container: Container, node: Node) -> dict[str, s
 
     Caps are deliberately absent: they change with the budget, and registration
     labels are only applied when a node joins. They live in the power-budget ConfigMaps.
+    The inventory keeps each part on the group it is true for (the site's, the
+    container's, the rack's, the SKU's) and the k8s_node role combines them in this order.
     """
-    labels = {
-        SITE: site_name,
-        CONTAINER: node.container,
-        RACK: node.rack,
-        SKU: node.sku_name,
-        COOLING: container.cooling,
-    }
+    return {**site_labels(site_name), **container_labels(container), **rack_labels(node.rack),
+            **sku_labels(node)}
+
+
+def site_labels(site_name: str) -> dict[str, str]:
+    return {SITE: site_name}
+
+
+def container_labels(container: Container) -> dict[str, str]:
+    return {CONTAINER: container.name, COOLING: container.cooling}
+
+
+def rack_labels(rack: str) -> dict[str, str]:
+    return {RACK: rack}
+
+
+def sku_labels(node: Node) -> dict[str, str]:
+    """What every node of the node's SKU shares: its name, and its GPUs' model and count."""
+    labels = {SKU: node.sku_name}
     if node.gpu is not None and node.sku.gpu is not None:
         labels[GPU_MODEL] = node.sku.gpu
         labels[GPU_COUNT] = str(node.gpus)
