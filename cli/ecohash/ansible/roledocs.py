@@ -32,7 +32,8 @@ def render_role_readme(role: Path, collection: str) -> str:
     for name, option in sorted((main.get("options") or {}).items()):
         default = f"`{option['default']}`" if "default" in option else ""
         description = " ".join(" ".join(_as_list(option.get("description"))).split())
-        lines.append(f"| `{name}` | {option.get('type', 'str')} | {'yes' if option.get('required') else 'no'} "
+        required = "yes" if option.get("required") else "no"
+        lines.append(f"| `{name}` | {option.get('type', 'str')} | {required} "
                      f"| {_cell(default)} | {_cell(description)} |")
     return "\n".join(lines) + "\n"
 
