@@ -47,12 +47,11 @@ CONFIGS = ("ecohash", "stock")
 
 STOCK_CFG = f"""\
 [defaults]
-roles_path = {ROOT / "roles"}
-inventory_plugins = {ROOT / "plugins" / "inventory"}
+collections_path = {ROOT / "collections"}
 host_key_checking = True
 
 [inventory]
-enable_plugins = ecohash_site
+enable_plugins = ecohash.site.ecohash_site
 """
 
 TARGET_SPEEDUP_8 = 1.5  # ecohash vs stock, first run of 8 hosts

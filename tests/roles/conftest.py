@@ -1,8 +1,12 @@
-"""Role tests: the lab's hosts, bootstrapped from fresh by `ecohash bootstrap lab`, twice.
+"""Role tests: the lab's hosts, bootstrapped from fresh by `ecohash bootstrap lab`, twice,
+then once more by the ecohash.site collection as AWX would run it.
 
 The session's lab is started again (fresh hosts, about two seconds) so the roles meet
 bare nodes however earlier lab tests left them; then the real CLI converges the site and
-runs once more, and both runs' summaries are kept for the tests. Everything runs for real
+runs once more, and both runs' summaries are kept for the tests. The third run is
+`ansible-playbook ecohash.site.bootstrap` from the collection built from this checkout and
+installed alone, its inventory an AWX-style source file naming the lab's site file; on
+converged hosts it must change nothing. Everything runs for real
 except what needs hardware: the driver, the container toolkit and k3s are the lab's
 SIMULATED stand-ins from its signed mirror, installed through the production tasks.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +24,9 @@ from typing import Any
 import pytest
 import testinfra
 
+from ecohash.ansible.runner import fact_cache_environment
+from ecohash.paths import facts_dir, resolve_site
+from tests.collection.build import FQCN, REPO, build_collection, install_collection, installed_environment
 from tests.labhosts import ECOHASH, Lab
 
 
@@ -53,23 +61,54 @@ def host_results(run: BootstrapRun) -> Iterator[dict]:
 
 
 @dataclass
+class InstalledRun:
+    """ansible-playbook's run of the installed collection's bootstrap playbook."""
+
+    returncode: int
+    output: str  # at -vv: every task's path, so where the roles came from shows
+    collections: Path
+
+
+def run_installed_bootstrap(directory: Path) -> InstalledRun:
+    collections = directory / "collections"
+    install_collection(build_collection(directory), collections)
+    source = directory / "lab.ecohash.yml"
+    source.write_text(f"plugin: {FQCN}.ecohash_site\nsite_file: {resolve_site('lab').resolve()}\n")
+    environment = {
+        **installed_environment(collections),
+        # ecohash's Ansible settings (forks, pipelining, host keys...), with the installed
+        # copy as the only collections path; facts from the site's cache, as `ecohash
+        # bootstrap` keeps them, so this run pays for no gathering.
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        **fact_cache_environment(facts_dir("lab")),
+    }
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-vv", "-i", str(source), f"{FQCN}.bootstrap"],
+        capture_output=True, text=True, timeout=900, check=False, cwd=directory, env=environment,
+    )  # fmt: skip
+    return InstalledRun(result.returncode, result.stdout + result.stderr, collections)
+
+
+@dataclass
 class Bootstrapped:
     lab: Lab
     first: BootstrapRun
     second: BootstrapRun
+    installed: InstalledRun
 
     def host(self, name: str) -> testinfra.host.Host:
         return testinfra.get_host(f"ssh://{name}", ssh_config=str(self.lab.ssh_config))
 
 
 @pytest.fixture(scope="session")
-def bootstrapped(lab: Lab) -> Bootstrapped:
+def bootstrapped(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Bootstrapped:
     lab.up()  # fresh hosts: nothing from earlier tests
     first = run_bootstrap()
     assert first.returncode == 0, first.output
     second = run_bootstrap()
     assert second.returncode == 0, second.output
-    return Bootstrapped(lab, first, second)
+    installed = run_installed_bootstrap(tmp_path_factory.mktemp("installed"))
+    return Bootstrapped(lab, first, second, installed)
 
 
 LAB_HOSTS = ["c01-r01-n01", "c01-r01-n02", "c02-r01-n01", "c02-r01-n02"]

@@ -4,6 +4,7 @@ caps equal to the plan, secrets kept out of artifacts, and a dead node stops not
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -32,6 +33,20 @@ def test_second_bootstrap_changes_nothing_on_any_host(bootstrapped: Bootstrapped
     assert sorted(hosts) == LAB_HOSTS
     assert {name: host["changed"] for name, host in hosts.items()} == dict.fromkeys(LAB_HOSTS, 0)
     assert all(host["ok"] > 40 for host in hosts.values())
+
+
+def test_the_installed_collection_through_an_awx_source_file_changes_nothing(
+        bootstrapped: Bootstrapped) -> None:
+    run = bootstrapped.installed
+    assert run.returncode == 0, run.output[-5000:]
+    recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", run.output, re.MULTILINE))
+    assert recap == dict.fromkeys(LAB_HOSTS, "0"), run.output[-5000:]
+    # Every role task came from the installed copy, none from this checkout.
+    paths = re.findall(r"^task path: (\S+)", run.output, re.MULTILINE)
+    role_paths = [path for path in paths if "/roles/" in path]
+    installed = f"{run.collections}/ansible_collections/ecohash/site/roles/"
+    assert role_paths and all(path.startswith(installed) for path in role_paths), sorted(set(role_paths))[:5]
+    assert all(path.startswith(str(run.collections)) for path in paths), sorted(set(paths))[:5]
 
 
 def test_the_second_run_reads_facts_from_the_sites_cache(bootstrapped: Bootstrapped) -> None:

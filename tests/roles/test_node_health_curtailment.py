@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.conftest import REPO
 
 spec = importlib.util.spec_from_file_location(
-    "ecohash_node_health", REPO / "roles/node_health/library/ecohash_node_health.py")
+    "ecohash_node_health", REPO / "plugins/modules/ecohash_node_health.py")
 assert spec is not None and spec.loader is not None
 node_health = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(node_health)

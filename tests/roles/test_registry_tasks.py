@@ -34,7 +34,7 @@ def run_tasks(tmp_path: Path, role: str, tasks_from: str, variables: dict[str, A
     """Run one task file of a role against this machine; each task's results by task name."""
     play = [{
         "hosts": "localhost", "gather_facts": False,
-        "tasks": [{"ansible.builtin.include_role": {"name": role, "tasks_from": tasks_from}}],
+        "tasks": [{"ansible.builtin.include_role": {"name": f"ecohash.site.{role}", "tasks_from": tasks_from}}],
     }]
     directory = tmp_path / f"run-{len(list(tmp_path.glob('run-*')))}"
     (directory / "project").mkdir(parents=True)

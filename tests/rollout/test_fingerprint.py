@@ -26,7 +26,8 @@ def root(tmp_path: Path) -> Path:
     """A copy of the Ansible content, to edit."""
     for name in ("roles", "playbooks", "plugins"):
         shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "ansible.cfg", tmp_path)
+    for name in ("ansible.cfg", "galaxy.yml"):
+        shutil.copy(REPO / name, tmp_path)
     return tmp_path
 
 

@@ -13,6 +13,9 @@ Ansible has and plain Jinja2 has not) cannot be decided before the run, so its r
 counts: a role too many only redoes a node, a role too few would leave one behind. For
 the same reason every role a role imports, includes or depends on counts, whatever the
 condition on it, and a role named by a template could be any role.
+
+ROOT is also the collection galaxy.yml names (ecohash.site): its roles are named by FQCN,
+ecohash.site.base for roles/base, and are read from ROOT/roles either way.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class PlaybookContent:
     def __init__(self, root: Path, playbook: str):
         self.root = root
         self.roles_dir = root / "roles"
+        self._collection_prefix = _collection_prefix(root)
         # The playbook, those it imports and the task files they import, relative to root.
         self.files: list[str] = []
         self._uses: list[_RoleUse] = []
@@ -110,11 +114,16 @@ class PlaybookContent:
     def _uses_of_role(self, role: str) -> set[str | None]:
         if role not in self._role_uses:
             directory = self.roles_dir / role
+            if not directory.is_dir():
+                # A role outside roles/ (another collection's, or this one's FQCN without
+                # galaxy.yml) could not be hashed: a fingerprint without it would miss its edits.
+                raise EcohashError(f"{self.root}: playbooks run the role {role}, "
+                                   f"which is not in {self.roles_dir}")
             uses: set[str | None] = set()
             for name in ROLE_META_FILES:
                 meta = _load(directory / name) if (directory / name).is_file() else None
                 dependencies = meta.get("dependencies") if isinstance(meta, dict) else None
-                uses.update(_role_name(dependency) for dependency in dependencies or [])
+                uses.update(self._role_name(dependency) for dependency in dependencies or [])
             # Every task file, not only those main.yml reaches: all of them are hashed anyway.
             for task_dir in ROLE_TASK_DIRS:
                 for path in sorted((directory / task_dir).rglob("*.y*ml")):
@@ -135,7 +144,7 @@ class PlaybookContent:
                 continue
             play_vars = {**variables, **(entry.get("vars") or {})}
             for role in entry.get("roles") or []:
-                self._uses.append(_RoleUse(_role_name(role), conditions + _when(role), play_vars))
+                self._uses.append(_RoleUse(self._role_name(role), conditions + _when(role), play_vars))
             for name in TASK_LISTS:
                 self._uses.extend(self._task_uses(entry.get(name), path, conditions, play_vars))
 
@@ -148,7 +157,7 @@ class PlaybookContent:
                 yield from self._task_uses(task.get(name), path, when, play_vars)
             role = _action(task, ROLE_ACTIONS)
             if role is not None:
-                yield _RoleUse(_role_name(role), when, play_vars)
+                yield _RoleUse(self._role_name(role), when, play_vars)
             included = _action(task, TASKS_ACTIONS)
             if included is not None and self._is_playbook(path):
                 # A role's own task files are all read; a playbook's are followed from it.
@@ -156,6 +165,13 @@ class PlaybookContent:
                 if self._relative(task_file) not in self.files:
                     self.files.append(self._relative(task_file))
                 yield from self._task_uses(_load(task_file), task_file, when, play_vars)
+
+    def _role_name(self, entry: Any) -> str | None:
+        """The role's directory name under roles/: its FQCN in this collection loses the prefix."""
+        name = _role_name(entry)
+        if name is not None and self._collection_prefix and name.startswith(self._collection_prefix):
+            return name[len(self._collection_prefix):]
+        return name
 
     def _is_playbook(self, path: Path) -> bool:
         return self.roles_dir not in path.parents
@@ -172,8 +188,20 @@ class PlaybookContent:
         return importer.parent / name
 
 
+def _collection_prefix(root: Path) -> str | None:
+    """"namespace.name." of the collection ROOT is (galaxy.yml), None where it is none."""
+    path = root / "galaxy.yml"
+    if not path.is_file():
+        return None
+    galaxy = _load(path)
+    if not isinstance(galaxy, dict) or not galaxy.get("namespace") or not galaxy.get("name"):
+        raise EcohashError(f"{path}: needs a namespace and a name")
+    return f"{galaxy['namespace']}.{galaxy['name']}."
+
+
 def config_files(root: Path) -> list[str]:
-    """ansible.cfg and the plugin directories it names inside ROOT, relative to ROOT."""
+    """ansible.cfg, the plugin directories it names inside ROOT and, where ROOT is a collection,
+    its plugins/ (the modules and inventory plugin it reaches by FQCN), relative to ROOT."""
     path = root / "ansible.cfg"
     if not path.is_file():
         return []
@@ -191,6 +219,8 @@ def config_files(root: Path) -> list[str]:
             directory = Path(os.path.normpath(root / entry.strip()))
             if entry.strip() and root in directory.parents:
                 files.append(directory.relative_to(root).as_posix())
+    if _collection_prefix(root) and (root / "plugins").is_dir():
+        files = [name for name in files if not name.startswith("plugins/")] + ["plugins"]
     return files
 
 

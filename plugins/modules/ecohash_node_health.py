@@ -22,9 +22,9 @@ short_description: Decide whether a GPU node passes ecohash's acceptance checks
 description:
   - Checks GPU count, GPU model, driver version, power limits and persistence mode,
     uncorrected ECC errors, memory repair (pending retired pages on GPUs that retire
-    pages; pending and failed row remaps on those that remap rows: A100, H100, H200,
-    L40S), and optionally a DCGM diagnostic, and writes the verdict as JSON. Fails nothing itself; the role decides what a
-    failed verdict does.
+    pages; pending and failed row remaps on those that remap rows, A100, H100, H200 and
+    L40S), and optionally a DCGM diagnostic, and writes the verdict as JSON.
+  - Fails nothing itself; the role decides what a failed verdict does.
 options:
   verdict_path: {type: path, required: true, description: Where the JSON verdict is written.}
   gpu_count: {type: int, required: true, description: GPUs the node's SKU has.}

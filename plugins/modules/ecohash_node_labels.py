@@ -20,6 +20,10 @@ from ansible.module_utils.basic import AnsibleModule
 DOCUMENTATION = r"""
 module: ecohash_node_labels
 short_description: Reconcile a Kubernetes Node's ecohash-managed labels and taints
+description:
+  - Sets the Node's labels under O(label_prefix) and its taints with a key in O(taint_keys)
+    to what the inventory gives, with kubectl on the first Kubernetes server, and removes
+    those the inventory no longer gives; other labels and taints are left alone.
 options:
   node: {type: str, required: true, description: The Node's name.}
   labels: {type: dict, default: {}, description: The labels the Node must carry.}
