@@ -147,3 +147,41 @@ def test_ansible_cfg_and_the_plugin_directories_it_names(tmp_path: Path) -> None
 @pytest.mark.parametrize("value", [True, False, "yes", "No", "True", "false", "on", "OFF", 1, 0, "1", "0"])
 def test_the_bool_filter_is_ansibles(value: object) -> None:
     assert ansible_bool(value) is to_bool(value)
+
+
+# What a run uses when playbooks name the collection's roles by FQCN (ecohash.site.base).
+FQCN_TREE = {
+    "galaxy.yml": "namespace: ns\nname: coll\nversion: 0.1.0\n",
+    "ansible.cfg": "[defaults]\ncollections_path = ./collections\n",
+    "plugins/modules/tool.py": "DOCUMENTATION = ''\n",
+    "playbooks/site.yml": """\
+        - name: Build
+          hosts: all
+          roles:
+            - role: ns.coll.common
+        """,
+    "roles/common/tasks/main.yml": """\
+        - name: Packages
+          ansible.builtin.import_role:
+            name: ns.coll.packages
+        """,
+    "roles/packages/tasks/main.yml": "- name: Nothing\n  ansible.builtin.meta: noop\n",
+}
+
+
+def test_roles_named_by_the_collections_fqcn_are_its_roles_directories(tmp_path: Path) -> None:
+    root = write(tmp_path, FQCN_TREE)
+    assert PlaybookContent(root, "site.yml").roles_for({}) == {"common", "packages"}
+
+
+def test_a_role_that_is_not_in_roles_is_an_error_not_a_role_left_out(tmp_path: Path) -> None:
+    # Without galaxy.yml, ns.coll.common is no directory here: its edits would go unhashed.
+    root = write(tmp_path, {name: text for name, text in FQCN_TREE.items() if name != "galaxy.yml"})
+    with pytest.raises(EcohashError, match=r"playbooks run the role ns\.coll\.common, which is not in"):
+        PlaybookContent(root, "site.yml").roles_for({})
+
+
+def test_a_collections_plugins_are_part_of_what_a_run_uses(tmp_path: Path) -> None:
+    # The modules the roles run by FQCN live in plugins/, which ansible.cfg no longer names.
+    root = write(tmp_path, FQCN_TREE)
+    assert config_files(root) == ["ansible.cfg", "plugins"]
