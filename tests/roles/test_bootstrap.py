@@ -106,7 +106,7 @@ def test_a_dead_node_is_reported_and_the_others_still_converge(bootstrapped: Boo
     try:
         # Undo settings on the live node so this run has real work to do there: the cap
         # timer stopped (it would put the limit back within 30 s) and a limit set by hand.
-        bootstrapped.lab.ssh(alive, "systemctl stop ecohash-gpu-power.timer && nvidia-smi -pl 300")
+        bootstrapped.lab.ssh(alive, "systemctl stop ecohash-gpu-power.timer ecohash-gpu-power.service && nvidia-smi -pl 300")
         run = run_bootstrap("--limit", f"{dead},{alive}")
     finally:
         subprocess.run(["ip", "-n", netns, "link", "set", "eth0", "up"], check=True)

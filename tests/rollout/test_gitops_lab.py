@@ -89,8 +89,9 @@ def test_a_hand_edited_file_and_a_hand_set_power_limit_are_drift(provisioned: La
     planned_cap = caps()[POWER_HOST]
     lab.ssh(FILE_HOST, f"sed -i 's/^ECOHASH_GPU_CAP_W=.*/ECOHASH_GPU_CAP_W=999/' {MANAGED_FILE}")
     # The cap timer puts a hand-set limit back within 30 s; one someone set where it was
-    # stopped stays, and drift names both.
-    lab.ssh(POWER_HOST, "systemctl stop ecohash-gpu-power.timer && nvidia-smi -pl 300")
+    # stopped stays, and drift names both. The service is stopped too: a run the timer
+    # started just before would otherwise put the limit back after it was set.
+    lab.ssh(POWER_HOST, "systemctl stop ecohash-gpu-power.timer ecohash-gpu-power.service && nvidia-smi -pl 300")
     try:
         result, report = drift()
         plan = ecohash("plan", "lab", "--detailed-exitcode")
