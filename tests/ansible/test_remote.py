@@ -159,15 +159,14 @@ def ansible_inventory(source: Path, state_dir: Path, *extra: str, static: bool =
     return result.stdout
 
 
-@pytest.mark.parametrize("export", [[], ["--export"]], ids=["every-host", "export"])
-def test_the_static_inventory_is_the_plugins_inventory(tmp_path, state_dir, export):
+def test_the_static_inventory_is_the_plugins_inventory(tmp_path, state_dir):
     site_file = tmp_path / "site.yaml"
     site_file.write_text(WILLISTON)
     static = tmp_path / "hosts.yml"
     static.write_text(remote.render_static(load_inventory(site_file)))
     # Every host's variables and the groups: the same, to each value's type.
-    assert plain(json.loads(ansible_inventory(static, state_dir, *export, static=True))) == \
-        plain(json.loads(ansible_inventory(site_file, state_dir, *export)))
+    assert plain(json.loads(ansible_inventory(static, state_dir, static=True))) == \
+        plain(json.loads(ansible_inventory(site_file, state_dir)))
 
 
 def test_no_string_of_the_static_inventory_is_templated(tmp_path, state_dir):
@@ -253,22 +252,36 @@ def test_the_ssh_command_checks_host_keys_and_carries_no_site_value_as_shell():
         pass
     assert argv[:3] == ["ssh", "-F", "/site/ssh_config"]
     assert "StrictHostKeyChecking=yes" in argv and "BatchMode=yes" in argv
+    assert argv[argv.index("-p") + 1] == "2200" and argv[argv.index("-l") + 1] == "ops"
     assert argv[-3:] == ["--", "10.20.3.4", command]
-    assert shlex.split(command)[-3:] == ["/srv/ex/bin/ansible-runner", "worker",
-                                         "--private-data-dir=/tmp/ecohash-abc"] or \
-        command.endswith("/srv/ex/bin/ansible-runner worker --private-data-dir=/tmp/ecohash-abc --delete")
+    # The remote shell gets one command of our own making: the worker, its directory removed
+    # however it ends, files private to the user.
+    assert command == ("umask 077; trap 'rm -rf /tmp/ecohash-abc' EXIT HUP INT TERM; "
+                       "/srv/ex/bin/ansible-runner worker --private-data-dir=/tmp/ecohash-abc --delete")
+
+
+def test_the_fetched_kubeconfig_leaves_the_artifacts_for_the_secrets_directory(tmp_path, write_site, state_dir):
+    site = load_site(write_site())
+    artifacts = tmp_path / "artifacts" / "ident1"
+    artifacts.mkdir(parents=True)
+    (artifacts / "kubeconfig").write_text("apiVersion: v1\n")
+    remote._keep_kubeconfig(artifacts, site)
+    kept = state_dir / "secrets" / "tx-odessa" / "kubeconfig"
+    assert kept.read_text() == "apiVersion: v1\n" and kept.stat().st_mode & 0o777 == 0o600
+    assert not (artifacts / "kubeconfig").exists()
 
 
 # --- transmit -> worker -> process, for real -------------------------------------------------
 
-def reachable_run(site_file: Path, directory: Path, executor: Executor | None) -> tuple[Any, list[str]]:
+def reachable_run(site_file: Path, directory: Path, executor: Executor | None,
+                  hosts: tuple[str, ...] = ("c01-r01-n01", "c01-r01-n02")) -> tuple[Any, list[str]]:
     seen: list[str] = []
 
     def on_update(progress: HostProgress) -> None:
         seen.append(f"{progress.name}: {progress.task}")
 
     result = run_playbook(PlaybookRun(site_name="tx-odessa", site_file=site_file, playbook="reachable.yml",
-                                      hosts=["c01-r01-n01", "c01-r01-n02"], directory=directory,
+                                      hosts=list(hosts), directory=directory,
                                       executor=executor), on_update)
     return result, seen
 
@@ -301,6 +314,17 @@ def test_a_run_on_the_executor_streams_back_what_a_local_run_gives(
     assert list(remote_base.iterdir()) == []
     for path in (tmp_path / "there").rglob("*"):
         assert not path.is_file() or TOKEN not in path.read_text(errors="replace"), path
+
+
+def test_a_playbook_that_fails_on_the_executor_is_the_playbooks_failure_not_the_executors(
+        tmp_path, write_site, monkeypatch, token, remote_base):
+    # The worker exits with ansible-playbook's rc; here no host matches the limit (rc 1).
+    transport, _ = local_worker()
+    monkeypatch.setattr(Executor, "transport", transport)
+    site_file = write_site(with_executor("host: 10.20.3.4"))
+    there, _ = reachable_run(site_file, tmp_path / "there", here(), hosts=("no-such-node",))
+    local, _ = reachable_run(site_file, tmp_path / "local", None, hosts=("no-such-node",))
+    assert (there.status, there.rc, there.reason) == (local.status, local.rc, None) == ("failed", 1, None)
 
 
 def test_an_executor_that_dies_mid_stream_fails_the_run_naming_it(tmp_path, write_site, monkeypatch, token,
@@ -371,9 +395,25 @@ def test_a_wave_whose_executor_dies_fails_with_its_name_and_nothing_is_recorded_
     assert report["outcome"] != "completed" and verified == []
     # Nothing passed: a re-run does every node again.
     state = RolloutState.load(site.name)
-    assert not any(record.status == PASSED for record in state.nodes.values())
-    assert set(SCOPE.split(",")) - set(state.nodes) or all(
-        record.status != PASSED for record in state.nodes.values())
+    assert [name for name, record in state.nodes.items() if record.status == PASSED] == []
+
+
+def test_a_canceled_run_on_the_executor_ends_at_once_as_canceled(tmp_path, write_site, monkeypatch, token):
+    lines = [{"status": "starting"}, started("c01-r01-n01", 1)]
+
+    @contextlib.contextmanager
+    def transport(self: Executor, remote_command: str, sample: SshHost) -> Iterator[list[str]]:
+        text = "".join(json.dumps(line) + "\n" for line in lines)
+        yield ["sh", "-c", f"printf %s {shlex.quote(text)}; exec sleep 60"]
+
+    monkeypatch.setattr(Executor, "transport", transport)
+    cancel = threading.Event()
+    threading.Timer(1.0, cancel.set).start()
+    result = run_playbook(PlaybookRun(site_name="tx-odessa", site_file=write_site(with_executor("host: 10.20.3.4")),
+                                      playbook="reachable.yml", hosts=["c01-r01-n01"], directory=tmp_path / "run",
+                                      executor=here()), lambda progress: None, cancel)
+    assert (result.status, result.reason) == ("canceled", None)
+    assert list(result.hosts) == ["c01-r01-n01"]
 
 
 def test_here_runs_the_waves_on_the_controller(tmp_path, verified, stack_rendered, executor_drops,  # noqa: F811

@@ -70,6 +70,8 @@ KUBECONFIG_ARTIFACT = "kubeconfig"
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15",
                "-o", "ServerAliveCountMax=4")
 STDERR_LINES = 20
+# ansible-runner's statuses of a job that ended (the worker sends one last, before its artifacts).
+FINAL_STATUSES = frozenset({"successful", "failed", "timeout", "canceled"})
 
 
 class ExecutorError(EcohashError):
@@ -284,7 +286,9 @@ def run_on_executor(executor: Executor, site: Site, inventory: Inventory, job: J
     _keep_kubeconfig(artifacts, site)
     rc = _read_rc(artifacts)
     status = processor.status
-    if process.returncode != 0 or rc is None or status in ("error", "unstarted"):
+    # The worker exits with ansible-playbook's rc: only a stream that ended before the
+    # worker's final status and artifacts is the executor's failure.
+    if rc is None or status not in FINAL_STATUSES:
         canceled = cancel is not None and cancel.is_set()
         return RemoteRun(status="canceled" if canceled else "failed",
                          rc=rc if rc is not None else (process.returncode or 1), stats=stats,
@@ -299,7 +303,7 @@ _STATS_KEYS = ("ok", "failures", "dark", "changed", "skipped", "processed", "ign
 def _sample_host(executor: Executor, site: Site, inventory: Inventory, job: Job) -> SshHost:
     """A node the job reaches, as the controller reaches it: the site's nodes share one
     way in (the site group's connection variables); the executor itself if none."""
-    names = job.limit_hosts or sorted(inventory.hosts)
+    names = [name for name in job.limit_hosts or () if name in inventory.hosts] or sorted(inventory.hosts)
     if not names:
         return SshHost(executor.address, executor.port, executor.user, site.ssh_config_file)
     host_vars = inventory.host_vars(names[0])
