@@ -187,9 +187,11 @@ def short_lived_agent(keys: list[Path]) -> Iterator[Path | None]:
             environment = {key: value for key, value in os.environ.items()
                            if key not in ("DISPLAY", "SSH_ASKPASS")}
             environment.update(SSH_AUTH_SOCK=str(socket), SSH_ASKPASS_REQUIRE="never")
+            # No terminal either (a new session): a key with a passphrase is skipped, never
+            # a prompt in the middle of the live display.
             loaded = [key for key in keys if subprocess.run(
                 ["ssh-add", "-q", "--", str(key)], env=environment, stdin=subprocess.DEVNULL,
-                capture_output=True, timeout=30, check=False).returncode == 0]
+                capture_output=True, timeout=30, check=False, start_new_session=True).returncode == 0]
             if not loaded:
                 raise ExecutorError("none of the keys ssh uses for the nodes ("
                                     + ", ".join(map(str, keys)) + ") loads without a passphrase "
@@ -236,8 +238,9 @@ def run_on_executor(executor: Executor, site: Site, inventory: Inventory, job: J
         kwargs = write_payload(payload, remote, ident, executor, site, inventory, job, sample)
         with executor.transport(executor.worker_command(remote), sample) as command:
             try:
+                # Its own session: Ctrl-C is the rollout's to handle (cancel), not ssh's to die of.
                 process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                           stderr=subprocess.PIPE)
+                                           stderr=subprocess.PIPE, start_new_session=True)
             except OSError as error:
                 raise ExecutorError(f"cannot start ssh to {executor.describe()}: {error}") from None
             stderr: deque[str] = deque(maxlen=STDERR_LINES)
@@ -479,6 +482,8 @@ def _transmit(stdin: IO[bytes], payload: Path, ident: str, kwargs: dict[str, Any
     except (BrokenPipeError, OSError, ValueError):
         pass  # the executor went away; the process side says why
     finally:
+        # Sent (or never to be): the controller's copy of the secrets goes at once.
+        shutil.rmtree(payload / "secrets", ignore_errors=True)
         with contextlib.suppress(OSError, ValueError):
             stdin.close()
 
