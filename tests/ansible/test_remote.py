@@ -354,6 +354,17 @@ def test_an_executor_that_does_not_answer_fails_the_run_with_sshs_reason(tmp_pat
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["reason"] == result.reason
 
 
+def test_a_run_the_executor_cannot_start_fails_with_the_reason_naming_it(tmp_path, write_site, token):
+    # ssh refuses the site's ssh_config before any connection: the run fails, nothing raises.
+    (tmp_path / "ssh_config").write_text("NoSuchOption yes\n")
+    site_file = write_site(with_executor("host: 10.20.3.4").replace(
+        "  provisioning:\n", "  provisioning:\n    ssh: {config_file: ssh_config}\n"))
+    result, seen = reachable_run(site_file, tmp_path / "run", Executor.of_site(load_site(site_file)))
+    assert (result.status, result.rc, seen) == ("failed", 1, [])
+    assert result.reason.startswith("executor 10.20.3.4: cannot read ssh's configuration for 10.20.1.11: "), \
+        result.reason
+
+
 # --- provision and drift through an executor ---------------------------------------------------
 
 def canned_worker(lines: list[dict[str, Any]], stderr: str) -> str:

@@ -42,7 +42,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -221,13 +221,21 @@ class Job:
     limit: str | None
     cmdline: str | None
     extravars: dict[str, Any]
-    envvars: dict[str, str] = field(default_factory=dict)
 
 
 def run_on_executor(executor: Executor, site: Site, inventory: Inventory, job: Job, directory: Path,
                     handle: Callable[[dict[str, Any]], bool], cancel: threading.Event | None) -> RemoteRun:
     """Run `job` on the executor; every event it streams back goes to `handle`, and the
-    run's artifacts to `directory`/artifacts, as a local run's do."""
+    run's artifacts to `directory`/artifacts, as a local run's do. A run the executor
+    cannot do ends failed with the reason, like one it dies in: the wave's nodes stay not run."""
+    try:
+        return _run_on_executor(executor, site, inventory, job, directory, handle, cancel)
+    except ExecutorError as error:
+        return RemoteRun(status="failed", rc=1, stats={}, reason=f"{executor.describe()}: {error}")
+
+
+def _run_on_executor(executor: Executor, site: Site, inventory: Inventory, job: Job, directory: Path,
+                     handle: Callable[[dict[str, Any]], bool], cancel: threading.Event | None) -> RemoteRun:
     import ansible_runner
 
     ident = uuid.uuid4().hex
@@ -354,7 +362,6 @@ def write_payload(payload: Path, remote: str, ident: str, executor: Executor, si
         "ANSIBLE_CACHE_PLUGIN": "jsonfile",
         "ANSIBLE_CACHE_PLUGIN_CONNECTION": f"~/.cache/ecohash/facts/{site.name}",
         "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "3600",
-        **job.envvars,
     }
     if site.kubernetes:
         token = controller_token_file(site)
