@@ -15,6 +15,7 @@ from ecohash.commands.options import (
     json_option,
     load,
     print_json,
+    shards_option,
     site_argument,
 )
 
@@ -25,8 +26,9 @@ MAX_DIFF_LINES = 40
 @site_argument
 @click.option("--limit", "-l", metavar="PATTERN",
               help="Only these nodes or groups (Ansible pattern, e.g. container_c01 or c01-r01-n0*).")
+@shards_option
 @json_option
-def drift(site: str, limit: str | None, as_json: bool) -> None:
+def drift(site: str, limit: str | None, shards: int | None, as_json: bool) -> None:
     """Find where SITE no longer matches its inventory; change nothing.
 
     Runs playbooks/bootstrap.yml in Ansible's check mode with diff on every node
@@ -38,7 +40,8 @@ def drift(site: str, limit: str | None, as_json: bool) -> None:
     Exits 0 when nothing drifted, 2 when anything did, 1 on any error (invalid
     input included, and when no node answered), 130 when interrupted. Nodes that
     do not answer are listed but not judged. The report is kept as drift.json in
-    the run's directory.
+    the run's directory. A large site is checked by several Ansible jobs at once
+    over slices of its nodes (--shards).
 
     Example:
 
@@ -50,7 +53,7 @@ def drift(site: str, limit: str | None, as_json: bool) -> None:
     from ecohash.interrupts import interrupt_requests
     from ecohash.rollout.drift import DriftRequest, find_drift
 
-    request = DriftRequest(load(site), limit)
+    request = DriftRequest(load(site), limit, shards)
     # Progress goes to stderr, and only on a terminal: --json's stdout is the report alone,
     # and in a log a node failing its check is a finding for the report, not a line of its own.
     err = console(stderr=True)
