@@ -301,13 +301,13 @@ def _whole_site(site: Site, state_dir: Path, monkeypatch: pytest.MonkeyPatch,
                 play: Callable[[list[str]], tuple[list[Event], int, str]], **options: Any
                 ) -> tuple[dict[str, Any], list[list[str]], dict[str, Any]]:
     """Every node of the site in a canary and one more wave; the report, each ansible-runner
-    job's hosts and what state recorded of each node (less the run's own name and time)."""
+    job's hosts and what state recorded of each node (less the run's name and times)."""
     display = SimpleNamespace(say=lambda text: None, wave=lambda title: _no_progress())
     with ansible(monkeypatch, play) as jobs:
         report = provision(ProvisionRequest(site=site, wave_size=100, max_fail_pct=100, **options),
                            display, threading.Event())
     state = json.loads((state_dir / "rollouts" / SITE / "state.json").read_text())
-    recorded = {name: {key: value for key, value in record.items() if key not in ("run", "time")}
+    recorded = {name: {key: value for key, value in record.items() if key not in ("run", "time", "last_passed")}
                 for name, record in state["nodes"].items()}
     return report, jobs, recorded
 
