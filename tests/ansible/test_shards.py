@@ -32,8 +32,8 @@ SERVERS = ["c01-r01-n01", "c02-r01-n03", "c03-r01-n07"]  # spread over the site 
 # --- slices ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("count", "together"), itertools.product(
-    [1, 2, 3, 4, 7, 20, 21, 50], [[], SERVERS, HOSTS[:12], HOSTS]))
+@pytest.mark.parametrize(("count", "together"), list(itertools.product(
+    [1, 2, 3, 4, 7, 20, 21, 50], [[], SERVERS, HOSTS[:12], HOSTS])))
 def test_slices_are_disjoint_complete_ordered_and_keep_the_servers_together(
         count: int, together: list[str]) -> None:
     slices = slice_hosts(HOSTS, count, together)
@@ -264,3 +264,48 @@ def test_the_progress_view_takes_updates_from_several_threads_one_at_a_time() ->
         thread.join()
     assert console.most_inside == 1
     assert len(view.hosts) == 40 and len(console.lines) == 40  # every failure said once
+
+
+# --- a real one: ansible-runner in threads --------------------------------------------------
+
+CONTROLLER_PLAY = """\
+- name: Run on the controller for every host, reaching none
+  hosts: all
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Say hello
+      ansible.builtin.debug:
+        msg: "hello {{ inventory_hostname }}"
+      changed_when: inventory_hostname.endswith('1')
+    - name: Fail one host
+      ansible.builtin.fail:
+        msg: this one fails
+      when: inventory_hostname == 'c02-r01-n02'
+"""
+
+
+def test_a_real_sharded_run_gives_each_host_what_its_play_says(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecohash.ansible import runner
+    from ecohash.paths import project_root
+
+    monkeypatch.setenv("ECOHASH_STATE_DIR", str(tmp_path / "state"))
+    playbook = tmp_path / "controller.yml"
+    playbook.write_text(CONTROLLER_PLAY)
+    monkeypatch.setattr(runner, "check_playbook", lambda name: playbook)
+    hosts = ["c01-cp-n01", "c01-r01-n01", "c02-r01-n01", "c02-r01-n02"]
+    request = PlaybookRun(site_name="nd-williston", site_file=project_root() / "inventories/nd-williston/site.yaml",
+                          playbook="controller.yml", hosts=hosts, directory=tmp_path / "wave")
+
+    result = run_sharded(request, 2, lambda progress: None, threading.Event(), together=["c01-cp-n01"])
+
+    assert (result.status, result.rc, result.failed_hosts) == ("failed", 2, ["c02-r01-n02"])
+    counts = {name: (h.counts["ok"], h.counts["changed"], h.counts["failed"]) for name, h in result.hosts.items()}
+    assert counts == {"c01-cp-n01": (1, 1, 0), "c01-r01-n01": (1, 1, 0), "c02-r01-n01": (1, 1, 0),
+                      "c02-r01-n02": (1, 0, 1)}
+    assert result.hosts["c02-r01-n02"].failure == "Fail one host: this one fails"
+    assert result.stats["changed"] == dict.fromkeys(hosts[:3], 1)
+    limits = [(tmp_path / "wave" / f"shard-{k}" / "hosts.limit").read_text().split() for k in (1, 2)]
+    assert limits == [hosts[:2], hosts[2:]]
+    assert all((tmp_path / "wave" / f"shard-{k}" / "artifacts").is_dir() for k in (1, 2))
