@@ -1,11 +1,11 @@
 """One playbook run as several ansible-runner jobs over disjoint slices of its hosts.
 
-One ansible-playbook process handles every result of its run on one thread, and forks
-do not lift that ceiling (../shared/notes/scale.md, 1.1): independent processes do. A
-wave of a rollout, or a drift check, is cut into slices; each slice is one
-run_playbook (its own process and private data directory, `<directory>/shard-<k>`), all
-of them at once in threads, and their results are merged into the one RunResult that a
-single run would have given: the same hosts, stats and a status that hides no shard's
+One ansible-playbook process handles every result of its run on one thread (ansible-core's
+StrategyBase has one results thread), and forks do not lift that ceiling: independent
+processes do. A wave of a rollout, or a drift check, is cut into slices; each slice is
+one run_playbook (its own process and private data directory, `<directory>/shard-<k>`),
+all of them at once in threads, and their results are merged into the one RunResult that
+a single run would have given: the same hosts, stats and a status that hides no shard's
 failure or cancelation.
 
 Ansible's order between hosts holds only inside one job: bootstrap.yml brings the
