@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -357,3 +358,36 @@ def test_the_wave_with_the_kubernetes_servers_is_one_job_even_without_a_canary(
     assert [w["nodes"][0] for w in report["waves"]] == [SERVER]  # one wave of all 57 nodes
     assert len(jobs) == 1 and len(jobs[0]) == 57
     assert report["waves"][0]["shards"] == 1 and report["outcome"] == "completed"
+
+
+def test_an_interrupt_stops_every_shard_of_a_wave_and_is_recorded_as_one_job_s(
+        site: Site, verified: list[str], stack_rendered: None, state_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cancel = threading.Event()
+    stopped: list[str] = []
+
+    def run(**kwargs: Any) -> SimpleNamespace:
+        hosts = Path(kwargs["limit"].removeprefix("@")).read_text().split()
+        events, _, _ = every_node_converges(hosts) if SERVER in hosts else (
+            [e for h in hosts for e in reachability(h)], 0, "")
+        for item in events:
+            kwargs["event_handler"](item)
+        if SERVER in hosts:  # the canary converges; the sharded wave after it runs until stopped
+            return SimpleNamespace(rc=0, status="successful", stats={"failures": {}, "dark": {}})
+        threading.Timer(0.2, cancel.set).start()
+        while not kwargs["cancel_callback"]():
+            time.sleep(0.01)
+        stopped.append(kwargs["private_data_dir"])
+        return SimpleNamespace(rc=254, status="canceled", stats={"failures": {}, "dark": {}})
+
+    monkeypatch.setattr(ansible_runner, "run", run)
+    display = SimpleNamespace(say=lambda text: None, wave=lambda title: _no_progress())
+    report = provision(ProvisionRequest(site=site, wave_size=100, shards=3), display, cancel)
+
+    assert sorted(Path(directory).name for directory in stopped) == ["shard-1", "shard-2", "shard-3"]
+    assert report["outcome"] == "interrupted"
+    statuses = {n["name"]: n["status"] for n in report["nodes"]}
+    assert statuses[SERVER] == statuses[AGENT] == PASSED
+    assert {status for name, status in statuses.items() if name not in (SERVER, AGENT)} == {"interrupted"}
+    assert {record.status for name, record in RolloutState.load(SITE).nodes.items()
+            if name not in (SERVER, AGENT)} == {"interrupted"}
