@@ -63,3 +63,12 @@ def test_inventory_scaling_compares_the_plugin_with_its_static_twin(tmp_path: Pa
     # 100 nodes cannot judge the 10,000-node targets, and says so.
     assert "n/a: targets are for 10,000 nodes" in result.stdout
     assert out.read_text() == result.stdout
+
+
+def test_report_size_measures_the_three_forms_of_the_report(tmp_path: Path) -> None:
+    out = tmp_path / "report_size.txt"
+    result = bench("report_size.py", "--sizes", "100", "--out", str(out))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = [line.split() for line in out.read_text().splitlines() if line.startswith("   100 ")]
+    assert [row[1] for row in rows] == ["json", "text", "html"]
+    assert all(int(row[2].replace(",", "")) > 0 for row in rows)

@@ -42,11 +42,21 @@ def test_a_limit_that_selects_nothing_is_invalid_input(write_site, state: Path) 
 
 
 @pytest.mark.parametrize(("option", "value"), [("--wave-size", "0"), ("--wave-size", "ten"),
-                                               ("--max-fail-pct", "101"), ("--canary", "-1")])
+                                               ("--max-fail-pct", "101"), ("--canary", "-1"),
+                                               ("--shards", "0"), ("--shards", "two")])
 def test_bad_options_are_usage_errors(write_site, state: Path, option: str, value: str) -> None:
     result = run("provision", str(write_site()), option, value)
     assert result.exit_code == 2
     assert f"Invalid value for '{option}'" in result.output
+    assert not (state / "runs").exists()
+
+
+def test_drift_refuses_a_bad_shard_count_with_its_error_status(write_site, state: Path) -> None:
+    # drift's 2 means "drifted": its bad input exits 1, as every error of drift does.
+    result = run("drift", str(write_site()), "--shards", "0")
+    assert result.exit_code == 1
+    assert "Error: Invalid value for '--shards': 0 is not in the range x>=1." in result.output
+    assert not (state / "runs").exists()
 
 
 def test_a_second_provision_is_refused_while_the_first_holds_the_site(write_site, state: Path) -> None:

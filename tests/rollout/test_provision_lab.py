@@ -175,8 +175,10 @@ def test_a_host_dying_mid_run_fails_alone_and_a_rerun_finishes_it(provisioned: P
         if line.startswith("wave 2 "):
             subprocess.run([*link, "down"], check=True)
 
+    # Sharded (the lab's 4 nodes would default to one job): the second wave runs as two
+    # jobs of one node each, the dead host's alone, and the results are the one job's.
     try:
-        run = provision("--force", on_line=kill_in_second_wave)
+        run = provision("--force", "--shards", "2", on_line=kill_in_second_wave)
     finally:
         subprocess.run([*link, "up"], check=True)
     assert run.returncode == 1, run.output
@@ -184,6 +186,20 @@ def test_a_host_dying_mid_run_fails_alone_and_a_rerun_finishes_it(provisioned: P
     assert [failed["name"] for failed in run.report["failed"]] == [dead]
     assert "SSH" in run.report["failed"][0]["reason"]
     assert run.report["outcome"] == "completed"  # 1 of 4 is within the lab's 50%
+    canary, second = run.report["waves"]
+    assert (canary["shards"], second["shards"]) == (1, 2)  # the server's wave is one job
+    assert [wave["nodes"] for wave in run.report["waves"]] == \
+        [wave["nodes"] for wave in provisioned.first.report["waves"]]
+    jobs = sorted(Path(second["directory"]).glob("shard-*/hosts.limit"))
+    assert [job.read_text().split() for job in jobs] == [[name] for name in second["nodes"]]
+    first = {node["name"]: node for node in provisioned.first.report["nodes"]}
+    for node in run.report["nodes"]:
+        if node["name"] != dead:  # the same fingerprint, verdict and checks as the unsharded run's
+            same = first[node["name"]]
+            assert (node["fingerprint"], node["wave"], node["verdict"]) == \
+                (same["fingerprint"], same["wave"], same["verdict"])
+            assert [(c["name"], c["passed"]) for c in node["checks"]] == \
+                [(c["name"], c["passed"]) for c in same["checks"]]
     recorded = rollout_state()["nodes"][dead]
     assert recorded["status"] == "unreachable"
     assert recorded["last_passed"] == before["last_passed"]  # nothing recorded is lost

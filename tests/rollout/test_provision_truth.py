@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -292,3 +293,101 @@ def test_an_interrupt_that_raises_is_recorded_interrupted(
     assert saved["stack"]["action"] == "interrupted" and 'outcome-interrupted">interrupted<' in html
     # What finished before the interrupt stays recorded.
     assert {record.status for record in RolloutState.load(SITE).nodes.values()} == {PASSED}
+
+
+# --- sharded waves: the same results as one job -----------------------------------------------
+
+
+def _whole_site(site: Site, state_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                play: Callable[[list[str]], tuple[list[Event], int, str]], **options: Any
+                ) -> tuple[dict[str, Any], list[list[str]], dict[str, Any]]:
+    """Every node of the site in a canary and one more wave; the report, each ansible-runner
+    job's hosts and what state recorded of each node (less the run's name and times)."""
+    display = SimpleNamespace(say=lambda text: None, wave=lambda title: _no_progress())
+    with ansible(monkeypatch, play) as jobs:
+        report = provision(ProvisionRequest(site=site, wave_size=100, max_fail_pct=100, **options),
+                           display, threading.Event())
+    state = json.loads((state_dir / "rollouts" / SITE / "state.json").read_text())
+    recorded = {name: {key: value for key, value in record.items() if key not in ("run", "time", "last_passed")}
+                for name, record in state["nodes"].items()}
+    return report, jobs, recorded
+
+
+def one_node_fails(hosts: list[str]) -> tuple[list[Event], int, str]:
+    events, _, _ = every_node_converges([h for h in hosts if h != "c02-r03-n04"])
+    if "c02-r03-n04" not in hosts:
+        return events, 0, "successful"
+    return events + ok("c02-r03-n04", "Gathering Facts") + [
+        event("runner_on_failed", "c02-r03-n04", "Install the pinned packages", {"msg": "no space left"})], 2, "failed"
+
+
+def test_sharded_waves_give_the_results_of_one_job(
+        site: Site, verified: list[str], stack_rendered: None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECOHASH_STATE_DIR", str(tmp_path / "one"))
+    one, one_jobs, one_state = _whole_site(site, tmp_path / "one", monkeypatch, one_node_fails, shards=1)
+    monkeypatch.setenv("ECOHASH_STATE_DIR", str(tmp_path / "sharded"))
+    sharded, jobs, sharded_state = _whole_site(site, tmp_path / "sharded", monkeypatch, one_node_fails, shards=3)
+
+    def results(report: dict[str, Any]) -> dict[str, Any]:
+        return {n["name"]: (n["status"], n["reason"], n["wave"], n["verdict"]) for n in report["nodes"]}
+
+    assert results(sharded) == results(one)
+    assert results(one)["c02-r03-n04"][:2] == (FAILED, "Install the pinned packages: no space left")
+    assert sharded_state == one_state and len(one_state) == 57
+    assert (sharded["outcome"], sharded["totals"], sharded["failed"]) == (one["outcome"], one["totals"], one["failed"])
+    assert [(w["nodes"], w["failed"]) for w in sharded["waves"]] == [(w["nodes"], w["failed"]) for w in one["waves"]]
+    # The canary (the server's wave) is one job either way; the 55 nodes after it, three.
+    canary, rest = one_jobs
+    assert SERVER in canary and len(rest) == 55
+    assert jobs[0] == canary and sorted(h for job in jobs[1:] for h in job) == sorted(rest)
+    assert sorted(map(len, jobs[1:])) == [18, 18, 19]
+    assert [w["shards"] for w in sharded["waves"]] == [1, 3] and [w["shards"] for w in one["waves"]] == [1, 1]
+    wave_2 = Path(sharded["waves"][1]["directory"])
+    assert sorted(p.name for p in wave_2.glob("shard-*")) == ["shard-1", "shard-2", "shard-3"]
+    assert sharded["options"]["shards"] == 3 and "--shards 3" in run_files(tmp_path / "sharded")[2]
+
+
+def test_the_wave_with_the_kubernetes_servers_is_one_job_even_without_a_canary(
+        site: Site, verified: list[str], stack_rendered: None, state_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its agents join servers that bootstrap.yml brings up first, one at a time, and the
+    # first server makes the k3s join token: only one job keeps that order.
+    report, jobs, _ = _whole_site(site, state_dir, monkeypatch, every_node_converges,
+                                  shards=4, canary_per_container=0)
+    assert [w["nodes"][0] for w in report["waves"]] == [SERVER]  # one wave of all 57 nodes
+    assert len(jobs) == 1 and len(jobs[0]) == 57
+    assert report["waves"][0]["shards"] == 1 and report["outcome"] == "completed"
+
+
+def test_an_interrupt_stops_every_shard_of_a_wave_and_is_recorded_as_one_job_s(
+        site: Site, verified: list[str], stack_rendered: None, state_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cancel = threading.Event()
+    stopped: list[str] = []
+
+    def run(**kwargs: Any) -> SimpleNamespace:
+        hosts = Path(kwargs["limit"].removeprefix("@")).read_text().split()
+        events, _, _ = every_node_converges(hosts) if SERVER in hosts else (
+            [e for h in hosts for e in reachability(h)], 0, "")
+        for item in events:
+            kwargs["event_handler"](item)
+        if SERVER in hosts:  # the canary converges; the sharded wave after it runs until stopped
+            return SimpleNamespace(rc=0, status="successful", stats={"failures": {}, "dark": {}})
+        threading.Timer(0.2, cancel.set).start()
+        while not kwargs["cancel_callback"]():
+            time.sleep(0.01)
+        stopped.append(kwargs["private_data_dir"])
+        return SimpleNamespace(rc=254, status="canceled", stats={"failures": {}, "dark": {}})
+
+    monkeypatch.setattr(ansible_runner, "run", run)
+    display = SimpleNamespace(say=lambda text: None, wave=lambda title: _no_progress())
+    report = provision(ProvisionRequest(site=site, wave_size=100, shards=3), display, cancel)
+
+    assert sorted(Path(directory).name for directory in stopped) == ["shard-1", "shard-2", "shard-3"]
+    assert report["outcome"] == "interrupted"
+    statuses = {n["name"]: n["status"] for n in report["nodes"]}
+    assert statuses[SERVER] == statuses[AGENT] == PASSED
+    assert {status for name, status in statuses.items() if name not in (SERVER, AGENT)} == {"interrupted"}
+    assert {record.status for name, record in RolloutState.load(SITE).nodes.items()
+            if name not in (SERVER, AGENT)} == {"interrupted"}

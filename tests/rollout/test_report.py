@@ -100,8 +100,11 @@ class Page(HTMLParser):
         self.text: list[str] = []
         self.style = ""
         self.node_rows: list[str] = []
+        self.folded_rows: list[str] = []  # node rows inside a <details>, which a page shows closed
+        self.summaries: list[str] = []  # the <summary> line of each <details>
         self.bars: list[dict[str, float]] = []
         self._open: list[str] = []
+        self._details = 0
         self.feed(html)
         self.close()
 
@@ -116,9 +119,18 @@ class Page(HTMLParser):
             self.bars[-1][kind] = float(attributes["width"] or "nan")
         if tag == "td" and "node-name" in classes:
             self.node_rows.append("")
+        if tag == "details":
+            assert "open" not in attributes, "folded sections start closed"
+            self._details += 1
+        if tag == "summary":
+            self.summaries.append("")
         self._open.append(" ".join([tag, *classes]))
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._open and self._open[-1] == "td node-name" and self._details:
+            self.folded_rows.append(self.node_rows[-1])
+        if tag == "details":
+            self._details -= 1
         if self._open:
             self._open.pop()
 
@@ -129,6 +141,8 @@ class Page(HTMLParser):
             self.style += data
         if current == "td node-name":
             self.node_rows[-1] += data
+        if "summary" in self._open[-2:] and self.summaries:
+            self.summaries[-1] += data
 
     def has_class(self, name: str) -> bool:
         return any(name in (attributes.get("class") or "").split() for _, attributes in self.tags)
@@ -274,7 +288,7 @@ def test_a_container_with_no_budget_and_no_figures_renders_empty_bars():
     assert "nan" not in page_html.lower() and "inf" not in re.sub(r"inference", "", page_html.lower())
 
 
-def test_a_large_site_counts_passed_nodes_instead_of_listing_them_but_lists_every_failure():
+def test_a_large_site_counts_nodes_per_container_instead_of_listing_them_but_lists_every_failure():
     nodes = [make_node(f"c{i // 100:03d}-r01-n{i % 100:03d}") for i in range(5000)]
     nodes[17] = make_node(nodes[17]["name"], "failed", reason="gpu 3 power limit 700 W, wanted 350 W")
     nodes[4321] = make_node(nodes[4321]["name"], "unreachable", reason="unreachable: no route to host")
@@ -284,8 +298,9 @@ def test_a_large_site_counts_passed_nodes_instead_of_listing_them_but_lists_ever
 
     text = render_text(report)
 
-    assert len(text.splitlines()) < 30
-    assert "... 4,998 nodes passed" in text
+    assert len(text.splitlines()) < 30 + 50  # a line per container, none per node
+    assert "\n  c000: 1 failed, 99 passed\n" in text and "\n  c043: 1 unreachable, 99 passed\n" in text
+    assert "\n  c001: 100 passed\n" in text
     assert f"  {nodes[17]['name']}: gpu 3 power limit 700 W, wanted 350 W\n" in text
     assert f"  {nodes[4321]['name']}: unreachable: no route to host\n" in text
     assert nodes[0]["name"] not in text
@@ -305,7 +320,7 @@ def test_nodes_a_wave_never_ran_are_named_with_the_reason_on_a_site_of_any_size(
 
     # Only the node its wave was given has a reason; those no wave reached are counted.
     assert f"not run:\n  {nodes[1]['name']}: {reason}\n" in text
-    assert "... 4,999 nodes not-run" in text and nodes[2]["name"] not in text
+    assert "\n  c000: 1 failed, 99 not-run\n  c001: 100 not-run\n" in text and nodes[2]["name"] not in text
     assert page.has_class("status-not-run") and reason in page.all_text()
 
 
@@ -398,3 +413,97 @@ def test_an_interrupted_write_keeps_the_previous_file_whole(tmp_path: Path, monk
         write_report(sample_report(outcome="completed"), tmp_path)
 
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before
+
+
+# --- a 1,000-node report: failures first, the rest folded per container, sizes bounded ---------
+
+CHECKS_PER_NODE = 16  # as verification gives them on the lab
+
+
+def thousand_node_report() -> dict[str, Any]:
+    """Ten containers of 100 nodes: 1% failed, a few unreachable or never run, 10% skipped."""
+    checks = [{"name": f"check {k} of the standard", "passed": True, "detail": "as the standard"}
+              for k in range(CHECKS_PER_NODE)]
+    nodes = []
+    for i in range(1000):
+        name = f"c{i // 100 + 1:02d}-r{i % 100 // 25 + 1:02d}-n{i % 25 + 1:02d}"
+        node = make_node(name, checks=copy.deepcopy(checks), wave=2 + i // 200)
+        if i % 100 == 41:
+            node.update(status="failed", reason=f"failed acceptance: power_limit_w on {name}")
+            node["checks"][8] = {"name": "power limit 350 W on every GPU", "passed": False, "detail": "700.00"}
+        elif i % 333 == 77:
+            node.update(status="unreachable", reason="preflight: no route to host", checks=[], verdict=None)
+        elif i == 998:
+            node.update(status="not-run", reason="the playbook ended before this node ran (canceled)")
+        elif i % 10 == 3:
+            node.update(status="skipped", reason="already standard at this fingerprint", checks=[], verdict=None)
+        nodes.append(node)
+    failed = [{"name": n["name"], "reason": n["reason"]} for n in nodes if n["status"] in ("failed", "unreachable")]
+    containers = [{"name": f"c{c:02d}", "budget_kw": 500.0, "planned_draw_kw": 400.0, "measured_gpu_draw_kw": 80.0,
+                   "gpus": 200, "nodes": 100} for c in range(1, 11)]
+    totals = {"nodes": 1000, "passed": sum(n["status"] == "passed" for n in nodes), "failed": len(failed),
+              "skipped": sum(n["status"] == "skipped" for n in nodes), "not_run": 1}
+    return sample_report(nodes=nodes, failed=failed, containers=containers, totals=totals, outcome="stopped")
+
+
+def test_a_1000_node_page_shows_every_failure_first_and_folds_the_rest_per_container():
+    report = thousand_node_report()
+    problems = [f["name"] for f in report["failed"]] + ["c10-r04-n24"]  # then the one never run
+
+    page_html = render_html(report)
+    page = Page(page_html)
+
+    assert len(problems) == 14
+    assert page.node_rows[:len(problems)] == problems  # first, and outside any fold
+    assert not set(problems) & set(page.folded_rows)
+    assert sorted(page.folded_rows) == sorted(n["name"] for n in report["nodes"] if n["name"] not in problems)
+    assert page.folded_rows == page.node_rows[len(problems):]  # container by container, in the run's order
+    assert page.summaries[0] == "c01: 88 passed, 10 skipped"
+    assert len(page.summaries) == 10 and all(s.startswith(f"c{c:02d}: ") for c, s in enumerate(page.summaries, 1))
+    # A problem's row lists its checks; a folded one counts them in a few words.
+    assert page_html.count('class="check-failed"') == 10
+    assert page_html.count('class="check-passed"') == 10 * (CHECKS_PER_NODE - 1) + CHECKS_PER_NODE  # + not-run
+    assert page_html.count(f"<td>all {CHECKS_PER_NODE} passed</td>") == report["totals"]["passed"]
+    # Bounded: a folded node is one line of markup, a few hundred bytes.
+    folded = [line for line in page_html.splitlines() if line.startswith('<tr><td class="node-name">')]
+    assert len(folded) == 1000 and max(map(len, folded[len(problems):])) < 450
+    assert len(page_html) < 500 * 1000
+
+
+def test_a_1000_node_text_names_every_failure_first_and_counts_the_rest_per_container():
+    report = thousand_node_report()
+
+    lines = render_text(report).splitlines()
+
+    failures = lines.index("failed:")
+    assert failures <= 3  # after the headline, the simulated warning and the message
+    named = lines[failures + 1:failures + 1 + len(report["failed"])]
+    assert named == [f"  {f['name']}: {f['reason']}" for f in report["failed"]]
+    assert lines[failures + 1 + len(report["failed"])] == "not run:"
+    assert lines.index("nodes:") > lines.index("power:") > failures
+    per_container = lines[lines.index("nodes:") + 1:]
+    assert per_container[0] == "  c01: 1 failed, 1 unreachable, 88 passed, 10 skipped"
+    assert per_container[-1] == "  c10: 1 failed, 88 passed, 10 skipped, 1 not-run"
+    assert len(per_container) == 10 and len(lines) < 50
+
+
+def test_a_1000_node_json_has_every_node_whole_on_a_line_of_its_own(tmp_path: Path):
+    report = thousand_node_report()
+
+    files = write_report(report, tmp_path)
+
+    text = files.json.read_text()
+    assert json.loads(text) == report
+    node_lines = [line for line in text.splitlines() if line.startswith('    {"name": ')]
+    assert [json.loads(line.rstrip(",")) for line in node_lines] == report["nodes"]
+    # A line per node; the rest indented as before (the node list's brackets on two lines).
+    assert len(text.splitlines()) == 1000 + len(json.dumps({**report, "nodes": []}, indent=2).splitlines()) + 1
+    assert len(text) < 0.75 * len(json.dumps(report, indent=2))
+
+
+def test_a_report_with_no_nodes_is_plain_indented_json(tmp_path: Path):
+    report = sample_report(nodes=[], failed=[])
+
+    text = write_report(report, tmp_path).json.read_text()
+
+    assert text == json.dumps(report, indent=2) + "\n"

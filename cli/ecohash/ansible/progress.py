@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from types import TracebackType
 from typing import Any
 
@@ -19,6 +20,9 @@ class ProgressView:
         self._live_enabled = live
         self._live: Any = None
         self._reported: dict[str, str] = {}
+        # A sharded run reports from one thread per shard (ecohash.ansible.shards): one
+        # update at a time, or a table is drawn from hosts another thread is adding to.
+        self._lock = threading.Lock()
 
     def __enter__(self) -> ProgressView:
         if self._live_enabled:
@@ -34,17 +38,19 @@ class ProgressView:
             self._live.__exit__(kind, value, trace)
 
     def update(self, progress: HostProgress) -> None:
-        self.hosts[progress.name] = progress
-        if self._live is not None:
-            self._live.update(self._table())
-            return
-        # Off a terminal, one line when a host fails or becomes unreachable, so CI logs
-        # show what went wrong as it happens without a line per task and host.
-        state = progress.state
-        if state in ("failed", "unreachable") and self._reported.get(progress.name) != state:
-            self._reported[progress.name] = state
-            self.console.print(f"{progress.name}: {state}: {progress.failure}", markup=False,
-                               highlight=False)
+        """Show a host's progress; safe to call from several threads at once."""
+        with self._lock:
+            self.hosts[progress.name] = progress
+            if self._live is not None:
+                self._live.update(self._table())
+                return
+            # Off a terminal, one line when a host fails or becomes unreachable, so CI logs
+            # show what went wrong as it happens without a line per task and host.
+            state = progress.state
+            if state in ("failed", "unreachable") and self._reported.get(progress.name) != state:
+                self._reported[progress.name] = state
+                self.console.print(f"{progress.name}: {state}: {progress.failure}", markup=False,
+                                   highlight=False)
 
     def _table(self) -> Any:
         from rich.table import Table

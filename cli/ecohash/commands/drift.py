@@ -16,6 +16,7 @@ from ecohash.commands.options import (
     json_option,
     load,
     print_json,
+    shards_option,
     site_argument,
 )
 
@@ -27,8 +28,9 @@ MAX_DIFF_LINES = 40
 @click.option("--limit", "-l", metavar="PATTERN",
               help="Only these nodes or groups (Ansible pattern, e.g. container_c01 or c01-r01-n0*).")
 @here_option
+@shards_option
 @json_option
-def drift(site: str, limit: str | None, here: bool, as_json: bool) -> None:
+def drift(site: str, limit: str | None, here: bool, shards: int | None, as_json: bool) -> None:
     """Find where SITE no longer matches its inventory; change nothing.
 
     Runs playbooks/bootstrap.yml in Ansible's check mode with diff on every node
@@ -41,7 +43,8 @@ def drift(site: str, limit: str | None, here: bool, as_json: bool) -> None:
     Exits 0 when nothing drifted, 2 when anything did, 1 on any error (invalid
     input included, and when no node answered), 130 when interrupted. Nodes that
     do not answer are listed but not judged. The report is kept as drift.json in
-    the run's directory.
+    the run's directory. A large site is checked by several Ansible jobs at once
+    over slices of its nodes (--shards).
 
     Example:
 
@@ -53,7 +56,7 @@ def drift(site: str, limit: str | None, here: bool, as_json: bool) -> None:
     from ecohash.interrupts import interrupt_requests
     from ecohash.rollout.drift import DriftRequest, find_drift
 
-    request = DriftRequest(load(site), limit, here)
+    request = DriftRequest(load(site), limit, here, shards)
     # Progress goes to stderr, and only on a terminal: --json's stdout is the report alone,
     # and in a log a node failing its check is a finding for the report, not a line of its own.
     err = console(stderr=True)

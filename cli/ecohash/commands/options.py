@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import click
 from pydantic_core import PydanticCustomError
 
+from ecohash.ansible.shards import MIN_NODES_PER_SHARD
 from ecohash.errors import EcohashError
 from ecohash.inventory import Site, load_site
 from ecohash.inventory.model import parse_batch
@@ -91,6 +92,12 @@ def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     return Console(width=shutil.get_terminal_size((140, 24)).columns, stderr=stderr)
+
+
+shards_option = click.option(
+    "--shards", type=click.IntRange(min=1), metavar="S",
+    help="Ansible jobs per wave, run at once over disjoint slices of its nodes; default: one per "
+         f"controller core, at least {MIN_NODES_PER_SHARD} nodes each (1 on small sites).")
 
 
 def batch_option_value(_context: click.Context, _parameter: click.Parameter, value: str | None

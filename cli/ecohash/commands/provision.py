@@ -17,6 +17,7 @@ from ecohash.commands.options import (
     json_option,
     load,
     print_json,
+    shards_option,
     site_argument,
 )
 from ecohash.errors import EcohashError
@@ -53,13 +54,15 @@ class ConsoleDisplay:
               help="Stop when more than PCT% of nodes fail; default: the site's rollout setting.")
 @click.option("--canary", "canary_per_container", type=click.IntRange(0), default=1, show_default=True,
               metavar="N", help="Nodes per container in the canary wave (0: no canary).")
+@shards_option
 @click.option("--force", is_flag=True, help="Redo nodes already standard at the same fingerprint.")
 @click.option("--dry-run", is_flag=True,
               help="Validate, plan, probe and show the waves; change nothing and record nothing.")
 @here_option
 @json_option
 def provision(site: str, limit: str | None, wave_size: int | str | None, max_fail_pct: int | None,
-              canary_per_container: int, force: bool, dry_run: bool, here: bool, as_json: bool) -> None:
+              canary_per_container: int, shards: int | None, force: bool, dry_run: bool,
+              here: bool, as_json: bool) -> None:
     """Provision SITE: preflight, a canary wave, then waves; verify; apply or render the stack.
 
     Nodes already standard at the same fingerprint (node standard, roles, variables
@@ -68,13 +71,17 @@ def provision(site: str, limit: str | None, wave_size: int | str | None, max_fai
     site (see `ecohash status`); the report (report.json, report.txt, report.html)
     is written into the run's directory under the state directory. A site that names
     an executor (spec.provisioning.executor) has each wave run there, over SSH. Exits 1 when a
-    node failed or the rollout stopped, 130 when interrupted.
+    node failed or the rollout stopped, 130 when interrupted. Large waves run as
+    several Ansible jobs at once over slices of their nodes (--shards); the wave
+    holding the Kubernetes servers always runs as one.
 
     Example:
 
         ecohash provision tx-odessa --dry-run
 
         ecohash provision tx-odessa --limit container_c02 --wave-size 10%
+
+        ecohash provision tx-odessa --wave-size 400 --shards 8
     """
     from ecohash.interrupts import interrupt_requests
     from ecohash.rollout.provision import ProvisionRequest
@@ -86,7 +93,7 @@ def provision(site: str, limit: str | None, wave_size: int | str | None, max_fai
     out = console(stderr=as_json)
     request = ProvisionRequest(site=loaded, limit=limit, wave_size=wave_size, max_fail_pct=max_fail_pct,
                                canary_per_container=canary_per_container, force=force, dry_run=dry_run,
-                               here=here)
+                               here=here, shards=shards)
     with interrupt_requests() as cancel:
         report = run_provision(request, ConsoleDisplay(out), cancel)
     if as_json:

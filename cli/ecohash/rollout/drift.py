@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ecohash.ansible.inventory import planned_inventory
+from ecohash.ansible.inventory import SERVERS_GROUP, planned_inventory
 from ecohash.ansible.patterns import select_hosts
 from ecohash.ansible.remote import Executor
 from ecohash.ansible.runner import (
@@ -32,8 +32,8 @@ from ecohash.ansible.runner import (
     HostProgress,
     PlaybookRun,
     new_run_directory,
-    run_playbook,
 )
+from ecohash.ansible.shards import run_sharded, shard_count
 from ecohash.atomic import write_atomic
 from ecohash.errors import EcohashError
 from ecohash.inventory.site import Site
@@ -60,6 +60,7 @@ class DriftRequest:
     site: Site
     limit: str | None = None
     here: bool = False  # run Ansible on this machine even when the site names an executor
+    shards: int | None = None  # ansible-runner jobs over slices of the nodes; default: from the cores
 
 
 def find_drift(request: DriftRequest, on_update: Callable[[HostProgress], None],
@@ -72,13 +73,16 @@ def find_drift(request: DriftRequest, on_update: Callable[[HostProgress], None],
         state = RolloutState.load(site.name)  # a damaged state file stops the check before it runs
         directory = new_run_directory(site.name, "drift")
         started = utc_time()
-        result = run_playbook(PlaybookRun(
+        result = run_sharded(PlaybookRun(
             site_name=site.name, site_file=site.file, playbook="bootstrap.yml", check=True,
             hosts=scope,
             # Every node at once, none allowed to stop the others: a check, not a rollout.
             serial=len(scope), max_fail_percentage=100, directory=directory,
             executor=None if request.here else Executor.of_site(site),
-        ), on_update, cancel)
+        ), shard_count(request.shards, len(scope)), on_update, cancel,
+            # Check mode starts nothing, so agents need no server up; the servers keep
+            # bootstrap.yml's one-at-a-time play together all the same.
+            together=planned.inventory.groups.get(SERVERS_GROUP, []))
         if cancel is not None and cancel.is_set():
             raise DriftInterruptedError(f"drift check of {site.name} interrupted; events in {directory}")
         if result.reason:

@@ -9,7 +9,8 @@ The order of a rollout, and why:
    another host key, cannot escalate or has no Python is set aside up front, with its
    reason, instead of failing a wave.
 4. Waves: a canary (the Kubernetes servers and one node per container), then batches.
-   Each wave is one ansible-runner run of playbooks/bootstrap.yml on exactly its nodes,
+   Each wave is one ansible-runner run of playbooks/bootstrap.yml on exactly its nodes
+   (or --shards such runs over disjoint slices of it, at once, merged into one result),
    then testinfra verification of the nodes that ran the node play to its end. State is
    saved after every wave. A wave that takes failures over --max-fail-pct, or that
    Ansible ended before some of its nodes ran, stops the rollout.
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ecohash.ansible.inventory import Inventory, planned_inventory
+from ecohash.ansible.inventory import SERVERS_GROUP, Inventory, planned_inventory
 from ecohash.ansible.patterns import select_hosts
 from ecohash.ansible.remote import Executor
 from ecohash.ansible.runner import (
@@ -41,8 +42,8 @@ from ecohash.ansible.runner import (
     PlaybookRun,
     RunResult,
     new_run_directory,
-    run_playbook,
 )
+from ecohash.ansible.shards import run_sharded, shard_count
 from ecohash.budget import Plan
 from ecohash.errors import EcohashError
 from ecohash.inventory.site import Site
@@ -79,6 +80,9 @@ class ProvisionRequest:
     force: bool = False
     dry_run: bool = False
     here: bool = False  # run Ansible on this machine even when the site names an executor
+    # ansible-runner jobs per wave, over disjoint slices of it; default: from the cores
+    # (ecohash.ansible.shards.shard_count).
+    shards: int | None = None
 
 
 @dataclass
@@ -196,7 +200,7 @@ def _dry_run(request: ProvisionRequest, plan: Plan, standard: NodeStandard, inve
         for name in wave.nodes:
             rollout.outcomes[name].wave = wave.index
             rollout.outcomes[name].reason = f"would run in {wave.name}"
-        rollout.waves.append(_wave_entry(wave, None, [], None))
+        rollout.waves.append(_wave_entry(wave, None, [], None, _wave_shards(rollout, wave)))
     rollout.stack["reason"] = "dry run"
     return _report(rollout)
 
@@ -253,17 +257,30 @@ def _target(rollout: Rollout, name: str) -> preflight.Target:
 
 
 def _waves(rollout: Rollout, names: list[str]) -> list[Wave]:
-    nodes = []
-    for name in names:
-        host_vars = rollout.inventory.host_vars(name)
-        is_server = host_vars["ecohash_k8s_role"] == "server"
-        nodes.append(WaveNode(name, host_vars["ecohash_container"], is_server))
+    servers = set(rollout.inventory.groups.get(SERVERS_GROUP, []))
+    nodes = [WaveNode(name, rollout.inventory.host_vars(name)["ecohash_container"], name in servers)
+             for name in names]
     return plan_waves(nodes, rollout.serial, rollout.request.canary_per_container)
+
+
+def _wave_shards(rollout: Rollout, wave: Wave) -> int:
+    """How many ansible-runner jobs run the wave: one when it holds a Kubernetes server.
+
+    bootstrap.yml brings a wave's servers up, one at a time, before its agents join them
+    (they reach the API of the first server, and it labels them): an order that holds only
+    inside one job. That server's job is also where the k3s join token is made (the
+    k8s_node role's password lookup, on first use): in one job, not raced by other shards,
+    and every later wave only reads it. The canary holds the servers (unless --canary 0).
+    """
+    if set(wave.nodes) & set(rollout.inventory.groups.get(SERVERS_GROUP, [])):
+        return 1
+    return shard_count(rollout.request.shards, len(wave.nodes))
 
 
 def _run_wave(rollout: Rollout, wave: Wave, display: Display, cancel: threading.Event) -> None:
     assert rollout.directory is not None
     started = time.monotonic()
+    shards = _wave_shards(rollout, wave)
     request = PlaybookRun(
         site_name=rollout.site.name,
         site_file=rollout.site.file,
@@ -276,8 +293,9 @@ def _run_wave(rollout: Rollout, wave: Wave, display: Display, cancel: threading.
         directory=rollout.directory / f"wave-{wave.index:02d}",
         executor=rollout.executor,
     )
-    with display.wave(f"{wave.name}: bootstrap") as on_update:
-        result = run_playbook(request, on_update, cancel)
+    title = f"{wave.name}: bootstrap" + (f" in {shards} shards" if shards > 1 else "")
+    with display.wave(title) as on_update:
+        result = run_sharded(request, shards, on_update, cancel)
     converged = _classify(rollout, wave, result, cancel.is_set())
     if converged and not cancel.is_set():
         display.say(f"{wave.name}: verifying {len(converged)} node(s)")
@@ -285,7 +303,8 @@ def _run_wave(rollout: Rollout, wave: Wave, display: Display, cancel: threading.
     failed = [name for name in wave.nodes if rollout.outcomes[name].status in (FAILED, UNREACHABLE)]
     for name in failed:
         display.say(f"{name}: {rollout.outcomes[name].status}: {rollout.outcomes[name].reason}")
-    rollout.waves.append(_wave_entry(wave, round(time.monotonic() - started, 1), failed, request.directory))
+    rollout.waves.append(_wave_entry(wave, round(time.monotonic() - started, 1), failed, request.directory,
+                                     shards))
 
 
 def _classify(rollout: Rollout, wave: Wave, result: RunResult, interrupted: bool) -> list[str]:
@@ -482,10 +501,10 @@ def _apply_or_render_stack(rollout: Rollout, display: Display) -> None:
     rollout.state.save()
 
 
-def _wave_entry(wave: Wave, duration_s: float | None, failed: list[str], directory: Path | None
-                ) -> dict[str, Any]:
+def _wave_entry(wave: Wave, duration_s: float | None, failed: list[str], directory: Path | None,
+                shards: int) -> dict[str, Any]:
     return {"index": wave.index, "name": wave.name, "nodes": list(wave.nodes), "duration_s": duration_s,
-            "failed": failed, "directory": str(directory) if directory else None}
+            "failed": failed, "directory": str(directory) if directory else None, "shards": shards}
 
 
 def _totals(rollout: Rollout) -> dict[str, int]:
@@ -535,7 +554,8 @@ def _report(rollout: Rollout) -> dict[str, Any]:
         "simulated": rollout.standard.simulated,
         "standard": {"name": rollout.standard.metadata.name, "file": str(standard_file_of(rollout.site))},
         "options": {"limit": request.limit, "wave_size": _wave_size_text(rollout),
-                    "max_fail_pct": rollout.max_fail_pct, "force": request.force, "dry_run": request.dry_run},
+                    "max_fail_pct": rollout.max_fail_pct, "shards": request.shards, "force": request.force,
+                    "dry_run": request.dry_run},
         "stack": rollout.stack,
         "totals": _totals(rollout),
         "containers": _containers(rollout, nodes),

@@ -4,6 +4,12 @@
 module only presents it; nothing here decides what passed. The page is meant to be opened
 from a run directory copied off a site that has no network, so it inlines its style, draws
 its charts as SVG and links to nothing.
+
+A site has thousands of nodes, and what a reader needs is what went wrong: every form puts
+the failed and unfinished nodes first, by name and reason, and folds the rest into a
+summary per container (the page keeps their rows in a closed <details>; the text counts
+them). report.json keeps every node whole, one per line: grep finds a node's record, and
+the file is a fraction of an indented one (bench/report_size.py).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ TEMPLATE_NAME = "provision-report.html.j2"
 # Sites have thousands of nodes; past this many, a log line per node buries the failures.
 MAX_NODE_LINES = 50
 FINGERPRINT_SHOWN = 12
+_EMPTY_NODES = '\n  "nodes": []'
 
 # Statuses that mean something went wrong on the node, so the page puts them first.
 PROBLEM_STATUSES = ("failed", "unreachable", "interrupted")
@@ -101,13 +108,27 @@ class ContainerChart:
 
 
 def render_text(report: dict[str, Any]) -> str:
-    """The human summary a log shows; the caller prints where the report files are."""
+    """The human summary a log shows; the caller prints where the report files are.
+
+    What went wrong comes first, every failed node by name; then the run; then a line per
+    container counting its nodes by status, and a line per node only on a small site.
+    """
     _check_schema(report)
     lines = [_headline(report)]
     if report["simulated"]:
         lines.append(simulated_warning(report))
     if report["message"]:
         lines.append(report["message"])
+    if report["failed"]:
+        lines.append("failed:")
+        lines += [f"  {failure['name']}: {failure['reason']}" for failure in report["failed"]]
+    not_run = [node for node in report["nodes"] if _unfinished(node, report)]
+    if not_run:
+        # Nodes a wave was given but Ansible never ran: not failures, but not done either.
+        lines.append("not run:")
+        lines += [f"  {node['name']}: {node['reason']}" for node in not_run[:MAX_NODE_LINES]]
+        if len(not_run) > MAX_NODE_LINES:
+            lines.append(f"  ... {len(not_run) - MAX_NODE_LINES:,} more (report.json lists every node)")
     lines += [
         f"started {report['started']}, finished {report['finished']}",
         f"standard: {report['standard']['name']} ({report['standard']['file']})",
@@ -118,17 +139,6 @@ def render_text(report: dict[str, Any]) -> str:
     if report["containers"]:
         lines.append("power:")
         lines += [f"  {_container_line(container)}" for container in report["containers"]]
-    if report["failed"]:
-        lines.append("failed:")
-        lines += [f"  {failure['name']}: {failure['reason']}" for failure in report["failed"]]
-    not_run = [node for node in report["nodes"] if node["status"] == NOT_RUN and node["reason"]]
-    if not_run and not report["options"]["dry_run"]:
-        # Nodes a wave was given but Ansible never ran (a dry run's say where they would):
-        # not failures, and on a large site the node lines below are only counts.
-        lines.append("not run:")
-        lines += [f"  {node['name']}: {node['reason']}" for node in not_run[:MAX_NODE_LINES]]
-        if len(not_run) > MAX_NODE_LINES:
-            lines.append(f"  ... {len(not_run) - MAX_NODE_LINES:,} more (report.json lists every node)")
     if report["nodes"]:
         lines.append("nodes:")
         lines += [f"  {line}" for line in _node_lines(report["nodes"])]
@@ -138,6 +148,7 @@ def render_text(report: dict[str, Any]) -> str:
 def render_html(report: dict[str, Any]) -> str:
     """The self-contained page: inline style, inline SVG charts, no scripts, no links out."""
     _check_schema(report)
+    problems, rest = split_problems(report)
     return _environment().get_template(TEMPLATE_NAME).render(
         report=report,
         simulated_warning=simulated_warning(report) if report["simulated"] else None,
@@ -145,7 +156,8 @@ def render_html(report: dict[str, Any]) -> str:
         totals=describe_totals(report["totals"]),
         stack=describe_stack(report["stack"]),
         charts=[container_chart(container) for container in report["containers"]],
-        nodes=nodes_problems_first(report["nodes"], report["failed"]),
+        problems=problems,
+        folds=fold_by_container(rest),
         fingerprint_shown=FINGERPRINT_SHOWN,
     )
 
@@ -157,7 +169,7 @@ def write_report(report: dict[str, Any], directory: Path) -> ReportFiles:
     JSON beside the previous run's page.
     """
     contents = {
-        "json": json.dumps(report, indent=2, sort_keys=False) + "\n",
+        "json": report_json(report),
         "html": render_html(report),
         "text": render_text(report),
     }
@@ -168,6 +180,21 @@ def write_report(report: dict[str, Any], directory: Path) -> ReportFiles:
         # Readable by all: a report is for whoever looks at the run, not only the user who ran it.
         write_atomic(getattr(files, kind), text, mode=0o644)
     return files
+
+
+def report_json(report: Mapping[str, Any]) -> str:
+    """The report as JSON: indented, but each node on one line of its own.
+
+    Indented to the leaves, a node's checks take ~60 lines and most of its bytes are
+    spaces; on one line, `grep NODE report.json` gives its whole record.
+    """
+    if not report["nodes"]:
+        return json.dumps(report, indent=2) + "\n"
+    # Only a top-level key is indented by exactly two spaces, and JSON strings hold no
+    # raw line breaks: this is the one place the node list goes.
+    before, after = json.dumps({**report, "nodes": []}, indent=2).split(_EMPTY_NODES, 1)
+    lines = ",\n".join(f"    {json.dumps(node)}" for node in report["nodes"])
+    return f'{before}\n  "nodes": [\n{lines}\n  ]{after}\n'
 
 
 def simulated_warning(report: Mapping[str, Any]) -> str:
@@ -245,18 +272,55 @@ def container_chart(container: Mapping[str, Any]) -> ContainerChart:
     )
 
 
-def nodes_problems_first(
-    nodes: Iterable[Mapping[str, Any]], failed: Iterable[Mapping[str, Any]]
-) -> list[Mapping[str, Any]]:
-    """Nodes that failed, then interrupted ones, then the rest, each group in the run's order."""
-    failed_names = {failure["name"] for failure in failed}
+@dataclass(frozen=True)
+class Fold:
+    """A container's nodes that need no attention, folded under one line that counts them."""
+
+    container: str
+    counts: str
+    nodes: tuple[Mapping[str, Any], ...]
+
+
+def split_problems(report: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """The nodes to look at (failed, then interrupted, then unfinished), and the rest;
+    each group in the run's order."""
+    failed_names = {failure["name"] for failure in report["failed"]}
 
     def rank(node: Mapping[str, Any]) -> int:
         if node["name"] in failed_names or node["status"] not in KNOWN_STATUSES:
             return 0
-        return 1 if node["status"] in PROBLEM_STATUSES else 2
+        if node["status"] in PROBLEM_STATUSES:
+            return 1
+        return 2 if _unfinished(node, report) else 3
 
-    return sorted(nodes, key=rank)
+    ranked = sorted(report["nodes"], key=rank)
+    problems = [node for node in ranked if rank(node) < 3]
+    return problems, ranked[len(problems):]
+
+
+def fold_by_container(nodes: Iterable[Mapping[str, Any]]) -> list[Fold]:
+    """The nodes grouped by container, in the order containers first appear."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for node in nodes:
+        groups.setdefault(node["container"], []).append(node)
+    return [Fold(container, describe_statuses(members), tuple(members))
+            for container, members in groups.items()]
+
+
+def describe_statuses(nodes: Iterable[Mapping[str, Any]]) -> str:
+    """'97 passed, 2 skipped': nodes counted by status, problems first, then by count."""
+    counts = Counter(node["status"] for node in nodes)
+    order = {status: index for index, status in enumerate(KNOWN_STATUSES)}
+    ranked = sorted(counts.items(), key=lambda item: (order.get(item[0], -1), -item[1]))
+    return ", ".join(f"{count:,} {status}" for status, count in ranked)
+
+
+def checks_passed(checks: list[Mapping[str, Any]]) -> str:
+    """A node's verification in a few words: every check's detail is in report.json."""
+    if not checks:
+        return "-"
+    passed = sum(1 for check in checks if check["passed"])
+    return f"all {passed} passed" if passed == len(checks) else f"{passed} of {len(checks)} passed"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -315,12 +379,16 @@ def _container_line(container: Mapping[str, Any]) -> str:
     )
 
 
+def _unfinished(node: Mapping[str, Any], report: Mapping[str, Any]) -> bool:
+    """A node a wave was given but Ansible never ran (a dry run's only say where they would)."""
+    return node["status"] == NOT_RUN and bool(node["reason"]) and not report["options"]["dry_run"]
+
+
 def _node_lines(nodes: list[Mapping[str, Any]]) -> list[str]:
-    """A line per node on small sites; counts per status on large ones (failures are listed above)."""
+    """A line per node on small sites; on large ones a line per container counting its nodes
+    by status (failures and unfinished nodes are named above)."""
     if len(nodes) > MAX_NODE_LINES:
-        counts = Counter(node["status"] for node in nodes)
-        return [f"... {count:,} {'node' if count == 1 else 'nodes'} {status}"
-                for status, count in counts.most_common()]
+        return [f"{fold.container}: {fold.counts}" for fold in fold_by_container(nodes)]
     name_width = max(len(node["name"]) for node in nodes)
     status_width = max(len(node["status"]) for node in nodes)
     duration_width = max(len(format_duration(node["duration_s"])) for node in nodes)
@@ -363,6 +431,7 @@ def page_environment() -> Environment:
 def _environment() -> Environment:
     environment = page_environment()
     environment.filters.update(
-        duration=format_duration, kw=format_kw, verdict=format_verdict, status_class=status_class
+        duration=format_duration, kw=format_kw, verdict=format_verdict, status_class=status_class,
+        checks_passed=checks_passed,
     )
     return environment
