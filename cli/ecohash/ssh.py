@@ -50,6 +50,49 @@ def check_ssh_config(path: Path) -> None:
         raise InventoryError(problems)
 
 
+# What an ssh_config may tell another machine (a site's executor) about reaching the nodes:
+# names, aliases, users, ports, algorithms, timeouts. Not its files (keys, known_hosts,
+# Include, certificates, control sockets: the controller's), nor what runs commands
+# (ProxyCommand, LocalCommand, Match exec) or reaches past the site's network (ProxyJump).
+_PORTABLE = frozenset({
+    "host", "match", "hostname", "hostkeyalias", "user", "port", "hostkeyalgorithms", "checkhostip",
+    "connecttimeout", "connectionattempts", "serveraliveinterval", "serveralivecountmax",
+    "addressfamily", "ciphers", "kexalgorithms", "macs", "compression", "loglevel", "batchmode",
+    "pubkeyauthentication", "preferredauthentications", "pubkeyacceptedalgorithms",
+    "pubkeyacceptedkeytypes", "stricthostkeychecking",
+})
+# A Host pattern no host has (.invalid, RFC 2606): stands in for a Match block that cannot travel.
+_NO_HOST = "Host ecohash-dropped-match.invalid"
+
+
+def portable_ssh_config(path: Path | None, known_hosts: str) -> str:
+    """An ssh_config for another machine: the site's ssh_config's portable lines, with the
+    known hosts in `known_hosts` (a file on that machine) and nothing else of this one's."""
+    head = f"Host *\n    UserKnownHostsFile {known_hosts}\n    GlobalKnownHostsFile none\n"
+    if path is None:
+        return head
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        match = _OPTION.fullmatch(line)
+        if match is None or line.lstrip().startswith("#") or match[1].lower() not in _PORTABLE:
+            continue
+        if match[1].lower() == "match" and "exec" in (word.lower() for word in _words(match[2])):
+            kept.append(_NO_HOST)
+            continue
+        kept.append(line.strip() if match[1].lower() in ("host", "match") else f"    {line.strip()}")
+    return head + "".join(f"{line}\n" for line in kept)
+
+
+def known_hosts_files_of(path: Path) -> list[Path]:
+    """The known_hosts files an ssh_config names (UserKnownHostsFile, GlobalKnownHostsFile)."""
+    named = []
+    for line in path.read_text(errors="replace").splitlines():
+        match = _OPTION.fullmatch(line)
+        if match and match[1].lower() in ("userknownhostsfile", "globalknownhostsfile"):
+            named.extend(word for word in _words(match[2]) if word.lower() not in _NO_FILE)
+    return [Path(word).expanduser() for word in named]
+
+
 def _words(arguments: str) -> list[str]:
     try:
         return shlex.split(arguments, comments=True)

@@ -235,6 +235,7 @@ def test_site_vars_of_a_site_without_provisioning(write_site, state_dir):
         "ecohash_mirror_keyring_sha256": None,
         "ecohash_mirror_only": False,
         "ecohash_registry": None,
+        "ecohash_executor_path": None,
         "ecohash_ntp_servers": [],
         "ecohash_rollout_serial": "10%",
         "ecohash_rollout_max_fail_percentage": 25,

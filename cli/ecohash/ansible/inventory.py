@@ -244,6 +244,9 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
         "ecohash_mirror_keyring_sha256": mirror.keyring_sha256 if mirror else None,
         "ecohash_mirror_only": mirror.only if mirror else False,
         "ecohash_registry": provisioning.registry,
+        # Where ansible-runner lives on the site's executor, if it has one: the executor role
+        # installs it there and provision runs it from there (ecohash.ansible.remote).
+        "ecohash_executor_path": provisioning.executor.path if provisioning.executor else None,
         "ecohash_ntp_servers": list(provisioning.ntp_servers),
         "ecohash_rollout_serial": provisioning.rollout.serial,
         "ecohash_rollout_max_fail_percentage": provisioning.rollout.max_fail_percentage,
@@ -282,10 +285,13 @@ def _connection_vars(site: Site) -> dict[str, Any]:
     config = site.ssh_config_file
     if config:
         check_ssh_config(config)
+    variables["ansible_ssh_common_args"] = ssh_common_args(config)
+    return variables
+
+
+def ssh_common_args(config: Path | str | None) -> str:
+    """ansible_ssh_common_args for a connection with the ssh_config `config`, or without one."""
     # Ansible splits these arguments like a shell. Every connection gets them, with a site
     # ssh_config or without (then ssh reads the controller's), as options: no site value
     # ever becomes a line of ssh configuration.
-    variables["ansible_ssh_common_args"] = shlex.join(
-        [*(["-F", str(config)] if config else []), *HOST_KEY_CHECKING_ARGS]
-    )
-    return variables
+    return shlex.join([*(["-F", str(config)] if config else []), *HOST_KEY_CHECKING_ARGS])

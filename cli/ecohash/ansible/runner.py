@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ecohash.ansible.remote import Executor, Job, run_on_executor
 from ecohash.errors import InvalidInputError
 from ecohash.paths import facts_dir, project_root, state_dir
 
@@ -104,6 +105,11 @@ class PlaybookRun:
     hosts: list[str] | None = None
     # Where the run's artifacts go: a new, empty directory; default: a fresh one under runs/.
     directory: Path | None = None
+    # Where ansible-playbook runs: the site's executor (ecohash.ansible.remote), or here.
+    executor: Executor | None = None
+
+    def cmdline(self) -> str | None:
+        return "--check --diff" if self.check else None
 
     def extravars(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
@@ -121,6 +127,8 @@ class RunResult:
     directory: Path
     hosts: dict[str, HostProgress]
     stats: dict[str, dict[str, int]]
+    # Why the run itself failed when no host's events can say it (an executor that died).
+    reason: str | None = None
 
     @property
     def failed_hosts(self) -> list[str]:
@@ -141,8 +149,8 @@ class RunResult:
                 "ran_node_play": progress.ran_node_play,
                 "health": progress.health,
             }
-        return {"rc": self.rc, "status": self.status, "failed_hosts": self.failed_hosts,
-                "hosts": hosts}
+        return {"rc": self.rc, "status": self.status, "reason": self.reason,
+                "failed_hosts": self.failed_hosts, "hosts": hosts}
 
 
 def check_playbook(name: str) -> Path:
@@ -174,9 +182,8 @@ def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]
 
     Setting `cancel` stops ansible-playbook (ansible-runner terminates it) and the run
     ends with status "canceled"; whatever the hosts reported until then is in the result.
+    With an executor, ansible-playbook runs there and its events are handled here alike.
     """
-    import ansible_runner
-
     playbook = check_playbook(request.playbook)
     directory = request.directory or new_run_directory(request.site_name, request.playbook)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -219,6 +226,19 @@ def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]
         on_update(progress)
         return True  # keep every event in the artifacts
 
+    if request.executor is not None:
+        result = _run_on_executor(request, request.executor, directory, handle, cancel)
+    else:
+        result = _run_here(request, playbook, directory, handle, cancel, limit)
+    result.hosts = hosts
+    (directory / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
+    return result
+
+
+def _run_here(request: PlaybookRun, playbook: Path, directory: Path, handle: Callable[[dict[str, Any]], bool],
+              cancel: threading.Event | None, limit: str | None) -> RunResult:
+    import ansible_runner
+
     environment = {
         # This repository's settings whatever the working directory, and the Ansible that
         # was installed with ecohash (its inventory plugin imports ecohash).
@@ -235,7 +255,7 @@ def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]
         playbook=str(playbook),
         inventory=str(request.site_file.resolve()),
         limit=limit,
-        cmdline="--check --diff" if request.check else None,
+        cmdline=request.cmdline(),
         extravars=request.extravars() or None,
         envvars=environment,
         event_handler=handle,
@@ -246,15 +266,21 @@ def run_playbook(request: PlaybookRun, on_update: Callable[[HostProgress], None]
         fact_cache_type="site",
         quiet=True,
     )
-    result = RunResult(
-        rc=runner.rc if runner.rc is not None else 1,
-        status=runner.status,
-        directory=directory,
-        hosts=hosts,
-        stats=runner.stats or {},
-    )
-    (directory / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
-    return result
+    return RunResult(rc=runner.rc if runner.rc is not None else 1, status=runner.status,
+                     directory=directory, hosts={}, stats=runner.stats or {})
+
+
+def _run_on_executor(request: PlaybookRun, executor: Executor, directory: Path,
+                     handle: Callable[[dict[str, Any]], bool], cancel: threading.Event | None) -> RunResult:
+    from ecohash.ansible.inventory import inventory_for
+    from ecohash.inventory.loader import load_site
+
+    site = load_site(request.site_file)
+    job = Job(playbook=request.playbook, limit_hosts=request.hosts, limit=request.limit,
+              cmdline=request.cmdline(), extravars=request.extravars())
+    ran = run_on_executor(executor, site, inventory_for(site), job, directory, handle, cancel)
+    return RunResult(rc=ran.rc, status=ran.status, directory=directory, hosts={}, stats=ran.stats,
+                     reason=ran.reason)
 
 
 def fact_cache_environment(directory: Path) -> dict[str, str]:

@@ -12,6 +12,7 @@ from ecohash.commands.options import (
     CONTEXT_SETTINGS,
     DetailedExitCommand,
     console,
+    here_option,
     json_option,
     load,
     print_json,
@@ -25,14 +26,16 @@ MAX_DIFF_LINES = 40
 @site_argument
 @click.option("--limit", "-l", metavar="PATTERN",
               help="Only these nodes or groups (Ansible pattern, e.g. container_c01 or c01-r01-n0*).")
+@here_option
 @json_option
-def drift(site: str, limit: str | None, as_json: bool) -> None:
+def drift(site: str, limit: str | None, here: bool, as_json: bool) -> None:
     """Find where SITE no longer matches its inventory; change nothing.
 
     Runs playbooks/bootstrap.yml in Ansible's check mode with diff on every node
     that answers, so anything a rollout would change is drift: a managed file
     edited by hand (shown as a diff), a package, a unit, a GPU power limit set by
-    hand. The stack is previewed with pulumi where the CLI and the cluster are
+    hand. A site that names an executor (spec.provisioning.executor) runs the
+    check there, over SSH. The stack is previewed with pulumi where the CLI and the cluster are
     reachable; otherwise the render is compared with the last rollout's.
 
     Exits 0 when nothing drifted, 2 when anything did, 1 on any error (invalid
@@ -50,7 +53,7 @@ def drift(site: str, limit: str | None, as_json: bool) -> None:
     from ecohash.interrupts import interrupt_requests
     from ecohash.rollout.drift import DriftRequest, find_drift
 
-    request = DriftRequest(load(site), limit)
+    request = DriftRequest(load(site), limit, here)
     # Progress goes to stderr, and only on a terminal: --json's stdout is the report alone,
     # and in a log a node failing its check is a finding for the report, not a line of its own.
     err = console(stderr=True)

@@ -19,6 +19,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+here_option = click.option(
+    "--here", is_flag=True,
+    help="Run Ansible on this machine even when the site names an executor (spec.provisioning.executor).")
 
 
 # ctx.meta key (meta is shared by a command's context and its group's): set when the

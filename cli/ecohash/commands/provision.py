@@ -13,6 +13,7 @@ from ecohash.commands.options import (
     CONTEXT_SETTINGS,
     batch_option_value,
     console,
+    here_option,
     json_option,
     load,
     print_json,
@@ -55,16 +56,18 @@ class ConsoleDisplay:
 @click.option("--force", is_flag=True, help="Redo nodes already standard at the same fingerprint.")
 @click.option("--dry-run", is_flag=True,
               help="Validate, plan, probe and show the waves; change nothing and record nothing.")
+@here_option
 @json_option
 def provision(site: str, limit: str | None, wave_size: int | str | None, max_fail_pct: int | None,
-              canary_per_container: int, force: bool, dry_run: bool, as_json: bool) -> None:
+              canary_per_container: int, force: bool, dry_run: bool, here: bool, as_json: bool) -> None:
     """Provision SITE: preflight, a canary wave, then waves; verify; apply or render the stack.
 
     Nodes already standard at the same fingerprint (node standard, roles, variables
     including the GPU cap) are skipped, so a re-run resumes what is not done. Nodes
     that fail the SSH preflight are left out and reported. Rollout state is kept per
     site (see `ecohash status`); the report (report.json, report.txt, report.html)
-    is written into the run's directory under the state directory. Exits 1 when a
+    is written into the run's directory under the state directory. A site that names
+    an executor (spec.provisioning.executor) has each wave run there, over SSH. Exits 1 when a
     node failed or the rollout stopped, 130 when interrupted.
 
     Example:
@@ -82,7 +85,8 @@ def provision(site: str, limit: str | None, wave_size: int | str | None, max_fai
     # With --json, stdout carries only the report; progress goes to stderr.
     out = console(stderr=as_json)
     request = ProvisionRequest(site=loaded, limit=limit, wave_size=wave_size, max_fail_pct=max_fail_pct,
-                               canary_per_container=canary_per_container, force=force, dry_run=dry_run)
+                               canary_per_container=canary_per_container, force=force, dry_run=dry_run,
+                               here=here)
     with interrupt_requests() as cancel:
         report = run_provision(request, ConsoleDisplay(out), cancel)
     if as_json:

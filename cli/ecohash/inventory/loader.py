@@ -163,6 +163,7 @@ class _Validation:
         self._check_openadr_levels(spec)
         nodes = self._expand_and_check(entries, cidr, skus, gpu_models, spec)
         self._check_servers(spec)
+        self._check_executor(document, cidr)
         # Placement is judged on the whole site: with unreadable node entries it would mislead.
         if spec.get("services") and self.all_entries_read:
             self._check_services(spec, nodes, gpu_models, skus)
@@ -401,6 +402,25 @@ class _Validation:
                              + messages.suggest(server, sorted(known)[:5000]))
             seen.add(server)
 
+    def _check_executor(self, document: SiteFile | None, cidr: IPv4Network | None) -> None:
+        """The executor is a node, an address on the site's network, or a qualified host name:
+        a bare name that is no node is a misspelt node far more often than a machine."""
+        executor = document.spec.provisioning.executor if document else None
+        host = executor.host if executor else None
+        if host is None or not self.all_entries_read or host in self.node_names:
+            return
+        path: YamlPath = ("spec", "provisioning", "executor", "host")
+        try:
+            address = IPv4Address(host)
+        except ValueError:
+            if "." not in host:
+                self.problem(path, f"executor {host!r} is not a node of this site nor a qualified "
+                             "host name or IPv4 address"
+                             + messages.suggest(host, sorted(self.node_names)[:5000]))
+            return
+        if cidr is not None and address not in cidr:
+            self.problem(path, f"executor {host} is not on the site's network {cidr} "
+                         "(network.mgmt_cidr)")
 
     def _check_services(self, spec: dict[str, Any], nodes: list[Node],
                         gpu_models: dict[str, GpuModel], skus: dict[str, Sku]) -> None:

@@ -156,6 +156,9 @@ _FILE_PATH = re.compile(r"[A-Za-z0-9._/@+,=~][A-Za-z0-9._/@+,=~ -]*")
 _GPU_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._()/-]*")
 _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
 _SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+# A directory on the executor: it reaches the remote command ssh runs, so only plain
+# absolute paths (no space, quote, '$', '~' or shell syntax; no '..').
+_ABSOLUTE_DIR = re.compile(r"(/(?!\.\.?(/|$))[A-Za-z0-9._+-]+)+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 PATTERN_NAMES[f"^{_DNS_LABEL.pattern}$"] = "DNS label"
@@ -181,6 +184,10 @@ GpuName = Annotated[str, *_string(
 )]
 ModelId = Annotated[str, *_string(_MODEL_ID, "a model id", "meta-llama/Llama-3.1-8B-Instruct")]
 SecretKey = Annotated[str, *_string(_SECRET_KEY, "a Secret data key", "token")]
+AbsoluteDir = Annotated[str, *_string(
+    _ABSOLUTE_DIR, "an absolute directory path (letters, digits and . _ + - between '/', no '..')",
+    "/opt/ecohash/executor/bin",
+)]
 Sha256 = Annotated[
     str, *_string(_SHA256, "a sha256 in lowercase hex", "'e3b0c442...' (64 characters)")
 ]
@@ -539,6 +546,27 @@ class Ssh(_Strict):
     )
 
 
+# Where `roles/executor` installs ansible-runner and where provision looks for it: one value.
+DEFAULT_EXECUTOR_PATH = "/opt/ecohash/executor/bin"
+
+
+class Executor(_Strict):
+    host: HostName = Field(
+        description="The machine on the site's network that runs each wave's Ansible "
+        "(site-local execution): one of the site's node names, an IPv4 address in "
+        "network.mgmt_cidr, or a fully qualified host name. Its host key must be in the site's "
+        "known_hosts, like any node's.",
+    )
+    user: PosixUser | None = Field(None, description="User to log in as; default provisioning.ssh.user.")
+    port: Annotated[int, Field(strict=True, ge=1, le=65535)] | None = Field(
+        None, description="SSH port; default provisioning.ssh.port.",
+    )
+    path: AbsoluteDir = Field(
+        DEFAULT_EXECUTOR_PATH, description="The directory holding ansible-runner and "
+        "ansible-playbook on the executor; the executor role installs them there.",
+    )
+
+
 class Mirror(_Strict):
     url: Url = Field(
         description="The site mirror: a signed apt repository at URL/apt and artifacts at "
@@ -567,6 +595,10 @@ class Rollout(_Strict):
 
 class Provisioning(_Strict):
     ssh: Ssh = Field(default_factory=Ssh, description="How Ansible reaches the nodes.")
+    executor: Executor | None = Field(
+        None, description="Run provision's and drift's Ansible on this machine on the site's "
+        "network instead of the controller, streaming the events back over SSH; default: here.",
+    )
     apt_proxy: Url | None = Field(
         None, description="HTTP proxy for the nodes' OS packages (an apt caching proxy).",
     )

@@ -25,6 +25,7 @@ from typing import Any
 
 from ecohash.ansible.inventory import planned_inventory
 from ecohash.ansible.patterns import select_hosts
+from ecohash.ansible.remote import Executor
 from ecohash.ansible.runner import (
     REPORT_TASK,
     UNANSWERED,
@@ -58,6 +59,7 @@ class DriftInterruptedError(EcohashError):
 class DriftRequest:
     site: Site
     limit: str | None = None
+    here: bool = False  # run Ansible on this machine even when the site names an executor
 
 
 def find_drift(request: DriftRequest, on_update: Callable[[HostProgress], None],
@@ -75,9 +77,14 @@ def find_drift(request: DriftRequest, on_update: Callable[[HostProgress], None],
             hosts=scope,
             # Every node at once, none allowed to stop the others: a check, not a rollout.
             serial=len(scope), max_fail_percentage=100, directory=directory,
+            executor=None if request.here else Executor.of_site(site),
         ), on_update, cancel)
         if cancel is not None and cancel.is_set():
             raise DriftInterruptedError(f"drift check of {site.name} interrupted; events in {directory}")
+        if result.reason:
+            # Partial events prove nothing about the nodes the run never finished.
+            raise EcohashError(f"the check run of {site.name} failed: {result.reason}; "
+                               f"see {directory}/artifacts")
         if scope and not result.hosts:
             raise EcohashError(f"the check run of {site.name} failed before any node ran "
                                f"({result.status}, exit {result.rc}); see {directory}/artifacts")

@@ -48,6 +48,8 @@ NOT_STANDARD_VARS = frozenset({
     "ansible_user", "ansible_port", "ansible_become", "ansible_ssh_common_args",
     # this controller's paths
     "ecohash_secrets_dir", "ecohash_site_file", "ecohash_kubeconfig_file",
+    # where the rollout runs from, not what it makes of the node
+    "ecohash_executor_path",
     # pacing of a rollout, not its result
     "ecohash_rollout_serial", "ecohash_rollout_max_fail_percentage",
     # hashed per section above

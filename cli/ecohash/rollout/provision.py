@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from ecohash.ansible.inventory import Inventory, planned_inventory
 from ecohash.ansible.patterns import select_hosts
+from ecohash.ansible.remote import Executor
 from ecohash.ansible.runner import (
     REPORT_TASK,
     UNANSWERED,
@@ -77,6 +78,7 @@ class ProvisionRequest:
     canary_per_container: int = 1
     force: bool = False
     dry_run: bool = False
+    here: bool = False  # run Ansible on this machine even when the site names an executor
 
 
 @dataclass
@@ -118,6 +120,10 @@ class Rollout:
         return self.request.site
 
     @property
+    def executor(self) -> Executor | None:
+        return None if self.request.here else Executor.of_site(self.site)
+
+    @property
     def serial(self) -> int | str | list[int | str]:
         return self.request.wave_size or self.site.provisioning.rollout.serial
 
@@ -141,6 +147,8 @@ def provision(request: ProvisionRequest, display: Display, cancel: threading.Eve
         rollout.directory = new_run_directory(site.name, "provision")
         rollout.run_id = rollout.directory.name
         display.say(f"{site.name}: run {rollout.run_id}")
+        if rollout.executor is not None:
+            display.say(f"{site.name}: waves run on {rollout.executor.describe()}")
         _record_run(rollout, "running")
         try:
             _roll_out(rollout, display, cancel)
@@ -266,6 +274,7 @@ def _run_wave(rollout: Rollout, wave: Wave, display: Display, cancel: threading.
         serial=len(wave.nodes),
         max_fail_percentage=100,
         directory=rollout.directory / f"wave-{wave.index:02d}",
+        executor=rollout.executor,
     )
     with display.wave(f"{wave.name}: bootstrap") as on_update:
         result = run_playbook(request, on_update, cancel)
@@ -293,7 +302,7 @@ def _classify(rollout: Rollout, wave: Wave, result: RunResult, interrupted: bool
             # Stopped mid-converge: the node is neither what it was nor standard yet.
             outcome.status, outcome.reason = INTERRUPTED, "interrupted during its wave"
         elif progress is None:
-            outcome.reason = f"the wave stopped before this node ran ({result.status})"
+            outcome.reason = f"the wave stopped before this node ran ({result.reason or result.status})"
         elif name in failed or progress.state in (FAILED, UNREACHABLE):
             reason = _failure(progress)
             outcome.status = UNREACHABLE if (progress.state == UNREACHABLE or reason.startswith(UNANSWERED)) \
@@ -312,7 +321,10 @@ def _classify(rollout: Rollout, wave: Wave, result: RunResult, interrupted: bool
 
 
 def _why_ended(wave: Wave, result: RunResult) -> str:
-    """The failure that ended the playbook as the wave's first failed host tells it, if one did."""
+    """The failure that ended the playbook as the wave's first failed host tells it, if one
+    did; first, a failure of the run itself (its executor died)."""
+    if result.reason:
+        return f": {result.reason}"
     failed = [name for name in wave.nodes if name in result.hosts and result.hosts[name].failure]
     if not failed:
         return f" (ansible-playbook {result.status}, rc {result.rc})"

@@ -1,0 +1,533 @@
+"""Running a playbook on the site's executor: ansible-runner's transmit | worker | process.
+
+A site that names `spec.provisioning.executor` has each run of provision and drift done
+by a machine on its own network. The controller packs a private data directory (the
+payload), ansible-runner's `transmit` streams it into `ssh EXECUTOR ansible-runner worker`,
+the worker runs ansible-playbook there and streams its events back, and `process` hands
+each one to the same handler a local run uses: display, state and report see no
+difference. The executor needs ansible-core and ansible-runner only (roles/executor).
+
+The payload holds the project (ansible.cfg, playbooks, roles, modules: the collection),
+a static inventory rendered here from the site (the inventory plugin imports ecohash,
+which the executor does not have), the site's known_hosts and an ssh_config naming it.
+A string of the static inventory that Ansible could template is `!unsafe`: the
+plugin's values are never templated, and rendered into a file they must not start to be.
+
+Secrets, and why nothing is left behind:
+- The k3s join token is the controller's (made here on first use, as the k8s_node role's
+  password lookup would): it travels in the payload over ssh's stdin, 0600 inside the
+  worker's 0700 directory, which `ansible-runner worker --delete` and a shell trap remove
+  when the run ends. A second token would split a running cluster.
+- The kubeconfig the role fetches is written into the run's artifacts, which the worker
+  streams back before it deletes its directory; it is moved from there to the
+  controller's secrets directory (0600).
+- The nodes' SSH keys never leave the controller: the keys ssh would use for the nodes
+  are loaded into a short-lived ssh-agent, forwarded to the executor for this run only
+  (ForwardAgent=<its socket>) and killed afterwards.
+Nothing secret is in an argument: everything travels over ssh's stdin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shlex
+import shutil
+import string
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from ecohash.ansible.inventory import Inventory, ssh_common_args
+from ecohash.atomic import write_atomic
+from ecohash.errors import EcohashError
+from ecohash.inventory.site import Site
+from ecohash.paths import fetched_kubeconfig_file, project_root, secrets_dir
+from ecohash.ssh import HOST_KEY_CHECKING_ARGS, known_hosts_files_of, portable_ssh_config
+
+# What the executor needs of this checkout to run its playbooks: the collection's content
+# as galaxy.yml's manifest ships it, with the collections/ link that names the checkout
+# ecohash.site (ansible.cfg's collections_path).
+PROJECT_CONTENT = ("ansible.cfg", "galaxy.yml", "meta", "playbooks", "roles", "plugins", "collections")
+# Where the worker's private data directory goes on the executor: a fresh, unguessable
+# name each run, created 0700 by the worker itself.
+REMOTE_BASE = "/tmp"
+# The join token as roles/k8s_node's password lookup makes it (length=64 chars=ascii_letters,digits).
+TOKEN_ALPHABET = string.ascii_letters + string.digits
+TOKEN_LENGTH = 64
+KUBECONFIG_ARTIFACT = "kubeconfig"
+# How long a dead executor may keep ssh waiting before it counts as gone.
+SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15",
+               "-o", "ServerAliveCountMax=4")
+STDERR_LINES = 20
+# ansible-runner's statuses of a job that ended (the worker sends one last, before its artifacts).
+FINAL_STATUSES = frozenset({"successful", "failed", "timeout", "canceled"})
+
+
+class ExecutorError(EcohashError):
+    """The site's executor cannot run the playbook (unreachable, missing ansible-runner...)."""
+
+
+@dataclass(frozen=True)
+class Executor:
+    """The site's executor: how ssh reaches it (the site's connection rules, host key
+    checked) and the directory holding ansible-runner on it."""
+
+    name: str  # as the site file names it
+    address: str  # what ssh connects to: a node's mgmt_ip, or the host as written
+    user: str
+    port: int
+    path: str
+    ssh_config: Path | None = None
+
+    @classmethod
+    def of_site(cls, site: Site) -> Executor | None:
+        provisioning = site.provisioning
+        executor = provisioning.executor
+        if executor is None:
+            return None
+        nodes = {node.name: node for node in site.nodes}
+        node = nodes.get(executor.host)
+        return cls(name=executor.host, address=str(node.mgmt_ip) if node else executor.host,
+                   user=executor.user or provisioning.ssh.user, port=executor.port or provisioning.ssh.port,
+                   path=executor.path, ssh_config=site.ssh_config_file)
+
+    def describe(self) -> str:
+        where = f" ({self.address})" if self.address != self.name else ""
+        return f"executor {self.name}{where}"
+
+    def ssh_options(self) -> list[str]:
+        """ssh's options to reach a host as the site reaches its nodes, host keys checked."""
+        return [*(["-F", str(self.ssh_config)] if self.ssh_config else []), *HOST_KEY_CHECKING_ARGS,
+                *SSH_OPTIONS, "-p", str(self.port), "-l", self.user]
+
+    def worker_command(self, directory: str) -> str:
+        """The remote shell command: the worker, in `directory`, removed however it ends."""
+        quoted = shlex.quote(directory)
+        runner = shlex.quote(f"{self.path}/ansible-runner")
+        return (f"umask 077; trap {shlex.quote(f'rm -rf {quoted}')} EXIT HUP INT TERM; "
+                f"{runner} worker --private-data-dir={quoted} --delete")
+
+    @contextlib.contextmanager
+    def transport(self, remote_command: str, sample: SshHost) -> Iterator[list[str]]:
+        """The command that runs `remote_command` on the executor, with a short-lived agent
+        holding the keys ssh uses for the nodes (`sample` is one node) forwarded to it."""
+        with short_lived_agent(identity_files(sample)) as agent:
+            forward = ["-o", f"ForwardAgent={agent}"] if agent else ["-o", "ForwardAgent=no"]
+            yield ["ssh", *self.ssh_options(), *forward, "--", self.address, remote_command]
+
+
+@dataclass(frozen=True)
+class SshHost:
+    """A node as the controller's ssh reaches it, for `ssh -G`."""
+
+    address: str
+    port: int
+    user: str
+    ssh_config: Path | None
+
+    def resolved(self) -> dict[str, list[str]]:
+        """ssh's effective configuration for the host (`ssh -G`): keyword -> its values."""
+        command = ["ssh", "-G", *(["-F", str(self.ssh_config)] if self.ssh_config else []),
+                   "-p", str(self.port), "-l", self.user, "--", self.address]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise ExecutorError(f"cannot read ssh's configuration for {self.address}: {error}") from None
+        if done.returncode != 0:
+            raise ExecutorError(f"cannot read ssh's configuration for {self.address}: "
+                                f"{_last_line(done.stderr)}")
+        resolved: dict[str, list[str]] = {}
+        for line in done.stdout.splitlines():
+            keyword, _, value = line.partition(" ")
+            resolved.setdefault(keyword.lower(), []).extend(value.split())
+        return resolved
+
+
+def identity_files(host: SshHost) -> list[Path]:
+    """The private keys ssh would offer `host` that exist here."""
+    named = [Path(os.path.expanduser(name)) for name in host.resolved().get("identityfile", [])]
+    return [path for path in dict.fromkeys(named) if path.is_file()]
+
+
+def known_hosts_files(host: SshHost) -> list[Path]:
+    """The known_hosts files ssh checks `host`'s key against that exist here."""
+    resolved = host.resolved()
+    named = [*resolved.get("userknownhostsfile", []), *resolved.get("globalknownhostsfile", [])]
+    paths = [Path(os.path.expanduser(name)) for name in named if name.lower() != "none"]
+    return [path for path in dict.fromkeys(paths) if path.is_file()]
+
+
+@contextlib.contextmanager
+def short_lived_agent(keys: list[Path]) -> Iterator[Path | None]:
+    """An ssh-agent holding `keys` for the duration; None when there are none to hold."""
+    if not keys:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="ecohash-agent-") as directory:
+        socket = Path(directory) / "agent"
+        agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket)], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while not socket.exists():
+                if agent.poll() is not None or time.monotonic() > deadline:
+                    raise ExecutorError("cannot start a short-lived ssh-agent for the executor")
+                time.sleep(0.05)
+            environment = {key: value for key, value in os.environ.items()
+                           if key not in ("DISPLAY", "SSH_ASKPASS")}
+            environment.update(SSH_AUTH_SOCK=str(socket), SSH_ASKPASS_REQUIRE="never")
+            loaded = [key for key in keys if subprocess.run(
+                ["ssh-add", "-q", "--", str(key)], env=environment, stdin=subprocess.DEVNULL,
+                capture_output=True, timeout=30, check=False).returncode == 0]
+            if not loaded:
+                raise ExecutorError("none of the keys ssh uses for the nodes ("
+                                    + ", ".join(map(str, keys)) + ") loads without a passphrase "
+                                    "into the short-lived agent the executor reaches the nodes with")
+            yield socket
+        finally:
+            agent.kill()
+            agent.wait()
+
+
+@dataclass(frozen=True)
+class RemoteRun:
+    """What ran on the executor, as the controller saw it."""
+
+    status: str
+    rc: int
+    stats: dict[str, dict[str, int]]
+    reason: str | None = None  # why the run itself failed, naming the executor
+
+
+@dataclass
+class Job:
+    """One playbook run, as ansible-runner takes it (paths inside the private data directory)."""
+
+    playbook: str  # file name under playbooks/
+    limit_hosts: list[str] | None
+    limit: str | None
+    cmdline: str | None
+    extravars: dict[str, Any]
+    envvars: dict[str, str] = field(default_factory=dict)
+
+
+def run_on_executor(executor: Executor, site: Site, inventory: Inventory, job: Job, directory: Path,
+                    handle: Callable[[dict[str, Any]], bool], cancel: threading.Event | None) -> RemoteRun:
+    """Run `job` on the executor; every event it streams back goes to `handle`, and the
+    run's artifacts to `directory`/artifacts, as a local run's do."""
+    import ansible_runner
+
+    ident = uuid.uuid4().hex
+    remote = f"{REMOTE_BASE}/ecohash-{uuid.uuid4().hex}"
+    sample = _sample_host(executor, site, inventory, job)
+    with tempfile.TemporaryDirectory(prefix="ecohash-payload-") as payload_dir:
+        payload = Path(payload_dir)
+        kwargs = write_payload(payload, remote, ident, executor, site, inventory, job, sample)
+        with executor.transport(executor.worker_command(remote), sample) as command:
+            try:
+                process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE)
+            except OSError as error:
+                raise ExecutorError(f"cannot start ssh to {executor.describe()}: {error}") from None
+            stderr: deque[str] = deque(maxlen=STDERR_LINES)
+            threads = [
+                threading.Thread(target=_transmit, args=(process.stdin, payload, ident, kwargs), daemon=True),
+                threading.Thread(target=_collect, args=(process.stderr, stderr), daemon=True),
+            ]
+            stop = threading.Event()
+            if cancel is not None:
+                threads.append(threading.Thread(target=_stop_on_cancel, args=(process, cancel, stop),
+                                                daemon=True))
+            for thread in threads:
+                thread.start()
+            stats: dict[str, dict[str, int]] = {}
+            explanation: list[str] = []
+            answered: list[bool] = []  # anything came back: the executor was reached
+
+            def on_event(event: dict[str, Any]) -> bool:
+                answered.append(True)
+                if event.get("event") == "playbook_on_stats":
+                    data = event.get("event_data", {})
+                    stats.update({key: data[key] for key in _STATS_KEYS if isinstance(data.get(key), dict)})
+                return handle(event)
+
+            def on_status(data: dict[str, Any], runner_config: Any = None) -> None:
+                if data.get("status") != "error":  # the process side's own, when the stream ends
+                    answered.append(True)
+                if data.get("job_explanation"):
+                    explanation.append(str(data["job_explanation"]))
+
+            try:
+                processor = ansible_runner.run(
+                    streamer="process", _input=process.stdout, private_data_dir=str(directory),
+                    ident=ident, event_handler=on_event, status_handler=on_status, quiet=True)
+            finally:
+                stop.set()
+                if process.poll() is None:
+                    try:
+                        process.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                        process.wait()
+                for thread in threads:
+                    thread.join(timeout=5)
+    artifacts = directory / "artifacts" / ident
+    _keep_kubeconfig(artifacts, site)
+    rc = _read_rc(artifacts)
+    status = processor.status
+    # The worker exits with ansible-playbook's rc: only a stream that ended before the
+    # worker's final status and artifacts is the executor's failure.
+    if rc is None or status not in FINAL_STATUSES:
+        canceled = cancel is not None and cancel.is_set()
+        return RemoteRun(status="canceled" if canceled else "failed",
+                         rc=rc if rc is not None else (process.returncode or 1), stats=stats,
+                         reason=None if canceled else _why(executor, process.returncode, stderr, explanation,
+                                                            bool(answered)))
+    return RemoteRun(status=status, rc=rc, stats=stats)
+
+
+_STATS_KEYS = ("ok", "failures", "dark", "changed", "skipped", "processed", "ignored", "rescued")
+
+
+def _sample_host(executor: Executor, site: Site, inventory: Inventory, job: Job) -> SshHost:
+    """A node the job reaches, as the controller reaches it: the site's nodes share one
+    way in (the site group's connection variables); the executor itself if none."""
+    names = [name for name in job.limit_hosts or () if name in inventory.hosts] or sorted(inventory.hosts)
+    if not names:
+        return SshHost(executor.address, executor.port, executor.user, site.ssh_config_file)
+    host_vars = inventory.host_vars(names[0])
+    return SshHost(address=host_vars["ansible_host"], port=host_vars["ansible_port"],
+                   user=host_vars["ansible_user"], ssh_config=site.ssh_config_file)
+
+
+def write_payload(payload: Path, remote: str, ident: str, executor: Executor, site: Site,
+                  inventory: Inventory, job: Job, sample: SshHost) -> dict[str, Any]:
+    """Write the private data directory the executor gets; return ansible-runner's arguments.
+
+    `remote` is where the worker unpacks it: the static inventory and the environment name
+    files there.
+    """
+    project = payload / "project"
+    project.mkdir(mode=0o700)
+    root = project_root()
+    for name in PROJECT_CONTENT:
+        source = root / name
+        if source.is_dir():
+            shutil.copytree(source, project / name, symlinks=True,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, project / name)
+    ssh_dir = payload / "ssh"
+    ssh_dir.mkdir(mode=0o700)
+    # The known hosts the controller checks the nodes against, and the site's ssh_config
+    # less this machine's files: the executor checks every node's key as the controller would.
+    site_config = site.ssh_config_file
+    known = [*known_hosts_files(sample), *(known_hosts_files_of(site_config) if site_config else [])]
+    (ssh_dir / "known_hosts").write_text("".join(path.read_text(errors="replace").rstrip("\n") + "\n"
+                                                 for path in dict.fromkeys(known) if path.is_file()))
+    (ssh_dir / "ssh_config").write_text(portable_ssh_config(site_config, f"{remote}/ssh/known_hosts"))
+    secrets = payload / "secrets"
+    secrets.mkdir(mode=0o700)
+    environment = {
+        "ANSIBLE_CONFIG": f"{remote}/project/ansible.cfg",
+        # The static inventory only: the site file and its plugin stay on the controller.
+        "ANSIBLE_INVENTORY_ENABLED": "yaml",
+        # ansible-playbook from the executor's ansible-runner install first.
+        "PATH": f"{executor.path}:/usr/local/bin:/usr/bin:/bin",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        # Facts kept between runs on the executor, per site, as the controller keeps them.
+        "ANSIBLE_CACHE_PLUGIN": "jsonfile",
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": f"~/.cache/ecohash/facts/{site.name}",
+        "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "3600",
+        **job.envvars,
+    }
+    if site.kubernetes:
+        token = controller_token_file(site)
+        ensure_token(token)
+        shutil.copy(token, secrets / "k3s-token")
+        os.chmod(secrets / "k3s-token", 0o600)
+        environment["ECOHASH_K3S_TOKEN_FILE"] = f"{remote}/secrets/k3s-token"
+    inventory_dir = payload / "inventory"
+    inventory_dir.mkdir(mode=0o700)
+    (inventory_dir / "hosts.yml").write_text(render_static(executor_inventory(inventory, remote, ident)))
+    limit = job.limit
+    if job.limit_hosts is not None:
+        (payload / "hosts.limit").write_text("".join(f"{name}\n" for name in job.limit_hosts))
+        limit = f"@{remote}/hosts.limit" if job.limit is None else f"@{remote}/hosts.limit:&{job.limit}"
+    return {
+        "private_data_dir": str(payload),
+        "playbook": str(project / "playbooks" / job.playbook),
+        "inventory": str(inventory_dir / "hosts.yml"),
+        "limit": limit,
+        "cmdline": job.cmdline,
+        "extravars": job.extravars or None,
+        "envvars": environment,
+        "fact_cache_type": "site",
+        "quiet": True,
+    }
+
+
+def executor_inventory(inventory: Inventory, remote: str, ident: str) -> Inventory:
+    """The site's inventory with the controller's paths replaced by the payload's."""
+    all_vars = dict(inventory.all_vars)
+    all_vars["ecohash_secrets_dir"] = f"{remote}/secrets"
+    if all_vars.get("ecohash_kubeconfig_file"):
+        # Into the artifacts, which the worker streams back before deleting its directory.
+        all_vars["ecohash_kubeconfig_file"] = f"{remote}/artifacts/{ident}/{KUBECONFIG_ARTIFACT}"
+    all_vars["ecohash_site_file"] = None
+    group_vars = {group: dict(variables) for group, variables in inventory.group_vars.items()}
+    for variables in group_vars.values():
+        if "ansible_ssh_common_args" in variables:
+            variables["ansible_ssh_common_args"] = ssh_common_args(f"{remote}/ssh/ssh_config")
+    return replace(inventory, all_vars=all_vars, group_vars=group_vars)
+
+
+class _Unsafe(str):
+    """A string Ansible must never template: written with the !unsafe tag."""
+
+
+class _InventoryDumper(yaml.SafeDumper):
+    pass
+
+
+_InventoryDumper.add_representer(
+    _Unsafe, lambda dumper, value: dumper.represent_scalar("!unsafe", str(value), style="'"))
+
+
+def _unsafe(value: Any) -> Any:
+    # Ansible reads `!unsafe '550'` back as the number 550, so only a string Ansible could
+    # template (every Jinja delimiter has a '{') is tagged; any other is a string either way.
+    if isinstance(value, str):
+        return _Unsafe(value) if "{" in value else value
+    if isinstance(value, Mapping):
+        return {key: _unsafe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_unsafe(item) for item in value]
+    return value
+
+
+def render_static(inventory: Inventory) -> str:
+    """The inventory as Ansible's YAML inventory: the same groups, hosts and variables the
+    plugin gives, none of them templated (the plugin's values never are either)."""
+    children_of_some = {child for parent, children in inventory.children.items() if parent != "all"
+                        for child in children}
+    # In the order the plugin adds them, which is the order Ansible lists them in.
+    every_group = list(dict.fromkeys(
+        [*(group for parent, children in inventory.children.items() for group in (parent, *children)),
+         *inventory.groups, *inventory.group_vars]))
+    defined: set[str] = set()
+    hosts_given: set[str] = set()
+
+    def group(name: str) -> dict[str, Any] | None:
+        if name in defined:
+            return None  # Ansible's YAML inventory merges a group named again; once is enough
+        defined.add(name)
+        entry: dict[str, Any] = {}
+        if inventory.group_vars.get(name):
+            entry["vars"] = _unsafe(inventory.group_vars[name])
+        if inventory.groups.get(name):
+            hosts: dict[str, Any] = {}
+            for host in inventory.groups[name]:
+                own = inventory.hosts.get(host) if host not in hosts_given else None
+                hosts_given.add(host)
+                hosts[host] = _unsafe(own) if own else None
+            entry["hosts"] = hosts
+        if inventory.children.get(name):
+            entry["children"] = {child: group(child) for child in inventory.children[name]}
+        return entry
+
+    top = [name for name in every_group if name not in children_of_some and name != "all"]
+    document = {"all": {"vars": _unsafe(inventory.all_vars),
+                        "children": {name: group(name) for name in top}}}
+    return yaml.dump(document, Dumper=_InventoryDumper, sort_keys=False, default_flow_style=False)
+
+
+def controller_token_file(site: Site) -> Path:
+    """The k3s join token the k8s_node role reads on the controller (its k8s_node_token_file)."""
+    return Path(os.environ.get("ECOHASH_K3S_TOKEN_FILE") or secrets_dir(site.name) / "k3s-token")
+
+
+def ensure_token(path: Path) -> None:
+    """Make the join token as the role's password lookup would, if there is none yet: the
+    executor's copy is deleted after each run, the controller's is the cluster's."""
+    if path.exists():
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token + "\n")
+
+
+def _transmit(stdin: IO[bytes], payload: Path, ident: str, kwargs: dict[str, Any]) -> None:
+    import ansible_runner
+
+    try:
+        ansible_runner.run(streamer="transmit", _output=stdin, ident=ident, **kwargs)
+    except (BrokenPipeError, OSError, ValueError):
+        pass  # the executor went away; the process side says why
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            stdin.close()
+
+
+def _collect(stream: IO[bytes], lines: deque[str]) -> None:
+    for raw in stream:
+        text = raw.decode(errors="replace").strip()
+        if text:
+            lines.append(text)
+
+
+def _stop_on_cancel(process: subprocess.Popen[bytes], cancel: threading.Event, stop: threading.Event) -> None:
+    while not stop.wait(0.2):
+        if cancel.is_set():
+            process.terminate()
+            return
+
+
+def _read_rc(artifacts: Path) -> int | None:
+    try:
+        return int((artifacts / "rc").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _keep_kubeconfig(artifacts: Path, site: Site) -> None:
+    """Move the kubeconfig the role fetched from the streamed-back artifacts to the
+    controller's secrets directory: the run directory keeps no credentials."""
+    fetched = artifacts / KUBECONFIG_ARTIFACT
+    if not fetched.is_file():
+        return
+    target = fetched_kubeconfig_file(site.name)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_atomic(target, fetched.read_text(), mode=0o600)
+    fetched.unlink()
+
+
+def _why(executor: Executor, returncode: int | None, stderr: deque[str], explanation: list[str],
+         answered: bool) -> str:
+    said = _last_line("\n".join(stderr)) if stderr else ""
+    if returncode == 255 and not answered:
+        return f"cannot reach {executor.describe()} over ssh: {said or 'ssh failed'}"
+    if returncode == 127:
+        return f"no ansible-runner in {executor.path} on {executor.describe()} (run the executor role)"
+    detail = said or (explanation[-1] if explanation else f"ssh exited {returncode}")
+    return f"{executor.describe()} stopped before the run ended: {detail[:300]}"
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
