@@ -69,7 +69,9 @@ class LookupModule(LookupBase):
                 f"ecohash_executor needs the ecohash package ({error}); "
                 "run scripts/install and use .venv/bin/ansible-playbook"
             ) from None
-        sources = [str(path) for term in terms for path in (term if isinstance(term, list) else [term])]
+        # ansible_inventory_sources is a list: one term, or each source a term of its own.
+        sources = [str(path) for term in terms
+                   for path in (term if isinstance(term, (list, tuple)) else [term])]
         site_files = [site_file for site_file in map(self._site_file, sources) if site_file]
         if len(site_files) != 1:
             raise AnsibleLookupError(

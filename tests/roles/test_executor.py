@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from ecohash.bundle import wheels
+from tests.ansible.test_remote import with_executor
 from tests.conftest import REPO
 
 PLAY = """
@@ -29,6 +30,48 @@ PLAY = """
                      'missing': executor_missing}} | to_json }}}}"
         mode: "0600"
 """
+
+
+EXECUTOR_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.copy:
+        dest: {out}
+        content: "{{{{ query('ecohash.site.ecohash_executor', ansible_inventory_sources) | first | to_json }}}}"
+        mode: "0600"
+"""
+
+
+def ansible_playbook(playbook: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), *arguments, "-c", "local",
+         "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)],
+        capture_output=True, text=True, timeout=120, env=environment, check=False)
+
+
+def test_the_playbook_reaches_the_executor_as_the_site_reaches_its_nodes(tmp_path: Path, write_site) -> None:
+    site = write_site(with_executor("host: 10.20.3.4\nuser: runner\nport: 2200"))
+    out = tmp_path / "executor.json"
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(EXECUTOR_PLAY.format(out=out))
+    result = ansible_playbook(playbook, "-i", str(site))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # Not root: become, as on the nodes; host keys checked, as on the nodes.
+    assert json.loads(out.read_text()) == {
+        "name": "10.20.3.4", "ansible_host": "10.20.3.4", "ansible_user": "runner", "ansible_port": 2200,
+        "ansible_become": True, "ansible_ssh_common_args": "-o StrictHostKeyChecking=yes",
+    }
+
+
+def test_a_site_without_an_executor_is_refused_naming_the_key(tmp_path: Path, write_site) -> None:
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(EXECUTOR_PLAY.format(out=tmp_path / "executor.json"))
+    site = write_site()
+    result = ansible_playbook(playbook, "-i", str(site))
+    assert result.returncode == 2
+    assert f"{site}: the site names no executor (spec.provisioning.executor)" in result.stdout
 
 
 def role_view(tmp_path: Path, pip_list: list[str]) -> dict:

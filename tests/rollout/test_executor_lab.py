@@ -27,6 +27,7 @@ import yaml
 from ecohash.ansible.runner import PlaybookRun, run_playbook
 from ecohash.bundle import wheels
 from ecohash.inventory.loader import load_site
+from ecohash.inventory.model import DEFAULT_EXECUTOR_PATH
 from ecohash.lab import network, state
 from ecohash.lab.layout import EXECUTOR_ADDRESS, EXECUTOR_NAME, inventory_file
 from ecohash.paths import state_dir
@@ -37,7 +38,7 @@ from tests.rollout.test_provision_lab import Provision, provision, statuses
 
 pytestmark = pytest.mark.lab
 
-EXECUTOR_BIN = Path("/opt/ecohash/executor/bin")  # the model's default: the lab names no path
+EXECUTOR_BIN = Path(DEFAULT_EXECUTOR_PATH)  # the lab's site names no path
 MANAGED_FILE = "/etc/apt/apt.conf.d/20auto-upgrades"  # the base role's; any node's
 
 
