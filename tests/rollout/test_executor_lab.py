@@ -33,7 +33,7 @@ from ecohash.lab.layout import EXECUTOR_ADDRESS, EXECUTOR_NAME, inventory_file
 from ecohash.paths import state_dir
 from tests.labhosts import Lab
 from tests.roles.conftest import ECOHASH, LAB_HOSTS
-from tests.rollout.test_gitops_lab import drift, nodes_by_status
+from tests.rollout.test_gitops_lab import drift, edited_site, nodes_by_status
 from tests.rollout.test_provision_lab import Provision, provision, statuses
 
 pytestmark = pytest.mark.lab
@@ -224,16 +224,23 @@ def test_an_executor_killed_mid_wave_fails_that_wave_clearly_and_a_rerun_resumes
                 killed.extend(pids)
             time.sleep(0.2)
 
-    run: Provision = provision("--force", on_line=kill_the_executor_in_wave_2)
-    assert killed, run.output
-    assert run.returncode == 1, run.output
-    reasons = " ".join(failed["reason"] for failed in run.report["failed"])
-    assert "executor" in reasons, run.report["failed"]
+    # Less cooling for c01 lowers both its nodes' caps: real work for a canary and a wave 2.
+    with edited_site("cooling_kw: 2.4", "cooling_kw: 2.2"):
+        run: Provision = provision(on_line=kill_the_executor_in_wave_2)
+        assert killed, run.output
+        assert run.returncode == 1, run.output
+        assert run.report["outcome"] == "stopped", run.report
+        # The wave's node was not run (no failure of its own), the reason naming the
+        # executor; the canary passed before it died.
+        left = {node["name"]: node["reason"] for node in run.report["nodes"] if node["status"] == "not-run"}
+        assert list(left) == ["c01-r01-n02"], run.report["nodes"]
+        assert f"executor {EXECUTOR_ADDRESS}" in left["c01-r01-n02"], left
+        assert statuses(run.report)["c01-r01-n01"] == "passed"
 
-    rerun = provision()
+        rerun = provision()
     assert rerun.returncode == 0, rerun.output
-    assert set(statuses(rerun.report).values()) <= {"passed", "skipped"}
-    assert rerun.report["waves"], "the re-run had the killed wave's nodes to do"
+    assert statuses(rerun.report) == {**dict.fromkeys(LAB_HOSTS, "skipped"), "c01-r01-n02": "passed"}
+    assert [wave["nodes"] for wave in rerun.report["waves"]] == [["c01-r01-n02"]]
 
 
 def test_nothing_secret_is_left_on_the_executor(provisioned: Provisioned) -> None:
