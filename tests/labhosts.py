@@ -47,17 +47,21 @@ class Lab:
     run_netns_was_mounted: bool
     # How the running hosts were provisioned by provision() ("offline"), None for fresh hosts.
     provisioned: str | None = None
+    # Whether the running lab has `lab up --executor`'s extra host.
+    executor: bool = False
 
-    def up(self, *, offline: bool = False) -> lab_library.LabStatus:
-        status = lab_library.up(nodes=self.nodes, containers=self.containers, offline=offline)
+    def up(self, *, offline: bool = False, executor: bool = False) -> lab_library.LabStatus:
+        status = lab_library.up(nodes=self.nodes, containers=self.containers, offline=offline,
+                                executor=executor)
         self.provisioned = None
+        self.executor = executor
         return status
 
     def provision_offline(self) -> None:
         """An offline lab (no apt proxy; everything from the lab's bundle) provisioned by the
         real CLI: once per session for every module that asks, since a provision is the
         slowest thing the suite does (tests/bundle's offline test and tests/grid share it)."""
-        if self.provisioned == "offline":
+        if self.provisioned == "offline" and not self.executor:
             return
         self.up(offline=True)
         result = subprocess.run([ECOHASH, "provision", "lab"], capture_output=True, text=True,
@@ -67,7 +71,7 @@ class Lab:
 
     def fresh(self) -> None:
         """Hosts nobody provisioned, for tests that expect them: new ones only when needed."""
-        if self.provisioned is not None:
+        if self.provisioned is not None or self.executor:
             self.up()
 
     def status(self) -> lab_library.LabStatus:

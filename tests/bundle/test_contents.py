@@ -55,6 +55,16 @@ def test_role_packages_follow_the_roles_and_the_standard() -> None:
         role_packages(standard, "ubuntu2204", gpus=False)
 
 
+def test_an_executor_adds_the_executor_roles_packages_to_the_apt_closure() -> None:
+    standard = load_standard(PRODUCTION)
+    executor_packages = yaml.safe_load(
+        (project_root() / "roles/executor/defaults/main.yml").read_text())["executor_packages"]
+    assert "python3-venv" in executor_packages
+    nodes_only = role_packages(standard, "debian12", gpus=False)
+    with_executor = role_packages(standard, "debian12", gpus=False, executor=True)
+    assert sorted(with_executor) == sorted(nodes_only + executor_packages)
+
+
 @needs_base
 def test_lab_debs_are_the_closure_resolved_in_the_base(tmp_path: Path) -> None:
     standard_file, sources = lab_standard(tmp_path)

@@ -82,6 +82,26 @@ def test_written_file_has_the_generated_header_and_the_fixed_keys(tmp_path: Path
     }  # fmt: skip
 
 
+def test_an_executor_lab_names_its_executor_by_address_and_adds_no_node(tmp_path: Path) -> None:
+    from ecohash.lab.layout import EXECUTOR_ADDRESS, MAX_NODES, SUBNET, host_address
+
+    provisioning = inventory.LabProvisioning(
+        ssh_config=Path("/lab/ssh/config"), apt_proxy=None, mirror_url="http://10.213.0.1:8080",
+        mirror_keyring_sha256="ab" * 32, registry_url="http://10.213.0.1:5000",
+        standard_file=Path("/lab/node-standard.lock.yml"), executor=str(EXECUTOR_ADDRESS),
+    )
+    nodes = inventory.layout_nodes(4, 2, addresses(4))
+    site = inventory.site_document(nodes, "10.213.0.0/24", provisioning)
+    assert site["spec"]["provisioning"]["executor"] == {"host": "10.213.0.250"}
+    names = [n["name"] for c in site["spec"]["containers"] for r in c["racks"] for n in r["nodes"]]
+    assert names == [n.name for n in nodes]
+    # On the lab's network, and above the address of the largest lab's last node.
+    assert EXECUTOR_ADDRESS in SUBNET
+    assert host_address(MAX_NODES - 1) < EXECUTOR_ADDRESS
+    without = inventory.LabProvisioning(**{**provisioning.__dict__, "executor": None})
+    assert "executor" not in inventory.site_document(nodes, "10.213.0.0/24", without)["spec"]["provisioning"]
+
+
 def test_new_lab_hosts_forget_the_active_curtailment_and_keep_past_evidence(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -41,6 +41,7 @@ PARTS = ("apt", "k3s", "gpu_operator", "inference_runtime", "wheels")
 # kernel (what nvidia_driver installs headers for) is known only on the node.
 KERNEL_HEADERS = {"debian": "linux-headers-amd64", "ubuntu": "linux-headers-generic"}
 BASE_DEFAULTS = "roles/base/defaults/main.yml"
+EXECUTOR_DEFAULTS = "roles/executor/defaults/main.yml"
 
 
 @dataclass(frozen=True)
@@ -92,17 +93,26 @@ def collect(standard_file: Path, site: Site | None, work: Path, *, models: bool 
         runtime = standard.inference_runtime
         items += image_items(runtime.image, runtime.tag, runtime.digest, work / "images", sources)
     if "wheels" not in sources.leave_out:
-        items += [Item(kind="wheel", destination=f"wheels/{wheel.name}", path=wheel)
-                  for wheel in wheels.download(work)]
+        items += wheel_items(work)
     if models and site is not None:
         items += model_items(site, sources)
     return items
 
 
-def role_packages(standard: NodeStandard, platform: str, *, gpus: bool) -> list[str]:
-    """The packages the roles install on `platform`, as apt names them (name=version where pinned)."""
+def wheel_items(work: Path) -> list[Item]:
+    """The executor's wheels (ansible-core, ansible-runner), by requirements.lock's hashes."""
+    return [Item(kind="wheel", destination=f"wheels/{wheel.name}", path=wheel)
+            for wheel in wheels.download(work)]
+
+
+def role_packages(standard: NodeStandard, platform: str, *, gpus: bool, executor: bool = False) -> list[str]:
+    """The packages the roles install on `platform`, as apt names them (name=version where pinned);
+    executor: and those the executor role installs next to the wheels (its virtualenv's)."""
     base_defaults = yaml.safe_load((project_root() / BASE_DEFAULTS).read_text())
     packages = list(base_defaults["base_packages"])
+    if executor:
+        executor_defaults = yaml.safe_load((project_root() / EXECUTOR_DEFAULTS).read_text())
+        packages += executor_defaults["executor_packages"]
     if platform not in standard.containerd:
         raise EcohashError(f"the node standard pins no containerd for {platform}")
     packages += [f"{name}={pinned.version}" for name, pinned in standard.containerd[platform].items()]
@@ -122,7 +132,8 @@ def deb_items(standard: NodeStandard, site: Site | None, work: Path, sources: Co
                            "(`ecohash lab up` builds the lab's base once)")
     platform = apt_closure.platform_of(base)
     gpus = site is None or any(node.gpus for node in site.nodes)
-    packages = role_packages(standard, platform, gpus=gpus)
+    # An executor installs its virtualenv from the mirror too, where the bundle carries its wheels.
+    packages = role_packages(standard, platform, gpus=gpus, executor="wheels" not in sources.leave_out)
     try:
         debs = apt_closure.resolve(base, packages, work, local_debs=sources.debs, proxy=sources.apt_proxy)
     except EcohashError as error:

@@ -82,13 +82,20 @@ def executor_pins(pins: dict[str, Pin]) -> list[Pin]:
     return [pins[name] for name in sorted(wanted)]
 
 
+def executor_requirements(lock: Path | None = None) -> str:
+    """The executor's pins as a pip requirements file, each with the lock's hashes: what the
+    bundle downloads, and what the executor role installs with --require-hashes."""
+    pins, _python_version = read_lock(lock or project_root() / LOCK_FILE_NAME)
+    return "".join(pin.text for pin in executor_pins(pins))
+
+
 def download(work: Path, lock: Path | None = None) -> list[Path]:
     """The executor's wheels, downloaded by pip into work/wheels and checked against the lock."""
     lock = lock or project_root() / LOCK_FILE_NAME
-    pins, python_version = read_lock(lock)
+    _pins, python_version = read_lock(lock)
     requirements = work / "executor-requirements.txt"
     requirements.parent.mkdir(parents=True, exist_ok=True)
-    requirements.write_text("".join(pin.text for pin in executor_pins(pins)))
+    requirements.write_text(executor_requirements(lock))
     target = work / "wheels"
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
                "--only-binary=:all:", *[f"--platform={tag}" for tag in PLATFORMS],

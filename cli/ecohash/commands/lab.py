@@ -51,7 +51,14 @@ def lab() -> None:
     help="Give the hosts no apt proxy: every package, binary and image comes from the "
     "lab's bundle, which then carries the roles' packages with their dependencies.",
 )
-def up(nodes: int, containers: int, offline: bool) -> None:
+@click.option(
+    "--executor",
+    is_flag=True,
+    help="Add one more host, no node of the site, that the lab's site file names as its "
+    "executor (spec.provisioning.executor), with ansible-core and ansible-runner installed "
+    "from the site mirror's wheels: provision and drift run their waves there.",
+)
+def up(nodes: int, containers: int, offline: bool, executor: bool) -> None:
     """Start the lab's hosts, replacing any running lab; write the `lab` site inventory.
 
     The Debian base is built with debootstrap once (about a minute) and reused after that.
@@ -64,11 +71,15 @@ def up(nodes: int, containers: int, offline: bool) -> None:
 
         sudo ecohash lab up --offline
 
+        sudo ecohash lab up --executor
+
         ecohash plan lab
     """
     from ecohash import lab as lab_library
 
-    result = lab_library.up(nodes=nodes, containers=containers, progress=_progress, offline=offline)
+    result = lab_library.up(
+        nodes=nodes, containers=containers, progress=_progress, offline=offline, executor=executor
+    )
     _print_status(result)
 
 
@@ -129,9 +140,11 @@ def _print_status(result: lab_library.LabStatus) -> None:
     if not result.hosts:
         click.echo("no lab is running; start one with `ecohash lab up`")
         return
-    width = max(len(h.name) for h in result.hosts)
-    for host in result.hosts:
-        click.echo(f"{host.name:<{width}}  {host.address:<12}  {host.state:<4}  {host.detail}")
+    machines = [*result.hosts, *([result.executor] if result.executor else [])]
+    width = max(len(h.name) for h in machines)
+    for host in machines:
+        role = "  (the site's executor)" if host is result.executor else ""
+        click.echo(f"{host.name:<{width}}  {host.address:<12}  {host.state:<4}  {host.detail}{role}")
     click.echo(f"apt proxy:   {result.proxy}")
     click.echo(f"site mirror: {result.mirror}")
     click.echo(f"registry:    {result.registry}")

@@ -47,7 +47,7 @@ def mount_root(base: Path, host: HostRecord) -> None:
 
 
 def personalise(
-    host: HostRecord, host_key_dir: Path, authorized_key: str, gpus: SimulatedGpus
+    host: HostRecord, host_key_dir: Path, authorized_key: str, gpus: SimulatedGpus | None
 ) -> None:
     """Write the host's identity and the lab's settings into its (mounted) root."""
     root = host.root
@@ -69,7 +69,8 @@ def personalise(
 
     # Nothing about apt: like a freshly installed node, a host knows neither the site's
     # proxy nor its mirror until the base role configures them from the site file.
-    gpus.write_into(root)
+    if gpus is not None:  # the executor is no GPU node
+        gpus.write_into(root)
 
 
 def start(host: HostRecord, log_file: Path) -> TrackedProcess:

@@ -51,6 +51,8 @@ class LabProvisioning:
     registry_url: str
     standard_file: Path
     mirror_only: bool = False
+    # The executor's address (`lab up --executor`): provision and drift run the waves there.
+    executor: str | None = None
 
     def document(self) -> dict[str, object]:
         return {
@@ -65,6 +67,9 @@ class LabProvisioning:
             # Batches of two: a small lab still rolls out in more than one batch, and one
             # dead host in a batch (50%) does not stop the others.
             "rollout": {"serial": 2, "max_fail_percentage": 50},
+            # The user, port and ansible-runner's path are the defaults: the nodes' user and
+            # port, and the path the executor role installs to.
+            **({"executor": {"host": self.executor}} if self.executor else {}),
         }
 
 

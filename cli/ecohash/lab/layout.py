@@ -18,6 +18,9 @@ SUBNET = ipaddress.IPv4Network("10.213.0.0/24")
 BRIDGE_ADDRESS = ipaddress.IPv4Address("10.213.0.1")
 FIRST_HOST_ADDRESS = ipaddress.IPv4Address("10.213.0.11")
 MAX_NODES = 200  # .11 to .210 stays clear of the bridge and the broadcast address
+# `lab up --executor`: one more host, no node of the site, above every node's address.
+EXECUTOR_NAME = "lab-executor"
+EXECUTOR_ADDRESS = ipaddress.IPv4Address("10.213.0.250")
 
 # Every kernel object the lab creates carries this prefix, so `down` can find leftovers
 # of a lab whose state file was lost.
@@ -137,3 +140,6 @@ def netns_name(host: str) -> str:
 def veth_name(index: int) -> str:
     # Interface names are limited to 15 characters; the index keeps them short and unique.
     return f"{NAME_PREFIX}-h{index + 1:03d}"
+
+
+EXECUTOR_VETH = f"{NAME_PREFIX}-exec"

@@ -34,6 +34,9 @@ from ecohash.lab import (
 from ecohash.lab.layout import (
     BRIDGE_ADDRESS,
     BRIDGE_NAME,
+    EXECUTOR_ADDRESS,
+    EXECUTOR_NAME,
+    EXECUTOR_VETH,
     MAX_NODES,
     REGISTRY_PORT,
     SUBNET,
@@ -87,6 +90,7 @@ class LabStatus:
     mirror: str
     registry: str
     bundle: dict[str, float] | None  # mirror.BundleFigures of the bundle `up` loaded
+    executor: HostStatus | None = None  # `lab up --executor`'s host, no node of the site
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -134,13 +138,17 @@ def _ignore(_message: str) -> None:
 
 
 def up(
-    nodes: int = 4, containers: int = 2, progress: Progress = _ignore, *, offline: bool = False
+    nodes: int = 4, containers: int = 2, progress: Progress = _ignore, *, offline: bool = False,
+    executor: bool = False,
 ) -> LabStatus:
     """Start a lab of `nodes` hosts in `containers` containers, replacing any running lab.
 
     offline: the hosts get no apt proxy at all, as a site with no route to Debian; the
     lab's bundle then carries every package the roles install (resolved in the base) and
     the site mirror is the hosts' only apt source.
+    executor: one more host, no node of the site, that the lab's site file names as its
+    executor (spec.provisioning.executor); the bundle then carries the executor's wheels
+    and playbooks/executor.yml installs ansible-core and ansible-runner on it from the mirror.
     """
     check_can_run()
     if not 1 <= containers <= nodes <= MAX_NODES:
@@ -159,7 +167,7 @@ def up(
         rootfs = base.ensure_base(paths, progress)
         network.check_subnet_unused()
         try:
-            _build(paths, rootfs, nodes, containers, progress, offline=offline)
+            _build(paths, rootfs, nodes, containers, progress, offline=offline, executor=executor)
         except BaseException:
             # A half-built lab is worse than none: remove what was made, keep the first error.
             try:
@@ -167,12 +175,14 @@ def up(
             except EcohashError as cleanup_error:
                 progress(f"cleaning up the failed lab also failed: {cleanup_error}")
             raise
-        progress(f"{nodes} lab hosts up in {time.monotonic() - started:.1f} s")
+        progress(f"{nodes} lab hosts{' and the executor' if executor else ''} up"
+                 f" in {time.monotonic() - started:.1f} s")
         return _status(paths)
 
 
 def _build(
-    paths: LabPaths, rootfs: Path, nodes: int, containers: int, progress: Progress, *, offline: bool
+    paths: LabPaths, rootfs: Path, nodes: int, containers: int, progress: Progress, *, offline: bool,
+    executor: bool,
 ) -> None:
     record = LabRecord(base=str(rootfs), containers=containers, offline=offline)
     addresses = [str(host_address(i)) for i in range(nodes)]
@@ -189,6 +199,12 @@ def _build(
                 veth=veth_name(index),
                 directory=str(paths.hosts / node.name),
             )
+        )
+    if executor:
+        record.executor = HostRecord(
+            name=EXECUTOR_NAME, index=nodes, address=str(EXECUTOR_ADDRESS), container="", sku="",
+            netns=netns_name(EXECUTOR_NAME), veth=EXECUTOR_VETH,
+            directory=str(paths.hosts / EXECUTOR_NAME),
         )
     record.created_run_netns_mount = not network.run_netns_is_mounted()
     record.bridge = BRIDGE_NAME
@@ -207,7 +223,7 @@ def _build(
     state.save(paths.state_file, record)
     content = mirror.populate(
         paths, load_standard(), registry_url(), apt_proxy=proxy.proxy_url(),
-        resolve_in=rootfs if offline else None,
+        resolve_in=rootfs if offline else None, executor_wheels=executor,
     )
     progress(content.figures.summary())
     record.bundle = asdict(content.figures)
@@ -221,22 +237,21 @@ def _build(
         record.proxy = None
         state.save(paths.state_file, record)
 
-    progress(f"starting {nodes} hosts")
+    progress(f"starting {nodes} hosts{' and the executor' if executor else ''}")
     authorized_key = paths.ssh_key.with_suffix(".pub").read_text()
+    gpus = {node.name: SimulatedGpus(node.name, node.sku.gpu, node.sku.gpus) for node in placed}
     known_hosts: list[str] = []
-    for host, node in zip(record.hosts, placed, strict=False):
+    for host in record.machines:
         hosts.mount_root(rootfs, host)
         key_dir = hosts.host_key_files(Path(host.directory) / "hostkeys", host.name)
         known_hosts.append(f"{host.name},{host.address} {hosts.public_host_key(key_dir)}")
-        hosts.personalise(
-            host, key_dir, authorized_key, SimulatedGpus(host.name, node.sku.gpu, node.sku.gpus)
-        )
+        hosts.personalise(host, key_dir, authorized_key, gpus.get(host.name))
         network.add_host_network(host.netns, host.veth, host.address)
         host.process = hosts.start(host, hosts.console_log(paths.logs, host.name))
         state.save(paths.state_file, record)
     paths.known_hosts.write_text("\n".join(known_hosts) + "\n")
     _write_ssh_config(paths, record)
-    hosts.wait_until_reachable(record.hosts, paths.logs)
+    hosts.wait_until_reachable(record.machines, paths.logs)
     inventory.write(
         inventory_file(),
         placed,
@@ -249,9 +264,32 @@ def _build(
             mirror_only=offline,
             registry_url=registry_url(),
             standard_file=content.standard_file,
+            executor=str(EXECUTOR_ADDRESS) if executor else None,
         ),
     )
     _forget_rollouts()
+    if executor:
+        progress("installing ansible-core and ansible-runner on the executor from the site mirror")
+        _install_executor()
+
+
+def _install_executor() -> None:
+    """Run playbooks/executor.yml against the lab's site, as a site's operator would once
+    (`ansible-playbook -i SITE playbooks/executor.yml`); its artifacts stay under runs/lab/."""
+    from ecohash.ansible.runner import PlaybookRun, run_playbook
+
+    result = run_playbook(
+        PlaybookRun(site_name=inventory.SITE_NAME, site_file=inventory_file(), playbook="executor.yml"),
+        on_update=lambda _progress: None,
+    )
+    # The site file names the executor by its address, and the play adds it by that name.
+    reached = str(EXECUTOR_ADDRESS) in result.hosts
+    failures = [f"{name}: {host.failure}" for name, host in result.hosts.items() if host.failure]
+    if result.rc != 0 or not reached:
+        reason = "; ".join(failures) or (
+            "playbooks/executor.yml reached no executor" if not reached
+            else f"ansible-runner ended {result.status}, rc {result.rc}")
+        raise EcohashError(f"installing the lab's executor failed ({result.directory}): {reason}")
 
 
 def registry_url() -> str:
@@ -282,7 +320,7 @@ def _make_client_keys(paths: LabPaths) -> None:
 def _write_ssh_config(paths: LabPaths, record: LabRecord) -> None:
     """An ssh_config for the lab, usable by Ansible and people: `ssh -F <it> c01-r01-n01`."""
     blocks = []
-    for host in record.hosts:
+    for host in record.machines:
         blocks.append(
             f"Host {host.name} {host.address}\n"
             f"    HostName {host.address}\n"
@@ -315,7 +353,7 @@ def down(progress: Progress = _ignore) -> None:
 def _down(paths: LabPaths) -> None:
     record = state.load(paths.state_file) or LabRecord()
     # Hosts first and all at once (each takes a second or two to power off), then daemons.
-    host_processes = [h.process for h in record.hosts if h.process is not None]
+    host_processes = [h.process for h in record.machines if h.process is not None]
     daemons = [p for p in (record.proxy, record.mirror, record.registry) if p is not None]
     stray = [
         p for p in process.processes_rooted_under(paths.run) if p not in host_processes + daemons
@@ -327,7 +365,7 @@ def _down(paths: LabPaths) -> None:
 
     cgroups.remove_all()
     mounts.unmount_all_under(paths.run)
-    for netns in {h.netns for h in record.hosts} | set(network.lab_namespaces()):
+    for netns in {h.netns for h in record.machines} | set(network.lab_namespaces()):
         network.delete_namespace(netns)
     for link in network.lab_links():
         network.delete_link(link)
@@ -357,29 +395,29 @@ def _status(paths: LabPaths) -> LabStatus:
     if record is None:
         return LabStatus(hosts=[], inventory=None, ssh_config=None, proxy="down", mirror="down",
                          registry="down", bundle=None)
-    reports = []
-    for host in record.hosts:
-        alive = host.process is not None and host.process.is_alive()
-        answers = alive and hosts.ssh_answers(host.address)
-        if answers:
-            state_word, detail = "up", "sshd answers"
-        elif alive:
-            state_word, detail = "down", "running, but sshd does not answer"
-        else:
-            state_word, detail = "down", "not running"
-        reports.append(
-            HostStatus(host.name, host.address, host.container, host.sku, state_word, detail)
-        )
     lab_inventory = inventory_file()
     return LabStatus(
-        hosts=reports,
+        hosts=[_host_status(host) for host in record.hosts],
         inventory=str(lab_inventory) if lab_inventory.exists() else None,
         ssh_config=str(paths.ssh_config) if paths.ssh_config.exists() else None,
         proxy="none: the lab is offline" if record.offline else _daemon_word(record.proxy, proxy.proxy_url()),
         mirror=_daemon_word(record.mirror, mirror.mirror_url()),
         registry=_daemon_word(record.registry, registry_url()),
         bundle=record.bundle,
+        executor=_host_status(record.executor) if record.executor else None,
     )
+
+
+def _host_status(host: HostRecord) -> HostStatus:
+    alive = host.process is not None and host.process.is_alive()
+    answers = alive and hosts.ssh_answers(host.address)
+    if answers:
+        state_word, detail = "up", "sshd answers"
+    elif alive:
+        state_word, detail = "down", "running, but sshd does not answer"
+    else:
+        state_word, detail = "down", "not running"
+    return HostStatus(host.name, host.address, host.container, host.sku, state_word, detail)
 
 
 def _daemon_word(tracked: process.TrackedProcess | None, url: str) -> str:

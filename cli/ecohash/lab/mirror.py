@@ -66,7 +66,7 @@ class MirrorContent:
 
 def populate(
     paths: LabPaths, production: NodeStandard, registry_url: str, *, apt_proxy: str,
-    resolve_in: Path | None = None,
+    resolve_in: Path | None = None, executor_wheels: bool = False,
 ) -> MirrorContent:
     """Build the lab's content into a signed bundle, verify it and load it into the mirror
     (serving mirror_dir/current) and the registry; write the lab's simulated node standard.
@@ -75,6 +75,8 @@ def populate(
     every package the roles install with its dependencies, as `ecohash bundle build` does
     for a site; without it the bundle carries only what the base lacks a source for (the
     SIMULATED packages, containerd and runc), and the hosts get the rest through the proxy.
+    executor_wheels: carry the executor's wheels too (`lab up --executor`), as a site's
+    bundle does; the lab leaves them out otherwise, since nothing else installs them.
     """
     collecting = time.perf_counter()
     sources = paths.run / "bundle-sources"
@@ -92,12 +94,15 @@ def populate(
     labstandard.write(
         standard_file, labstandard.simulated_standard(production, k3s_sha256, image.digest)
     )
+    carried = {"apt", "wheels"} if executor_wheels else {"apt"}
     if resolve_in is None:
         items = [Item("deb", f"apt/{deb.name}", deb) for deb in debs]
+        if executor_wheels:
+            items += contents.wheel_items(sources / "wheels")
     else:
-        everything_but_apt = frozenset(contents.PARTS) - {"apt"}
         items = contents.collect(standard_file, None, sources / "closure", sources=ContentSources(
-            base_root=resolve_in, debs=tuple(debs), apt_proxy=apt_proxy, leave_out=everything_but_apt,
+            base_root=resolve_in, debs=tuple(debs), apt_proxy=apt_proxy,
+            leave_out=frozenset(contents.PARTS) - carried,
         ))
     items.append(Item("file", f"files/{k3s_mirror_path(production.k3s.version)}", k3s_file,
                       sha256=k3s_sha256))

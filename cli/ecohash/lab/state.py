@@ -50,14 +50,21 @@ class LabRecord:
     # What the lab's bundle weighed and what building, verifying and loading it took
     # (mirror.BundleFigures as a dict): for `lab status` and bench/lab_bundle.py.
     bundle: dict[str, float] | None = None
+    # `lab up --executor`: the site's executor, a host on the bridge that is no node.
+    executor: HostRecord | None = None
+
+    @property
+    def machines(self) -> list[HostRecord]:
+        """Every host the lab runs: the nodes, then the executor if there is one."""
+        return [*self.hosts, *([self.executor] if self.executor else [])]
 
     def host(self, name: str) -> HostRecord:
-        for host in self.hosts:
+        for host in self.machines:
             if host.name == name:
                 return host
         from ecohash.errors import InvalidInputError
 
-        valid = ", ".join(h.name for h in self.hosts) or "none (run `ecohash lab up`)"
+        valid = ", ".join(h.name for h in self.machines) or "none (run `ecohash lab up`)"
         raise InvalidInputError(f"no lab host {name!r}; lab hosts: {valid}")
 
 
@@ -71,13 +78,13 @@ def load(path: Path) -> LabRecord | None:
         raise EcohashError(
             f"{path}: unreadable lab state ({error}); run `ecohash lab down`"
         ) from error
-    hosts = [
-        HostRecord(**{**h, "process": _process(h.get("process"))}) for h in raw.pop("hosts", [])
-    ]
+    hosts = [_host(h) for h in raw.pop("hosts", [])]
+    executor = raw.pop("executor", None)
     proxy = _process(raw.pop("proxy", None))
     mirror = _process(raw.pop("mirror", None))
     registry = _process(raw.pop("registry", None))
-    return LabRecord(**raw, hosts=hosts, proxy=proxy, mirror=mirror, registry=registry)
+    return LabRecord(**raw, hosts=hosts, proxy=proxy, mirror=mirror, registry=registry,
+                     executor=_host(executor) if executor else None)
 
 
 def save(path: Path, record: LabRecord) -> None:
@@ -86,6 +93,10 @@ def save(path: Path, record: LabRecord) -> None:
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(asdict(record), indent=2) + "\n")
     os.replace(temporary, path)
+
+
+def _host(raw: dict[str, object]) -> HostRecord:
+    return HostRecord(**{**raw, "process": _process(raw.get("process"))})  # type: ignore[arg-type]
 
 
 def _process(raw: dict[str, int] | None) -> TrackedProcess | None:
