@@ -435,7 +435,8 @@ def test_here_runs_the_waves_on_the_controller(tmp_path, verified, stack_rendere
         runs.append(request)
         raise EcohashError("stop here (test)")
 
-    monkeypatch.setattr("ecohash.rollout.provision.run_playbook", run_playbook_here)
+    # provision runs each wave through run_sharded, which calls run_playbook once per shard.
+    monkeypatch.setattr("ecohash.ansible.shards.run_playbook", run_playbook_here)
     with pytest.raises(EcohashError):
         run_provision(williston_with_executor(tmp_path), here=True)
     with pytest.raises(EcohashError):
