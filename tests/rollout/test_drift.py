@@ -56,7 +56,7 @@ def progress(name: str, **fields) -> HostProgress:
 
 
 def test_node_verdicts() -> None:
-    clean = node_drift("n1", progress("n1", counts=Counter(ok=40)))
+    clean = node_drift("n1", progress("n1", counts=Counter(ok=40), ran_node_play=True))
     assert clean["status"] == IN_STANDARD and clean["changes"] == [] and clean["findings"] == []
     unanswered = node_drift("n2", progress("n2", counts=Counter(failed=1),
                                            failure=REPORT_TASK + "did not answer over SSH: timed out"))
@@ -75,3 +75,16 @@ def test_node_verdicts() -> None:
     assert [c["task"] for c in capped["changes"]] == ["Apply the cap"]
     stopped = node_drift("n5", progress("n5", counts=Counter(failed=1), failure="Install k3s: checksum mismatch"))
     assert stopped["status"] == DRIFTED and stopped["findings"] == ["the check stopped: Install k3s: checksum mismatch"]
+
+
+def test_a_node_whose_checks_never_ran_is_not_checked_rather_than_in_standard() -> None:
+    # The playbook ended early (a Kubernetes server failed, so the agents' play never
+    # started): the agents have only the reachability play's ok events and no error.
+    # Nothing proves them in standard, so they are "not checked".
+    never_ran = node_drift("agent", progress("agent", counts=Counter(ok=3)))
+    assert never_ran["status"] == UNREACHABLE
+    assert "ended before this node's checks ran" in never_ran["reason"]
+    # A change the node would make is evidence of drift whether or not its play finished.
+    partly = node_drift("agent2", progress("agent2", counts=Counter(ok=3, changed=1), changes=[
+        task_change({"role": "base", "task": "Set the motd", "task_action": "copy"}, {"changed": True})]))
+    assert partly["status"] == DRIFTED

@@ -128,6 +128,11 @@ def node_drift(name: str, progress: HostProgress | None) -> dict[str, Any]:
     if progress.state == "failed" and not failure.startswith("failed acceptance"):
         findings.append(f"the check stopped: {failure}")
     changes = [change.as_dict() for change in progress.changes]
+    if not (changes or findings or progress.ran_node_play):
+        # Events alone prove nothing: a playbook Ansible ended early (a server failed before
+        # the agents' play) leaves the nodes it never reached with ok events and no error.
+        return {"name": name, "status": UNREACHABLE, "changes": [], "findings": [],
+                "reason": "the check run ended before this node's checks ran"}
     status = DRIFTED if changes or findings else IN_STANDARD
     return {"name": name, "status": status, "reason": None, "changes": changes, "findings": findings}
 
