@@ -244,8 +244,8 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
         "ecohash_mirror_keyring_sha256": mirror.keyring_sha256 if mirror else None,
         "ecohash_mirror_only": mirror.only if mirror else False,
         "ecohash_registry": provisioning.registry,
-        # Where ansible-runner lives on the site's executor, if it has one: provision runs it
-        # from there (ecohash.ansible.remote), and a role that installs it can read it here.
+        # Where ansible-runner lives on the site's executor, if it has one: the executor role
+        # installs it there and provision runs it from there (ecohash.ansible.remote).
         "ecohash_executor_path": provisioning.executor.path if provisioning.executor else None,
         "ecohash_ntp_servers": list(provisioning.ntp_servers),
         "ecohash_rollout_serial": provisioning.rollout.serial,

@@ -5,7 +5,7 @@ by a machine on its own network. The controller packs a private data directory (
 payload), ansible-runner's `transmit` streams it into `ssh EXECUTOR ansible-runner worker`,
 the worker runs ansible-playbook there and streams its events back, and `process` hands
 each one to the same handler a local run uses: display, state and report see no
-difference. The executor needs ansible-core and ansible-runner only (requirements.lock's pins).
+difference. The executor needs ansible-core and ansible-runner only (roles/executor).
 
 The payload holds the project (ansible.cfg, playbooks, roles, modules: the collection),
 a static inventory rendered here from the site (the inventory plugin imports ecohash,
@@ -534,8 +534,7 @@ def _why(executor: Executor, returncode: int | None, stderr: deque[str], explana
     if returncode == 255 and not answered:
         return f"cannot reach {executor.describe()} over ssh: {said or 'ssh failed'}"
     if returncode == 127:
-        return (f"no ansible-runner in {executor.path} on {executor.describe()} "
-                "(install requirements.lock's ansible-core and ansible-runner there)")
+        return f"no ansible-runner in {executor.path} on {executor.describe()} (run the executor role)"
     detail = said or (explanation[-1] if explanation else f"ssh exited {returncode}")
     return f"{executor.describe()} stopped before the run ended: {detail[:300]}"
 

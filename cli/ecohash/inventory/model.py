@@ -546,7 +546,7 @@ class Ssh(_Strict):
     )
 
 
-# Where ansible-runner is on a site's executor, and where provision looks for it: one value.
+# Where `roles/executor` installs ansible-runner and where provision looks for it: one value.
 DEFAULT_EXECUTOR_PATH = "/opt/ecohash/executor/bin"
 
 
@@ -563,7 +563,7 @@ class Executor(_Strict):
     )
     path: AbsoluteDir = Field(
         DEFAULT_EXECUTOR_PATH, description="The directory holding ansible-runner and "
-        "ansible-playbook on the executor (requirements.lock's ansible-core and ansible-runner pins).",
+        "ansible-playbook on the executor; the executor role installs them there.",
     )
 
 
