@@ -251,6 +251,7 @@ def test_the_ssh_command_checks_host_keys_and_carries_no_site_value_as_shell():
     with executor.transport(command, SshHost("10.20.3.4", 2200, "ops", None)) as argv:
         pass
     assert argv[:3] == ["ssh", "-F", "/site/ssh_config"]
+    assert "ForwardAgent=no" in argv  # no key for the nodes here: nothing to forward
     assert "StrictHostKeyChecking=yes" in argv and "BatchMode=yes" in argv
     assert argv[argv.index("-p") + 1] == "2200" and argv[argv.index("-l") + 1] == "ops"
     assert argv[-3:] == ["--", "10.20.3.4", command]
@@ -269,6 +270,25 @@ def test_the_fetched_kubeconfig_leaves_the_artifacts_for_the_secrets_directory(t
     kept = state_dir / "secrets" / "tx-odessa" / "kubeconfig"
     assert kept.read_text() == "apiVersion: v1\n" and kept.stat().st_mode & 0o777 == 0o600
     assert not (artifacts / "kubeconfig").exists()
+
+
+def test_the_nodes_keys_are_forwarded_in_a_short_lived_agent_of_their_own(tmp_path):
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host *\n    IdentityFile {key}\n")
+    executor = Executor(name="exec1", address="10.20.3.4", user="ops", port=2200, path="/srv/ex/bin",
+                        ssh_config=config)
+    with executor.transport("true", SshHost("10.20.3.5", 22, "ops", config)) as argv:
+        # ssh gets the agent in its environment (ForwardAgent=<path> alone forwards nothing
+        # with Debian 12's OpenSSH): the agent must hold the nodes' key while ssh runs.
+        assert argv[0] == "env" and argv[1].startswith("SSH_AUTH_SOCK=") and argv[2] == "ssh"
+        assert "ForwardAgent=yes" in argv
+        agent_socket = argv[1].removeprefix("SSH_AUTH_SOCK=")
+        held = subprocess.run(["ssh-add", "-L"], env={**os.environ, "SSH_AUTH_SOCK": agent_socket},
+                              capture_output=True, text=True, check=False)
+        assert held.stdout.split()[:2] == Path(f"{key}.pub").read_text().split()[:2]
+    assert not Path(agent_socket).exists()  # the agent ends with the run
 
 
 # --- transmit -> worker -> process, for real -------------------------------------------------

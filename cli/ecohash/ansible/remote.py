@@ -123,8 +123,16 @@ class Executor:
         """The command that runs `remote_command` on the executor, with a short-lived agent
         holding the keys ssh uses for the nodes (`sample` is one node) forwarded to it."""
         with short_lived_agent(identity_files(sample)) as agent:
-            forward = ["-o", f"ForwardAgent={agent}"] if agent else ["-o", "ForwardAgent=no"]
-            yield ["ssh", *self.ssh_options(), *forward, "--", self.address, remote_command]
+            if agent is None:
+                yield ["ssh", *self.ssh_options(), "-o", "ForwardAgent=no",
+                       "--", self.address, remote_command]
+                return
+            # ssh is given the agent as its SSH_AUTH_SOCK, not as ForwardAgent=<socket>:
+            # OpenSSH 9.2 (Debian 12) takes that path but requests no forwarding when its
+            # environment names no agent (found on the lab). It also keeps the operator's
+            # own agent, and every key in it, away from the executor.
+            yield ["env", f"SSH_AUTH_SOCK={agent}", "ssh", *self.ssh_options(), "-o", "ForwardAgent=yes",
+                   "--", self.address, remote_command]
 
 
 @dataclass(frozen=True)
