@@ -22,11 +22,13 @@ role, the tasks that ran and the tasks that were skipped: each is one worker for
 controller, and each task that ran on the node one or more module runs over SSH.
 
 --tree runs the CLI, roles and playbooks of another checkout (e.g. /work/main for today's
-roles) with the same Python environment; trees alternate run by run. The first run (on
-fresh lab hosts, `ecohash lab up`) uses the first tree. Needs root, like the lab; replaces
+roles) with the same Python environment; trees alternate run by run, and the last line
+compares the re-runs of the second tree given with the first's. The first run (on fresh
+lab hosts, `ecohash lab up`) uses the tree --first-on names. Needs root, like the lab; replaces
 any running lab. Usage:
 
-    sudo .venv/bin/python bench/controller_cpu.py [--tree PATH ...] [--reruns 3] [--no-first]
+    sudo .venv/bin/python bench/controller_cpu.py [--tree BEFORE --tree AFTER [--first-on 1]]
+                                                  [--reruns 3] [--no-first]
 """
 
 from __future__ import annotations
@@ -255,6 +257,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", action="append", type=Path,
                         help="checkout whose CLI and roles run (repeat to compare; default this one)")
+    parser.add_argument("--first-on", type=int, default=0, metavar="INDEX",
+                        help="which --tree (0 for the first given) makes the first run (default 0)")
     parser.add_argument("--reruns", type=int, default=3, help="idempotent re-runs per tree (default 3)")
     parser.add_argument("--no-first", action="store_true",
                         help="no lab up and no first run: re-runs on the lab as it is (provisioned)")
@@ -267,8 +271,8 @@ def main() -> None:
     print(f"machine: {machine()}", flush=True)
     runs = []
     if not args.no_first:
-        lab_up(trees[0])
-        runs.append(provision(trees[0], "first"))
+        lab_up(trees[args.first_on])
+        runs.append(provision(trees[args.first_on], "first"))
         print(f"{runs[-1].tree} first: {runs[-1].per_node:.2f} CPU-s per node", flush=True)
     for index in range(args.reruns):
         for tree in trees if index % 2 == 0 else reversed(trees):
