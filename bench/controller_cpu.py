@@ -214,7 +214,8 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} (min {min(values):.2f}, max {max(values):.2f}, n={len(values)})"
 
 
-def report(runs: list[Run]) -> None:
+def report(runs: list[Run], trees: list[str]) -> None:
+    """Every figure per tree and kind; the verdict compares the second of `trees` with the first."""
     print()
     for (tree, kind) in dict.fromkeys((run.tree, run.kind) for run in runs):
         chosen = [run for run in runs if run.tree == tree and run.kind == kind]
@@ -242,7 +243,6 @@ def report(runs: list[Run]) -> None:
             by_role = ", ".join(f"{role} {counts[(role, 'ran')]}/{counts[(role, 'skipped')]}"
                                 for role in roles)
             print(f"  {node}: {ran} ran ({changed} changed), {skipped} skipped: {by_role}")
-    trees = list(dict.fromkeys(run.tree for run in runs))
     if len(trees) == 2:
         before, after = ([run.per_node for run in runs if run.tree == tree and run.kind == "re-run"]
                          for tree in trees)
@@ -281,7 +281,7 @@ def main() -> None:
             print(f"{run.tree} re-run {index + 1}: {run.per_node:.2f} CPU-s per node (workers "
                   f"{run.workers_s / run.nodes:.2f}, main {run.main_per_node:.2f}), wall {run.wall_s:.1f} s",
                   flush=True)
-    report(runs)
+    report(runs, [label(tree) for tree in trees])
 
 
 if __name__ == "__main__":
