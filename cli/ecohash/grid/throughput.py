@@ -98,6 +98,11 @@ def throughput_kept(plan: Plan, solution: Solution) -> tuple[dict[str, Kept], Ke
     return containers, _weighted(s for shares in by_container.values() for s in shares)
 
 
+def combined(groups: Iterable[Kept]) -> Kept:
+    """Several groups' Kept as one, their GPUs weighed equally (a flex tier, a fleet)."""
+    return _weighted((kept.gpus, kept.share, kept.estimate) for kept in groups)
+
+
 def _weighted(shares: Iterable[tuple[int, Fraction, bool]]) -> Kept:
     gpus, total, estimate = 0, Fraction(0), False
     for count, share, estimated in shares:
