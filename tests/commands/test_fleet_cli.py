@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from ecohash.commands.main import cli
 from ecohash.paths import project_root
+from tests.fleet.labsite import write_lab_site
 
 EXAMPLES = project_root() / "inventories"
 PLAN_FIGURES = ("it_budget_kw", "draw_at_tdp_kw", "draw_kw", "headroom_kw")
@@ -118,6 +119,21 @@ def test_no_state_here_in_text_unless_this_machine_has_it() -> None:
     assert result.exit_code == 0, result.output
     assert "  node standard ecohash-node-2026.11: no state here" in result.stdout.splitlines()
     assert "current" not in result.stdout.split("\n\n", 1)[1].replace("Nodes current", "")
+
+
+def test_without_dir_the_examples_and_the_lab_are_summed_and_the_lab_marked(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    lab_file = write_lab_site()
+    monkeypatch.chdir(project_root())  # a checkout: ./inventories holds the examples
+    monkeypatch.delenv("ECOHASH_INVENTORIES", raising=False)
+    code, data = fleet_json()
+    assert code == 0, data["invalid"]
+    sites = {site["site"]: site for region in data["regions"] for site in region["sites"]}
+    assert sorted(sites) == ["ga-dalton", "lab", "nd-williston", "tx-odessa"]
+    assert (sites["lab"]["lab"], sites["lab"]["simulated"], sites["lab"]["file"]) == (True, True, str(lab_file))
+    assert not any(site["lab"] or site["simulated"] for name, site in sites.items() if name != "lab")
+    text = run("fleet")
+    assert "lab (lab, SIMULATED), region lab  " in text.stdout
 
 
 def test_a_missing_dir_or_one_without_sites_is_bad_input(tmp_path: Path) -> None:

@@ -17,12 +17,11 @@ from ecohash.grid.events import curtailment_data, load_event
 from ecohash.grid.rule import target_for
 from ecohash.grid.throughput import curve_for, percent
 from ecohash.inventory import load_site
-from ecohash.lab import inventory as lab_inventory
-from ecohash.lab import labstandard
-from ecohash.lab.layout import LabPaths, inventory_file
+from ecohash.lab.layout import inventory_file
 from ecohash.paths import project_root
 from ecohash.rollout.drift import DRIFT_SCHEMA, REPORT_FILE_NAME
-from ecohash.standard import load_standard
+from ecohash.rollout.state import RolloutState
+from tests.fleet.labsite import LAB_NODES, write_lab_site
 from tests.grid.simnodes import SimulatedNodes
 from tests.grid.sites import SITE as GRID_SITE
 from tests.grid.sites import grid_plan
@@ -152,15 +151,7 @@ def test_a_broken_infeasible_or_repeated_site_is_one_file_line_error_and_the_res
 
 def test_without_dir_the_lab_site_lab_up_writes_is_summed_and_marked_simulated(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # What `ecohash lab up` leaves: its SIMULATED standard and its site file, written by the lab's code.
-    paths = LabPaths.current()
-    labstandard.write(paths.standard_file, labstandard.simulated_standard(
-        load_standard(), k3s_sha256="0" * 64, image_digest="sha256:" + "0" * 64))
-    nodes = lab_inventory.layout_nodes(4, 2, [f"10.213.0.{11 + i}" for i in range(4)])
-    lab_inventory.write(inventory_file(), nodes, "10.213.0.0/24", lab_inventory.LabProvisioning(
-        ssh_config=paths.ssh_config, apt_proxy=None, mirror_url="http://10.213.0.1:8080",
-        mirror_keyring_sha256="ab" * 32, registry_url="http://10.213.0.1:5000",
-        standard_file=paths.standard_file))
+    lab_file = write_lab_site()
     monkeypatch.chdir(tmp_path)  # no ./inventories here: the state directory's is the only root
     monkeypatch.delenv("ECOHASH_INVENTORIES", raising=False)
     data = fleet_data(summarise(site_files(), lab_file=inventory_file()))
@@ -168,5 +159,18 @@ def test_without_dir_the_lab_site_lab_up_writes_is_summed_and_marked_simulated(
     (region,) = data["regions"]
     (site,) = region["sites"]
     assert (region["region"], site["site"], site["lab"], site["simulated"]) == ("lab", "lab", True, True)
+    assert site["file"] == str(lab_file)
     assert site["standard"]["name"].endswith("-lab-simulated")
-    assert site["nodes"] == 4
+    assert site["nodes"] == LAB_NODES
+
+
+def test_a_damaged_rollout_state_lists_the_site_with_the_file_at_fault(state: Path) -> None:
+    path = EXAMPLES / "nd-williston" / "site.yaml"
+    record_rollout(load_site(path))
+    state_file = RolloutState.file_for("nd-williston")
+    state_file.write_text("{\n  not json\n")
+    data = fleet_data(summarise([path, EXAMPLES / "tx-odessa" / "site.yaml"]))
+    (bad,) = data["invalid"]
+    assert bad["file"] == str(path)
+    assert bad["error"].startswith(f"{state_file}:2: not a rollout state: invalid JSON")
+    assert [site["site"] for region in data["regions"] for site in region["sites"]] == ["tx-odessa"]

@@ -134,7 +134,7 @@ def print_fleet(data: Mapping[str, Any], console: Console) -> None:
     for region in data["regions"]:
         for site in region["sites"]:
             line()
-            line(f"{site_label(site)} ({region_name(site['region'])})  {site['file']}", style="bold")
+            line(f"{site_label(site)}, region {region_name(site['region'])}  {site['file']}", style="bold")
             line(f"  GPUs: {models_text(site['models'])}")
             line(f"  shed by caps alone: {shed_text(site['meter'])}")
             line(f"  curtailment: {curtailment_text(site['curtailment'])}")

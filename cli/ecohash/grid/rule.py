@@ -198,9 +198,11 @@ def at_floors(plan: Plan, tiers: tuple[int, ...] = TIERS) -> Solution:
     it_draw = (sum(n.node.host_w for n in plan.nodes)
                + sum(n.node.gpus * caps[n.node.name] for n in gpu_plans))
     pue = Fraction(site.power.pue)
-    label = ", ".join(f"flex {tier}" for tier in tiers) + " at floors" if tiers else "no tier"
+    # As solve says it: a tier without GPUs is passed over, not "at its floors".
+    at_floor = tuple(tier for tier in tiers if any(flex_of[n.node.container] == tier for n in gpu_plans))
+    label = ", ".join(f"flex {tier}" for tier in at_floor) + " at floors" if at_floor else "no tier"
     return Solution(Target(it_draw * pue, Fraction(it_draw), label), planned, caps, it_draw,
-                    plan.site_domain.draw_w, tiers, None, None, {}, pue)
+                    plan.site_domain.draw_w, at_floor, None, None, {}, pue)
 
 
 def _floor(node_plan: NodePlan) -> int:
