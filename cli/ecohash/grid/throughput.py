@@ -80,12 +80,15 @@ class Kept:
     estimate: bool  # some GPU whose cap changes has no measured curve
 
 
+# A GPU's cap change: (model, planned cap, cap, tdp), None where the cap is the plan's.
+_Change = tuple[str, int, int, int] | None
+
+
 def throughput_kept(plan: Plan, solution: Solution) -> tuple[dict[str, Kept], Kept]:
     """Per container and for the site: the share of planned throughput the event keeps."""
-    # GPUs counted by (model, planned cap, cap, tdp), None where the cap is the plan's: a site
-    # has thousands of nodes but few distinct ones, and each curve is read once per one.
-    Change = tuple[str, int, int, int] | None
-    gpus_by_change: dict[str, dict[Change, int]] = {c.name: {} for c in plan.site.containers}
+    # GPUs counted by their _Change: a site has thousands of nodes but few distinct changes,
+    # and each curve is read once per change.
+    gpus_by_change: dict[str, dict[_Change, int]] = {c.name: {} for c in plan.site.containers}
     for node_plan in plan.nodes:
         node = node_plan.node
         if not node.gpus or node.gpu is None or node.sku.gpu is None:
@@ -101,7 +104,7 @@ def throughput_kept(plan: Plan, solution: Solution) -> tuple[dict[str, Kept], Ke
                                  for change, gpus in counts.items())
 
 
-def _kept(change: tuple[str, int, int, int] | None) -> tuple[Fraction, bool]:
+def _kept(change: _Change) -> tuple[Fraction, bool]:
     """(the share a GPU keeps, whether its curve is an estimate) from its planned cap to its cap."""
     if change is None:
         return Fraction(1), False
