@@ -144,6 +144,14 @@ def test_a_missing_dir_or_one_without_sites_is_bad_input(tmp_path: Path) -> None
     assert empty.output == f"ecohash: no site files (<dir>/*/site.yaml) under {tmp_path}\n"
 
 
+def test_a_page_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run("fleet", str(EXAMPLES), "--html", str(blocker / "fleet.html"))
+    assert result.exit_code == 2
+    assert result.output.endswith(f"ecohash: {blocker / 'fleet.html'}: cannot write the page: File exists\n")
+
+
 MEASURE = ("<script>const edges = [...document.querySelectorAll('body *')]"
            ".map(e => e.getBoundingClientRect().right);"
            "document.body.setAttribute('data-right', Math.ceil(Math.max(...edges)) + ' ' + edges.length)</script>")

@@ -45,6 +45,7 @@ def fleet(directory: Path | None, as_json: bool, html_file: Path | None) -> None
         ecohash fleet --json | jq '.totals.meter.shed_mw'
     """
     from ecohash.atomic import write_atomic
+    from ecohash.errors import InvalidInputError
     from ecohash.fleet.render import print_fleet, render_html
     from ecohash.fleet.summary import fleet_data, no_sites_error, site_files, summarise
     from ecohash.lab.layout import inventory_file
@@ -54,7 +55,11 @@ def fleet(directory: Path | None, as_json: bool, html_file: Path | None) -> None
         raise no_sites_error(directory)
     data = fleet_data(summarise(files, lab_file=inventory_file()))
     if html_file is not None:
-        write_atomic(html_file, render_html(data))
+        try:
+            write_atomic(html_file, render_html(data))
+        except OSError as error:
+            reason = error.strerror or error
+            raise InvalidInputError(f"{html_file}: cannot write the page: {reason}") from None
     if as_json:
         print_json(data)
     else:
