@@ -174,3 +174,16 @@ def test_a_damaged_rollout_state_lists_the_site_with_the_file_at_fault(state: Pa
     assert bad["file"] == str(path)
     assert bad["error"].startswith(f"{state_file}:2: not a rollout state: invalid JSON")
     assert [site["site"] for region in data["regions"] for site in region["sites"]] == ["tx-odessa"]
+
+
+def test_sites_read_by_forked_workers_sum_as_when_read_here(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecohash.fleet import summary
+
+    files = [*site_files(EXAMPLES), write(tmp_path, "broken", GRID_SITE.replace("pue: 1.25", "pue: x"))]
+    here = fleet_data(summarise(files))
+    monkeypatch.setattr(summary, "PARALLEL_BYTES_PER_WORKER", 1)  # a worker per core from the first byte
+    monkeypatch.setattr(summary.os, "cpu_count", lambda: 2)
+    forked = fleet_data(summarise(files))
+    assert forked == here
+    assert len(here["invalid"]) == 1 and here["totals"]["sites"] == 3
