@@ -72,3 +72,11 @@ def test_report_size_measures_the_three_forms_of_the_report(tmp_path: Path) -> N
     rows = [line.split() for line in out.read_text().splitlines() if line.startswith("   100 ")]
     assert [row[1] for row in rows] == ["json", "text", "html"]
     assert all(int(row[2].replace(",", "")) > 0 for row in rows)
+
+
+def test_fleet_speed_runs_fleet_over_generated_sites_and_judges_the_target(tmp_path: Path) -> None:
+    out = tmp_path / "fleet_speed.txt"
+    result = bench("fleet_speed.py", "--sites", "3", "--nodes", "100", "--repeat", "1", "--out", str(out))
+    assert result.returncode in (0, 1), result.stdout[-2000:] + result.stderr[-2000:]
+    assert "fleet --json --html 1/1: " in result.stderr
+    assert "target: 3 sites of 100 nodes under 5 s: " in out.read_text()

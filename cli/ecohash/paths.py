@@ -57,6 +57,11 @@ def kubeconfig_file(site: Site) -> Path:
     return fetched_kubeconfig_file(site.name)
 
 
+def runs_dir(site_name: str) -> Path:
+    """Where a site's Ansible runs keep their directories (provision waves, drift checks)."""
+    return state_dir() / "runs" / site_name
+
+
 def inventory_roots() -> list[Path]:
     """Directories searched, in order, for `<name>/site.yaml` when a site is named.
 

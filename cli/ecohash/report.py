@@ -28,6 +28,20 @@ def _domain(domain: DomainPlan) -> dict[str, Any]:
     }
 
 
+def site_figures(plan: Plan) -> dict[str, Any]:
+    """The site-wide part of plan_data: what `ecohash fleet` sums."""
+    return {
+        "site": plan.site.name,
+        "file": source_path(plan.site.file),
+        "it_budget_kw": _kw(plan.site_domain.budget_w),
+        "draw_at_tdp_kw": _kw(plan.site_domain.draw_at_tdp_w),
+        "draw_kw": _kw(plan.site_domain.draw_w),
+        "headroom_kw": _kw(plan.site_domain.headroom_w),
+        "gpus": plan.site_domain.gpus,
+        "cap_w": plan.site_domain.cap_w,
+    }
+
+
 def plan_data(plan: Plan) -> dict[str, Any]:
     site = plan.site
     # plan.racks follows the site's container and rack order.
@@ -35,14 +49,7 @@ def plan_data(plan: Plan) -> dict[str, Any]:
     racks_of = {c.name: [{"name": r.name, **_domain(next(rack_plans))} for r in c.racks]
                 for c in site.containers}
     return {
-        "site": site.name,
-        "file": source_path(site.file),
-        "it_budget_kw": _kw(plan.site_domain.budget_w),
-        "draw_at_tdp_kw": _kw(plan.site_domain.draw_at_tdp_w),
-        "draw_kw": _kw(plan.site_domain.draw_w),
-        "headroom_kw": _kw(plan.site_domain.headroom_w),
-        "gpus": plan.site_domain.gpus,
-        "cap_w": plan.site_domain.cap_w,
+        **site_figures(plan),
         "containers": [
             {
                 "name": container.name,

@@ -10,6 +10,7 @@ from ecohash.budget import compile_budget
 from ecohash.errors import InvalidInputError
 from ecohash.grid.rule import (
     CurtailmentInfeasibleError,
+    at_floors,
     expected_savings_w,
     find_program,
     parse_duration,
@@ -67,6 +68,21 @@ def test_tier_1_binds_and_flex_0_never_moves():
     solution = to_w(compiled, 6000)
     assert solution.caps_w == {"c1-r1-n1": 500, "c2-r1-n1": 150, "c3-r1-n1": 100}
     assert (solution.binding_tier, solution.binding_w, solution.tiers_at_floor) == (1, 150, (3,))
+
+
+def test_at_floors_is_each_tier_at_its_floors_and_what_solve_reaches_for_that_draw():
+    # Mixed floors: a g500 at 100 W, a g300 at 150 W; flex 0 stays at plan.
+    compiled = plan(C([R(["n4", "l4"])], flex=3), C([R(["n4"])], flex=1), C([R(["n4"])], flex=0))
+    tier_3 = at_floors(compiled, (3,))
+    assert tier_3.caps_w == {"c1-r1-n1": 100, "c1-r1-n2": 150, "c2-r1-n1": 500, "c3-r1-n1": 500}
+    # 4,700 + 3,000 + 3,000 W planned; tier 3 gives 4 x 400 + 4 x 150 back.
+    assert (tier_3.planned_it_draw_w, tier_3.it_draw_w) == (10700, 10700 - 2200)
+    every = at_floors(compiled, (3, 2, 1, 0))  # flex 0 never gives power back, asked or not
+    assert every.caps_w == {"c1-r1-n1": 100, "c1-r1-n2": 150, "c2-r1-n1": 100, "c3-r1-n1": 500}
+    assert every.tiers_at_floor == (3, 1)
+    # The rule asked for exactly that draw takes every tier to its floors too.
+    assert solve(compiled, every.target).caps_w == every.caps_w
+    assert solve(compiled, every.target).it_draw_w == every.it_draw_w == 10700 - 2200 - 1600
 
 
 def test_mixed_models_in_a_tier_each_stop_at_their_floor():

@@ -180,7 +180,7 @@ def test_a_count_that_ends_on_the_broadcast_address_is_refused(write_site):
 
 
 def test_loading_leaves_the_garbage_collector_as_it_found_it(write_site):
-    # The loader pauses it while it builds a site (see _collector_paused).
+    # The loader pauses it while it builds a site (see collector_paused).
     assert gc.isenabled()
     load_site(write_site())
     assert gc.isenabled()

@@ -24,7 +24,7 @@ from typing import Any
 
 from ecohash.ansible.remote import Executor, Job, run_on_executor
 from ecohash.errors import InvalidInputError
-from ecohash.paths import facts_dir, project_root, state_dir
+from ecohash.paths import facts_dir, project_root, runs_dir
 
 # Events that end one task on one host, and what each says about the host.
 HOST_RESULTS = {
@@ -162,7 +162,7 @@ def check_playbook(name: str) -> Path:
 
 def new_run_directory(site_name: str, playbook: str) -> Path:
     """A fresh directory for one run; never an old one, whose env/ ansible-runner would reuse."""
-    runs = state_dir() / "runs" / site_name
+    runs = runs_dir(site_name)
     runs.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     base = f"{stamp}-{Path(playbook).stem}"

@@ -14,6 +14,7 @@ from ecohash.commands.bundle import bundle
 from ecohash.commands.capacity import capacity
 from ecohash.commands.curtail import curtail
 from ecohash.commands.drift import drift
+from ecohash.commands.fleet import fleet
 from ecohash.commands.grid import grid
 from ecohash.commands.lab import lab
 from ecohash.commands.options import CONTEXT_SETTINGS, echo_error, exit_code_for
@@ -50,6 +51,6 @@ def cli() -> None:
     """
 
 
-for command in (validate, plan, capacity, curtail, grid, provision, status, drift, bootstrap, render, apply,
-                schema, lab, bundle):
+for command in (validate, plan, capacity, curtail, grid, provision, status, drift, fleet, bootstrap, render,
+                apply, schema, lab, bundle):
     cli.add_command(command)

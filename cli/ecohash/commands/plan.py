@@ -54,7 +54,7 @@ def plan(site: str, as_json: bool, detailed_exitcode: bool) -> None:
 
         ecohash plan tx-odessa --detailed-exitcode --json > plan.json; echo $?
     """
-    from ecohash.grid.events import event_in_force
+    from ecohash.grid.events import curtailment_data, event_in_force
     from ecohash.rollout.state import RolloutState
 
     loaded = load(site)
@@ -69,7 +69,7 @@ def plan(site: str, as_json: bool, detailed_exitcode: bool) -> None:
         from ecohash.report import plan_data
 
         print_json({**plan_data(compiled), **({"changes": changes} if changes is not None else {}),
-                    **({"curtailment": _curtailment(event)} if event is not None else {})})
+                    **({"curtailment": curtailment_data(event)} if event is not None else {})})
     else:
         from ecohash.tables import print_plan
 
@@ -82,14 +82,6 @@ def plan(site: str, as_json: bool, detailed_exitcode: bool) -> None:
             _print_changes(changes, out)
     if detailed_exitcode and changes is not None and changes["pending"]:
         sys.exit(CHANGES)
-
-
-def _curtailment(event: Any) -> dict[str, Any]:
-    """The event in force, without its read-backs: what it asks of which nodes."""
-    return {"event": event.id, "state": event.state(), "target": event.target_label,
-            "target_mw": event.target_mw, "start": event.start_time, "end": event.end_time,
-            "caps_w": {name: node.cap_w for name, node in sorted(event.below_plan().items())},
-            "held": sorted(event.held)}
 
 
 def _print_changes(changes: dict[str, Any], out: Any) -> None:

@@ -229,6 +229,15 @@ def event_in_force(site_name: str) -> Event | None:
     return event if event is not None and event.status == ACTIVE else None
 
 
+def curtailment_data(event: Event) -> dict[str, Any]:
+    """The event in force as `plan --json` and `fleet --json` show it, without its read-backs:
+    what it asks of which nodes."""
+    return {"event": event.id, "state": event.state(), "target": event.target_label,
+            "target_mw": event.target_mw, "start": event.start_time, "end": event.end_time,
+            "caps_w": {name: node.cap_w for name, node in sorted(event.below_plan().items())},
+            "held": sorted(event.held)}
+
+
 def save_event(event: Event, current: bool = True) -> None:
     """Write the event into its own directory and, if current, as the site's event."""
     text = json.dumps({"schema": EVENT_SCHEMA, **asdict(event)}, indent=1) + "\n"

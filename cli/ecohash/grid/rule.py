@@ -181,6 +181,30 @@ def solve(plan: Plan, target: Target, held_w: Mapping[str, int] | None = None) -
                     binding_tier, binding_w, held, pue)
 
 
+def at_floors(plan: Plan, tiers: tuple[int, ...] = TIERS) -> Solution:
+    """Every GPU of the given flex tiers at its floor, every other at its planned cap: the
+    most those tiers can give back by caps alone (what `solve` reaches for them at worst).
+
+    Its target is the draw it reaches, so the Solution reads as any other: its IT draw,
+    its facility draw, and for grid.throughput what each GPU keeps.
+    """
+    site = plan.site
+    tiers = tuple(tier for tier in TIERS if tier in tiers)  # flex 0 never gives power back
+    flex_of = {container.name: container.flex for container in site.containers}
+    gpu_plans = [n for n in plan.nodes if n.gpu_cap_w is not None and n.node.gpus]
+    planned = {n.node.name: n.gpu_cap_w for n in gpu_plans if n.gpu_cap_w is not None}
+    caps = {n.node.name: _floor(n) if flex_of[n.node.container] in tiers else planned[n.node.name]
+            for n in gpu_plans}
+    it_draw = (sum(n.node.host_w for n in plan.nodes)
+               + sum(n.node.gpus * caps[n.node.name] for n in gpu_plans))
+    pue = Fraction(site.power.pue)
+    # As solve says it: a tier without GPUs is passed over, not "at its floors".
+    at_floor = tuple(tier for tier in tiers if any(flex_of[n.node.container] == tier for n in gpu_plans))
+    label = ", ".join(f"flex {tier}" for tier in at_floor) + " at floors" if at_floor else "no tier"
+    return Solution(Target(it_draw * pue, Fraction(it_draw), label), planned, caps, it_draw,
+                    plan.site_domain.draw_w, at_floor, None, None, {}, pue)
+
+
 def _floor(node_plan: NodePlan) -> int:
     """min(min_cap_w, planned cap): the driver refuses lower, and no tier goes above plan."""
     gpu, cap = node_plan.node.gpu, node_plan.gpu_cap_w

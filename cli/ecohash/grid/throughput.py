@@ -80,22 +80,43 @@ class Kept:
     estimate: bool  # some GPU whose cap changes has no measured curve
 
 
+# A GPU's cap change: (model, planned cap, cap, tdp), None where the cap is the plan's.
+_Change = tuple[str, int, int, int] | None
+
+
 def throughput_kept(plan: Plan, solution: Solution) -> tuple[dict[str, Kept], Kept]:
     """Per container and for the site: the share of planned throughput the event keeps."""
-    by_container: dict[str, list[tuple[int, Fraction, bool]]] = {c.name: [] for c in plan.site.containers}
+    # GPUs counted by their _Change: a site has thousands of nodes but few distinct changes,
+    # and each curve is read once per change.
+    gpus_by_change: dict[str, dict[_Change, int]] = {c.name: {} for c in plan.site.containers}
     for node_plan in plan.nodes:
         node = node_plan.node
         if not node.gpus or node.gpu is None or node.sku.gpu is None:
             continue
         planned, cap = solution.planned_w[node.name], solution.caps_w[node.name]
-        if cap == planned:
-            by_container[node.container].append((node.gpus, Fraction(1), False))
-            continue
-        before, _, estimate = expected_throughput(node.sku.gpu, planned, node.gpu.tdp_w)
-        after, _, _ = expected_throughput(node.sku.gpu, cap, node.gpu.tdp_w)
-        by_container[node.container].append((node.gpus, after / before, estimate))
-    containers = {name: _weighted(shares) for name, shares in by_container.items()}
-    return containers, _weighted(s for shares in by_container.values() for s in shares)
+        change = None if cap == planned else (node.sku.gpu, planned, cap, node.gpu.tdp_w)
+        counts = gpus_by_change[node.container]
+        counts[change] = counts.get(change, 0) + node.gpus
+    kept_by_change = {change: _kept(change) for counts in gpus_by_change.values() for change in counts}
+    containers = {name: _weighted((gpus, *kept_by_change[change]) for change, gpus in counts.items())
+                  for name, counts in gpus_by_change.items()}
+    return containers, _weighted((gpus, *kept_by_change[change]) for counts in gpus_by_change.values()
+                                 for change, gpus in counts.items())
+
+
+def _kept(change: _Change) -> tuple[Fraction, bool]:
+    """(the share a GPU keeps, whether its curve is an estimate) from its planned cap to its cap."""
+    if change is None:
+        return Fraction(1), False
+    gpu_model, planned, cap, tdp_w = change
+    before, _, estimate = expected_throughput(gpu_model, planned, tdp_w)
+    after, _, _ = expected_throughput(gpu_model, cap, tdp_w)
+    return after / before, estimate
+
+
+def combined(groups: Iterable[Kept]) -> Kept:
+    """Several groups' Kept as one, their GPUs weighed equally (a flex tier, a fleet)."""
+    return _weighted((kept.gpus, kept.share, kept.estimate) for kept in groups)
 
 
 def _weighted(shares: Iterable[tuple[int, Fraction, bool]]) -> Kept:

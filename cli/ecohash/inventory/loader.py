@@ -61,7 +61,7 @@ def load_site(path: str | Path) -> Site:
 
 def load_site_text(text: str, file: str | Path) -> Site:
     """Validate site YAML given as text; `file` is only used in messages."""
-    with _collector_paused():
+    with collector_paused():
         site = _Validation(Path(file)).run(text)
         if len(text) >= _FREEZE_FROM_CHARS:
             # The collector's next collections would walk the new site once in each
@@ -78,7 +78,7 @@ _FREEZE_FROM_CHARS = 100_000
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Keep the cyclic garbage collector off while a site is built.
 
     A site is a great many small objects (YAML nodes, dicts, pydantic models: millions at

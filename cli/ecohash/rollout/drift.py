@@ -37,11 +37,13 @@ from ecohash.ansible.shards import run_sharded, shard_count
 from ecohash.atomic import write_atomic
 from ecohash.errors import EcohashError
 from ecohash.inventory.site import Site
+from ecohash.paths import runs_dir
 from ecohash.rollout.lock import site_lock
 from ecohash.rollout.state import RolloutState, utc_time
 from ecohash.standard import NodeStandard
 
 DRIFT_SCHEMA = 1
+REPORT_FILE_NAME = "drift.json"
 DRIFTED, IN_STANDARD, UNREACHABLE = "drifted", "in-standard", "unreachable"
 
 
@@ -107,10 +109,30 @@ def find_drift(request: DriftRequest, on_update: Callable[[HostProgress], None],
         "nodes": nodes,
         "stack": stack,
     }
-    write_atomic(directory / "drift.json", json.dumps(report, indent=1) + "\n")
+    write_atomic(directory / REPORT_FILE_NAME, json.dumps(report, indent=1) + "\n")
     if scope and report["counts"][UNREACHABLE] == len(scope):
         raise NothingCheckedError(f"no node of {site.name} answered: nothing was checked "
-                                  f"(report: {directory / 'drift.json'})")
+                                  f"(report: {directory / REPORT_FILE_NAME})")
+    return report
+
+
+def last_drift(site_name: str) -> dict[str, Any] | None:
+    """The last drift check's report kept on this machine, None when there is none.
+
+    Run directories begin with their UTC time (ansible.runner.new_run_directory), so the
+    last by name is the newest; only drift checks leave a report there.
+    """
+    reports = sorted(runs_dir(site_name).glob(f"*/{REPORT_FILE_NAME}"),
+                     key=lambda path: path.parent.name)
+    if not reports:
+        return None
+    path = reports[-1]
+    try:
+        report = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise EcohashError(f"{path}: unreadable drift report ({error})") from None
+    if not isinstance(report, dict) or report.get("schema") != DRIFT_SCHEMA:
+        raise EcohashError(f"{path}: not a drift report of schema {DRIFT_SCHEMA}")
     return report
 
 
