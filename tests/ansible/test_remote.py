@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from ecohash.ansible import remote
@@ -121,6 +123,28 @@ def test_the_executor_path_reaches_ansible_and_leaves_node_fingerprints_alone(wr
     # Where a rollout runs from changes nothing on a node: no re-run of every node.
     for name in with_it.hosts:
         assert Fingerprints(with_it).of(name).value == Fingerprints(without).of(name).value
+
+
+def test_a_node_that_is_the_executor_alone_lets_sshd_forward_the_agent(write_site):
+    on_node = load_inventory(write_site(with_executor("host: c01-r01-n01"), name="c.yaml"))
+    elsewhere = load_inventory(write_site(with_executor("host: 10.20.3.4"), name="d.yaml"))
+    assert [name for name in on_node.hosts if on_node.host_vars(name).get("ecohash_site_executor")] \
+        == ["c01-r01-n01"]
+    assert not any(elsewhere.host_vars(name).get("ecohash_site_executor") for name in elsewhere.hosts)
+    # The base role's sshd drop-in, rendered as Ansible renders it for each kind of node.
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    environment.filters["bool"] = bool  # Ansible's, for the booleans given here
+    template = environment.from_string((REPO / "roles/base/templates/60-ecohash-sshd.conf.j2").read_text())
+    default = yaml.safe_load((REPO / "roles/base/defaults/main.yml").read_text())["base_ssh_allow_agent_forwarding"]
+    for variables, expected in ((on_node.host_vars("c01-r01-n01"), "yes"), (on_node.host_vars("c01-r01-n02"), "no")):
+        allowed = jinja2.Environment().from_string(default).render(variables) == "True"
+        text = template.render(ansible_managed="", base_ssh_max_auth_tries=3,
+                               base_ssh_allow_agent_forwarding=allowed)
+        assert f"AllowAgentForwarding {expected}\n" in text
+    # Only the executor node's fingerprint changes: it is the one whose sshd changes.
+    changed = [name for name in on_node.hosts
+               if Fingerprints(on_node).of(name).value != Fingerprints(elsewhere).of(name).value]
+    assert changed == ["c01-r01-n01"]
 
 
 @pytest.mark.parametrize(("block", "line", "message"), [

@@ -227,6 +227,10 @@ def build_inventory(site: Site, plan: Plan, standard: NodeStandard) -> Inventory
             "ecohash_gpu_cap_w": node_plan.gpu_cap_w,
             "ecohash_gpu_capped_by": node_plan.capped_by,
         }
+    if provisioning.executor is not None and provisioning.executor.host in inventory.hosts:
+        # The node that runs the site's waves receives the controller's forwarded agent:
+        # its sshd allows agent forwarding, and no other node's does (roles/base).
+        inventory.hosts[provisioning.executor.host]["ecohash_site_executor"] = True
 
     nodes_by_name = {node.name: node for node in site.nodes}
     mirror = provisioning.mirror
