@@ -431,6 +431,8 @@ def executor_drops(monkeypatch: pytest.MonkeyPatch) -> None:
         yield ["sh", "-c", canned_worker(lines, "Connection to 10.30.1.11 closed by remote host.")]
 
     monkeypatch.setattr(Executor, "transport", transport)
+    # No executor to reach for the directory's removal (its own tests below).
+    monkeypatch.setattr(remote, "remove_worker_directory", lambda executor, directory: True)
 
 
 def williston_with_executor(tmp_path: Path) -> Site:
@@ -451,6 +453,36 @@ def test_a_wave_whose_executor_dies_fails_with_its_name_and_nothing_is_recorded_
     # Nothing passed: a re-run does every node again.
     state = RolloutState.load(site.name)
     assert [name for name, record in state.nodes.items() if record.status == PASSED] == []
+
+
+@pytest.mark.parametrize("removed", [True, False])
+def test_a_worker_that_died_has_its_directory_removed_by_a_second_connection(
+        tmp_path, write_site, monkeypatch, executor_drops, removed):
+    # A worker killed with its shell (SIGKILL) never runs the trap that removes its
+    # directory, where the join token is: the controller removes it, or says it may be left.
+    calls: list[tuple[str, str]] = []
+
+    def remove(executor: Executor, directory: str) -> bool:
+        calls.append((executor.name, directory))
+        return removed
+
+    monkeypatch.setattr(remote, "remove_worker_directory", remove)
+    result = run_playbook(PlaybookRun(site_name="tx-odessa", site_file=write_site(with_executor("host: 10.20.3.4")),
+                                      playbook="reachable.yml", hosts=["c01-r01-n01"], directory=tmp_path / "run",
+                                      executor=here()), lambda progress: None)
+    assert result.status == "failed"
+    assert len(calls) == 1 and calls[0][0] == "exec1" and calls[0][1].startswith("/tmp/ecohash-"), calls
+    left = f"its directory {calls[0][1]} (with the join token) may be left on it"
+    assert (left in result.reason) is not removed, result.reason
+
+
+def test_the_removal_is_one_rm_of_our_own_directory_over_ssh_without_an_agent():
+    executor = Executor(name="exec1", address="10.20.3.4", user="ops", port=2200, path="/srv/ex/bin",
+                        ssh_config=Path("/site/ssh_config"))
+    argv = executor.removal_command("/tmp/ecohash-abc")
+    assert argv[:3] == ["ssh", "-F", "/site/ssh_config"] and "StrictHostKeyChecking=yes" in argv
+    assert "ForwardAgent=no" in argv
+    assert argv[-3:] == ["--", "10.20.3.4", "rm -rf /tmp/ecohash-abc"]
 
 
 def test_a_canceled_run_on_the_executor_ends_at_once_as_canceled(tmp_path, write_site, monkeypatch, token):

@@ -111,6 +111,11 @@ class Executor:
         return [*(["-F", str(self.ssh_config)] if self.ssh_config else []), *HOST_KEY_CHECKING_ARGS,
                 *SSH_OPTIONS, "-p", str(self.port), "-l", self.user]
 
+    def removal_command(self, directory: str) -> list[str]:
+        """ssh removing the worker's `directory`: no agent, no site value as shell."""
+        return ["ssh", *self.ssh_options(), "-o", "ForwardAgent=no", "--", self.address,
+                f"rm -rf {shlex.quote(directory)}"]
+
     def worker_command(self, directory: str) -> str:
         """The remote shell command: the worker, in `directory`, removed however it ends."""
         quoted = shlex.quote(directory)
@@ -309,11 +314,27 @@ def _run_on_executor(executor: Executor, site: Site, inventory: Inventory, job: 
     # worker's final status and artifacts is the executor's failure.
     if rc is None or status not in FINAL_STATUSES:
         canceled = cancel is not None and cancel.is_set()
+        reason = None if canceled else _why(executor, process.returncode, stderr, explanation, bool(answered))
+        if answered and not remove_worker_directory(executor, remote) and reason is not None:
+            reason += f"; its directory {remote} (with the join token) may be left on it: remove it there"
         return RemoteRun(status="canceled" if canceled else "failed",
-                         rc=rc if rc is not None else (process.returncode or 1), stats=stats,
-                         reason=None if canceled else _why(executor, process.returncode, stderr, explanation,
-                                                            bool(answered)))
+                         rc=rc if rc is not None else (process.returncode or 1), stats=stats, reason=reason)
     return RemoteRun(status=status, rc=rc, stats=stats)
+
+
+def remove_worker_directory(executor: Executor, remote: str) -> bool:
+    """Remove a worker's directory after its stream ended early; whether that succeeded.
+
+    The worker's shell trap removes it however the worker ends, but not when the shell
+    itself is killed (SIGKILL, the session torn down): then the payload, the join token
+    among it, would stay on the executor. A second connection does what the trap could not.
+    """
+    try:
+        done = subprocess.run(executor.removal_command(remote), stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=30, check=False, start_new_session=True)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 _STATS_KEYS = ("ok", "failures", "dark", "changed", "skipped", "processed", "ignored", "rescued")
