@@ -55,3 +55,7 @@ class InfeasibleSiteError(ProblemsError):
 
 class SiteNotFoundError(InvalidInputError):
     """A site argument names neither a site file nor a site in the inventories."""
+
+
+class ContentNotFoundError(InvalidInputError):
+    """ecohash's Ansible content (roles, playbooks, templates...) is missing from its install."""

@@ -1,4 +1,4 @@
-"""Where ecohash finds site inventories and keeps its own state."""
+"""Where ecohash finds its Ansible content and site inventories, and keeps its own state."""
 
 from __future__ import annotations
 
@@ -6,12 +6,21 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ecohash.errors import SiteNotFoundError
+from ecohash.errors import ContentNotFoundError, SiteNotFoundError
 
 if TYPE_CHECKING:
     from ecohash.inventory.site import Site
 
 SITE_FILE_NAME = "site.yaml"
+# What ecohash reads from its Ansible content at run time (project_root). A wheel ships
+# exactly these, copied by setup.py, so this list is the one to change when a command
+# comes to read another file of the repository.
+CONTENT = ("ansible.cfg", "galaxy.yml", "meta", "node-standard.lock.yml", "playbooks", "plugins",
+           "requirements.lock", "roles", "stacks", "templates")
+# Where a wheel keeps the content inside the package: where Ansible looks for the
+# collection ecohash.site under a collections path, as the checkout's collections/ has it.
+PACKAGED_COLLECTIONS = "collections"
+COLLECTION_PATH = ("ansible_collections", "ecohash", "site")
 
 
 def state_dir() -> Path:
@@ -104,12 +113,45 @@ def known_sites() -> set[str]:
 
 
 def project_root() -> Path:
-    """The checkout ecohash runs from: ansible.cfg, roles/, playbooks/ and the node standard.
+    """Where ecohash's Ansible content is: ansible.cfg, roles/, playbooks/, templates/, the node standard.
 
-    ecohash is installed from its repository (editable), and the Ansible content is part
-    of the product, so it is found next to the package rather than copied into it.
+    The one rule for both layouts: a wheel carries the content inside the package (setup.py
+    copies it there), else this is a checkout and the content is the repository root. A
+    content root that lacks part of it is refused here, naming what is missing, rather
+    than failing later on the first file some command happens to read.
     """
-    return Path(__file__).resolve().parents[2]
+    return content_root(Path(__file__).resolve().parent)
+
+
+def collections_dir() -> Path:
+    """The only directory Ansible searches for collections: ecohash.site is in it, the content itself.
+
+    In a checkout that is collections/ (its ecohash/site a symlink to the root, ansible.cfg's
+    collections_path); in a wheel, the package directory that holds the copied collection.
+    """
+    root = project_root()
+    checkout = root / "collections"
+    return checkout if checkout.is_dir() else root.parents[len(COLLECTION_PATH) - 1]
+
+
+def content_root(package: Path) -> Path:
+    """The content root of the ecohash package in `package` (see project_root)."""
+    packaged = _packaged_collection(package / PACKAGED_COLLECTIONS)
+    if packaged.is_dir():
+        root, layout = packaged, "the installed package's copy"
+    else:
+        root, layout = package.parents[1], f"a checkout's root; no wheel's copy at {packaged}"
+    missing = [name for name in CONTENT if not (root / name).exists()]
+    if missing:
+        raise ContentNotFoundError(
+            f"ecohash's Ansible content is incomplete: no {', '.join(missing)} in {root} ({layout});"
+            " reinstall ecohash from a wheel built from its repository, or run it from a checkout"
+        )
+    return root
+
+
+def _packaged_collection(collections: Path) -> Path:
+    return collections.joinpath(*COLLECTION_PATH)
 
 
 def source_path(path: Path) -> str:
