@@ -52,13 +52,13 @@ from ecohash.ansible.inventory import Inventory, ssh_common_args
 from ecohash.atomic import write_atomic
 from ecohash.errors import EcohashError
 from ecohash.inventory.site import Site
-from ecohash.paths import fetched_kubeconfig_file, project_root, secrets_dir
+from ecohash.paths import COLLECTION_PATH, fetched_kubeconfig_file, project_root, secrets_dir
 from ecohash.ssh import HOST_KEY_CHECKING_ARGS, known_hosts_files_of, portable_ssh_config
 
 # What the executor needs of this checkout to run its playbooks: the collection's content
 # as galaxy.yml's manifest ships it, with the collections/ link that names the checkout
 # ecohash.site (ansible.cfg's collections_path).
-PROJECT_CONTENT = ("ansible.cfg", "galaxy.yml", "meta", "playbooks", "roles", "plugins", "collections")
+PROJECT_CONTENT = ("ansible.cfg", "galaxy.yml", "meta", "playbooks", "roles", "plugins")
 # Where the worker's private data directory goes on the executor: a fresh, unguessable
 # name each run, created 0700 by the worker itself.
 REMOTE_BASE = "/tmp"
@@ -368,6 +368,11 @@ def write_payload(payload: Path, remote: str, ident: str, executor: Executor, si
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             shutil.copy2(source, project / name)
+    # ansible.cfg's collections/ with ecohash.site linked to the project, as a checkout has it;
+    # made rather than copied: an installed ecohash's content has no such link.
+    link = project.joinpath("collections", *COLLECTION_PATH)
+    link.parent.mkdir(parents=True)
+    link.symlink_to(Path(*[".."] * len(COLLECTION_PATH)))
     ssh_dir = payload / "ssh"
     ssh_dir.mkdir(mode=0o700)
     # The known hosts the controller checks the nodes against, and the site's ssh_config

@@ -24,7 +24,7 @@ from typing import Any
 
 from ecohash.ansible.remote import Executor, Job, run_on_executor
 from ecohash.errors import InvalidInputError
-from ecohash.paths import facts_dir, project_root, runs_dir
+from ecohash.paths import collections_dir, facts_dir, project_root, runs_dir
 
 # Events that end one task on one host, and what each says about the host.
 HOST_RESULTS = {
@@ -243,6 +243,10 @@ def _run_here(request: PlaybookRun, playbook: Path, directory: Path, handle: Cal
         # This repository's settings whatever the working directory, and the Ansible that
         # was installed with ecohash (its inventory plugin imports ecohash).
         "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"),
+        # ansible.cfg's collections/ is a checkout's; a wheel keeps the collection elsewhere.
+        # Named here, it is also the only path: no collection a user's environment names
+        # stands in for ecohash's own.
+        "ANSIBLE_COLLECTIONS_PATH": str(collections_dir()),
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         **fact_cache_environment(facts_dir(request.site_name)),
         "ANSIBLE_FORCE_COLOR": "0",
