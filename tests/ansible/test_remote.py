@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from ecohash.commands.main import cli
 from ecohash.errors import EcohashError
 from ecohash.inventory import load_site
 from ecohash.inventory.site import Site
+from ecohash.paths import CONTENT
 from ecohash.rollout import drift as drift_module
 from ecohash.rollout.fingerprint import Fingerprints
 from ecohash.rollout.state import PASSED, RolloutState
@@ -257,6 +259,27 @@ def test_the_payload_names_only_its_own_files_and_carries_the_controllers_token(
     assert os.readlink(payload / "project" / "collections" / "ansible_collections" / "ecohash" / "site") \
         == "../../.."
 
+
+
+def test_an_installed_ecohash_s_payload_makes_the_collection_link_its_content_lacks(
+        tmp_path, write_site, token, monkeypatch):
+    # A wheel's content root: what paths.CONTENT names (setup.py), and no collections/ link.
+    installed = tmp_path / "installed"
+    installed.mkdir()
+    for name in CONTENT:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, installed / name)
+        else:
+            shutil.copy(REPO / name, installed / name)
+    monkeypatch.setattr(remote, "project_root", lambda: installed)
+    site = load_site(write_site(with_executor("host: 10.20.3.4")))
+    job = Job(playbook="bootstrap.yml", limit_hosts=["c01-r01-n01"], limit=None, cmdline=None, extravars={})
+
+    payload, _kwargs = payload_of(tmp_path, site, job)
+
+    collection = payload / "project" / "collections" / "ansible_collections" / "ecohash" / "site"
+    assert os.readlink(collection) == "../../.."
+    assert (collection / "roles" / "base" / "tasks" / "main.yml").is_file()
 
 def test_a_missing_token_is_made_once_as_the_role_would(tmp_path):
     path = tmp_path / "secrets" / "k3s-token"
