@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from ecohash.bundle import keys
-from ecohash.bundle.load import load_verified
+from ecohash.bundle.load import LoadTarget, load_verified
 from ecohash.bundle.verify import BundleInvalidError
 from ecohash.lab import lifecycle, mirror, simimage
+from ecohash.lab.inventory import SITE_NAME
 from ecohash.standard import load_standard
 from tests.labhosts import Lab
 
@@ -38,7 +39,8 @@ def test_a_tampered_bundle_is_refused_before_anything_is_loaded(lab: Lab, tmp_pa
     blob.write_bytes(blob.read_bytes() + b"\n")
     before = os.readlink(lab.paths.mirror_dir / "current")
     with pytest.raises(BundleInvalidError, match=blob.name):
-        load_verified(tampered, public, mirror_root=tmp_path / "mirror",
+        load_verified(tampered, public, LoadTarget(SITE_NAME, lab.paths.standard_file, "lab"),
+                      mirror_root=tmp_path / "mirror",
                       registry_url=lifecycle.registry_url(), mirror_key=lab.paths.mirror_key)
     assert not (tmp_path / "mirror").exists()
     assert os.readlink(lab.paths.mirror_dir / "current") == before

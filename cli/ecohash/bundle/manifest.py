@@ -119,6 +119,11 @@ def is_sha256(value: object) -> bool:
     return isinstance(value, str) and _SHA256.match(value) is not None
 
 
+def is_created(value: object) -> bool:
+    """A manifest's `created`: YYYY-MM-DDTHH:MM:SSZ, so that its text sorts as time does."""
+    return isinstance(value, str) and _CREATED.match(value) is not None
+
+
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -133,7 +138,7 @@ def parse(text: str, source: str) -> Manifest:
         document = json.loads(text)
         if document.get("schema") != SCHEMA:
             raise ValueError(f"schema is {document.get('schema')!r}, not {SCHEMA!r}")
-        if not isinstance(document["created"], str) or not _CREATED.match(document["created"]):
+        if not is_created(document["created"]):
             raise ValueError(f"created {document['created']!r} is not YYYY-MM-DDTHH:MM:SSZ")
         standard = document["standard"]
         base = document["base"]

@@ -187,13 +187,16 @@ def verify(directory: Path, site: str | None, pubkey: Path | None, base: Path | 
               "the address is this machine's, ecohash starts Debian's docker-registry there.")
 @click.option("--mirror-key", type=_directory, metavar="DIR",
               help="The GnuPG home of the mirror's signing key; default the state's secrets/SITE/mirror-key.")
+@click.option("--allow-downgrade", is_flag=True,
+              help="Load a bundle older than the release the site runs; logged in the mirror's loads.log.")
 def load_command(directory: Path, site: str, mirror_root: Path | None, registry: str | None,
-          mirror_key: Path | None) -> None:
+          mirror_key: Path | None, allow_downgrade: bool) -> None:
     """Verify DIR with SITE's key, then publish it in the site mirror and registry.
 
-    Nothing is published unless the whole bundle verifies; nodes see the old
-    release or the new, never a mix. Loading the same bundle again changes
-    nothing.
+    Nothing is published unless the whole bundle verifies, was built for SITE
+    (or from --standard) from SITE's node-standard lock, and is not older than
+    the release SITE runs; nodes see the old release or the new, never a mix.
+    Loading the same bundle again changes nothing.
 
     Example:
 
@@ -223,7 +226,11 @@ def load_command(directory: Path, site: str, mirror_root: Path | None, registry:
         registry_url=registry_url,
         mirror_key=mirror_key or secrets_dir(loaded.name) / "mirror-key",
         on_verified=registry_ready,
+        allow_downgrade=allow_downgrade,
     )
+    if result.downgraded_from is not None:
+        click.echo(f"{directory}: a downgrade: the site ran a release created {result.downgraded_from}; "
+                   "loaded with --allow-downgrade (logged in loads.log)", err=True)
     click.echo(f"{directory}: loaded into site {loaded.name}: {result}")
 
 

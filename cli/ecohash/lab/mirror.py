@@ -21,7 +21,7 @@ from ecohash.bundle.build import build_bundle
 from ecohash.bundle.contents import ContentSources
 from ecohash.bundle.fetch import fetch
 from ecohash.bundle.items import Item
-from ecohash.bundle.load import load_verified
+from ecohash.bundle.load import LoadTarget, load_verified
 from ecohash.bundle.publish import KEYRING_PATH as KEYRING_PATH  # where tests find the keyring
 from ecohash.bundle.verify import verify_bundle
 from ecohash.lab import labstandard, process, simdriver, simimage, simk3s, simtoolkit
@@ -120,6 +120,7 @@ def populate(
     loaded = load_verified(
         paths.bundle,
         key.public,
+        LoadTarget(SITE_NAME, standard_file, str(standard_file)),
         mirror_root=paths.mirror_dir,
         registry_url=registry_url,
         mirror_key=paths.mirror_key,
