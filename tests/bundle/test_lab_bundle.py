@@ -3,6 +3,7 @@ signed bundle, verifies and loads it; the mirror serves the release, the registr
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import urllib.request
@@ -10,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
+import ecohash.bundle.load
 from ecohash.bundle import keys
+from ecohash.bundle import manifest as manifests
+from ecohash.bundle.build import build_bundle
+from ecohash.bundle.items import Item
 from ecohash.bundle.load import LoadTarget, load_verified
 from ecohash.bundle.verify import BundleInvalidError
 from ecohash.lab import lifecycle, mirror, simimage
@@ -60,3 +65,34 @@ def test_a_node_pulls_the_lab_image_from_the_registry(lab: Lab) -> None:
     lab.ssh(node, f"ctr --namespace k8s.io images pull --plain-http {reference}")
     listed = lab.ssh(node, "ctr --namespace k8s.io images list --quiet").stdout.split()
     assert reference in listed
+
+
+def test_a_blob_swapped_after_verify_never_reaches_the_labs_mirror(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The lab's own key is gone with the process that made it: this bundle (the lab's blobs
+    # and one new file) is signed by a key of the test's, which the load is told to trust.
+    manifest, _ = manifests.read(lab.paths.bundle)
+    blobs = lab.paths.bundle / "blobs" / "sha256"
+    (tmp_path / "new").write_bytes(b"new on this disk\n")
+    items = [Item(e.kind, e.destination, blobs / e.sha256, e.media_type, e.sha256) for e in manifest.entries]
+    items.append(Item("file", "files/swapped/new", tmp_path / "new"))
+    secret = keys.generate()
+    bundle = tmp_path / "bundle"
+    build_bundle(items, bundle, standard_file=lab.paths.standard_file, site_name=SITE_NAME, key=secret)
+    swapped = bundle / "blobs" / "sha256" / hashlib.sha256(b"new on this disk\n").hexdigest()
+    verify = ecohash.bundle.load.verify_bundle
+
+    def verify_then_swap(directory: Path, public_key: keys.PublicKey) -> manifests.Manifest:
+        verified = verify(directory, public_key)
+        swapped.write_bytes(b"NEW ON THIS DISK\n")  # the disk serves other bytes the second time
+        return verified
+
+    monkeypatch.setattr(ecohash.bundle.load, "verify_bundle", verify_then_swap)
+    store = lab.paths.mirror_dir / "blobs" / "sha256"
+    before = (os.readlink(lab.paths.mirror_dir / "current"), sorted(os.listdir(store)))
+    with pytest.raises(BundleInvalidError, match=rf"^{swapped}: changed since it was verified: its sha256 is "):
+        load_verified(bundle, secret.public, LoadTarget(SITE_NAME, lab.paths.standard_file, "lab"),
+                      mirror_root=lab.paths.mirror_dir, registry_url=lifecycle.registry_url(),
+                      mirror_key=lab.paths.mirror_key)
+    assert (os.readlink(lab.paths.mirror_dir / "current"), sorted(os.listdir(store))) == before
