@@ -131,8 +131,10 @@ def _create(path: Path) -> BufferedWriter:
 
 
 def _mismatch(sha256: str, size: int, entry: StoredEntry) -> str | None:
-    if size != entry.size:
-        return f"{'more than ' if size > entry.size else ''}{size} bytes, not {entry.size}"
+    if size > entry.size:  # read no further than one byte past the size: how far, unknown
+        return f"longer than {entry.size} bytes"
+    if size < entry.size:
+        return f"{size} of {entry.size} bytes"
     if sha256 != entry.sha256:
         return f"its sha256 is {sha256}"
     return None
