@@ -136,10 +136,10 @@ def test_a_delta_refuses_a_base_it_was_not_built_from(delta, tmp_path, key):
     assert line.startswith(f"{other}: not this delta's base: its manifest's sha256 is ")
 
 
-def verify_in_time(bundle: Path, key: keys.PublicKey) -> list[str]:
+def verify_in_time(bundle: Path, key: keys.PublicKey, base: Path | None = None) -> list[str]:
     """refusal(), on a thread: a verify that opened a FIFO would wait for a writer forever."""
     found: list[list[str]] = []
-    worker = threading.Thread(target=lambda: found.append(refusal(bundle, key)), daemon=True)
+    worker = threading.Thread(target=lambda: found.append(refusal(bundle, key, base)), daemon=True)
     worker.start()
     worker.join(timeout=20)
     assert found, "verify blocked (or failed otherwise) on a bundle file that is not a regular file"
@@ -167,3 +167,13 @@ def test_a_fifo_for_the_manifest_is_refused_unopened(bundle, key):
     os.mkfifo(bundle / "manifest.json")
     assert verify_in_time(bundle, key.public) == [
         f"{bundle / 'manifest.json'}: not a regular file but a FIFO; refused"]
+
+
+def test_a_fifo_for_a_bases_manifest_is_refused_unopened(tmp_path, key):
+    base, delta = tmp_path / "base", tmp_path / "delta"
+    build(base, key, write_items(tmp_path / "src", CONTENTS))
+    build(delta, key, write_items(tmp_path / "src2", {**CONTENTS, "files/new": b"new"}), base=base)
+    (base / "manifest.json").unlink()
+    os.mkfifo(base / "manifest.json")
+    assert verify_in_time(delta, key.public, base) == [
+        f"{base / 'manifest.json'}: not a regular file but a FIFO; refused"]

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ecohash.bundle.items import DESTINATION_ROOTS
+from ecohash.bundle.untrusted import NotRegularFileError, open_regular
 from ecohash.errors import InvalidInputError
 
 SCHEMA = "ecohash.io/bundle/v1"
@@ -167,10 +168,13 @@ def read(directory: Path) -> tuple[Manifest, str]:
     """A bundle directory's manifest and the sha256 of its text; unverified (a base)."""
     path = directory / MANIFEST_FILE_NAME
     try:
-        text = path.read_text(encoding="utf-8")
+        with open_regular(path) as file:
+            text = file.read().decode("utf-8")
     except FileNotFoundError:
         raise BundleInvalidError(f"{path}: missing: {directory} is not a bundle (or its build did not "
                                  "finish)") from None
+    except NotRegularFileError as error:
+        raise BundleInvalidError(f"{path}: {error.strerror}; refused") from None
     except (OSError, UnicodeDecodeError) as error:
         raise BundleInvalidError(f"{path}: cannot read: "
                                  f"{getattr(error, 'strerror', None) or error}") from None

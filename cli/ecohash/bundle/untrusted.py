@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ecohash.bundle.blobs import CHUNK_BYTES
+# As the bundle's writer copies (ecohash.bundle.blobs): hashlib at OpenSSL's speed, memory flat.
+# Not imported from there: the manifest reads through this module, and blobs needs the manifest.
+CHUNK_BYTES = 1 << 20
 
 _KINDS = {
     stat.S_IFLNK: "a symbolic link",
