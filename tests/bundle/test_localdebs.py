@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,26 @@ def test_the_pins_by_name_follow_the_standard():
         "libnvidia-container-tools": "1.17.8-1", "libnvidia-container1": "1.17.8-1",
         "containerd": "1.6.20~ds1-1+deb12u3", "runc": "1.1.5+ds1-1+deb12u1",
     }
+
+
+@pytest.mark.parametrize(("package", "architecture", "reason"), [
+    # dpkg-deb refuses this name itself...
+    ("../../evil-nvidia", "amd64",
+     "invalid package name in 'Package' field: must start with an alphanumeric character"),
+    # ...but only warns about this architecture, which would name a file outside the work directory.
+    ("x-nvidia", "../amd64", "its Architecture field '../amd64' is not Debian's syntax"),
+])
+def test_a_control_field_outside_debians_syntax_is_refused_before_it_names_a_file(tmp_path, package,
+                                                                                   architecture, reason):
+    # dpkg-deb --nocheck builds what dpkg's own checks would refuse to build.
+    staging = tmp_path / "pkg" / "DEBIAN"
+    staging.mkdir(parents=True)
+    (staging / "control").write_text(f"Package: {package}\nVersion: 550.127.05-1\nArchitecture: {architecture}\n"
+                                     "Maintainer: x <x@ecohash.invalid>\nDescription: x\n")
+    given = tmp_path / "evil.deb"
+    subprocess.run(["dpkg-deb", "--nocheck", "--root-owner-group", "--build", staging.parent, given],
+                   check=True, capture_output=True)
+    with pytest.raises(LocalDebError) as raised:
+        check(PRODUCTION, "debian12", [given], tmp_path / "work" / "local")
+    assert str(raised.value) == f"{given}: not a readable .deb: {reason}"
+    assert list((tmp_path / "work").rglob("*")) == [tmp_path / "work" / "local"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import re
 import stat
 import subprocess
 from collections.abc import Sequence
@@ -25,6 +26,11 @@ from ecohash.standard import NodeStandard
 # apt resolves the closure for amd64 nodes (apt_closure); "all" packages run anywhere.
 NODE_ARCHITECTURES = ("amd64", "all")
 BLOCK = 1 << 20
+DPKG_DEB_TIMEOUT_S = 60
+# Debian policy 5.6.1, 5.6.12 and dpkg-architecture's names.
+_FIELD_SYNTAX = {"Package": re.compile(r"[a-z0-9][a-z0-9.+-]+"),
+                 "Version": re.compile(r"(\d+:)?[0-9][A-Za-z0-9.+~-]*"),
+                 "Architecture": re.compile(r"[a-z0-9][a-z0-9-]*")}
 
 
 class LocalDebError(InvalidInputError):
@@ -156,12 +162,23 @@ def _copy_regular_file(file: Path, work: Path) -> tuple[Path, str]:
 def _control(file: Path, copy: Path) -> tuple[str, str, str]:
     try:
         result = subprocess.run(["dpkg-deb", "--field", str(copy), "Package", "Version", "Architecture"],
-                                capture_output=True, text=True, check=False, timeout=60)
+                                capture_output=True, text=True, errors="replace", check=False,
+                                timeout=DPKG_DEB_TIMEOUT_S)
     except FileNotFoundError:
         raise LocalDebError("dpkg-deb is not installed: checking local .debs needs Debian's dpkg") from None
+    except subprocess.TimeoutExpired:
+        raise LocalDebError(f"{file}: not a readable .deb: dpkg-deb did not read its control within "
+                            f"{DPKG_DEB_TIMEOUT_S} s") from None
     fields = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
-    values = (fields.get("Package", ""), fields.get("Version", ""), fields.get("Architecture", ""))
+    package, version, architecture = (fields.get(name, "") for name in _FIELD_SYNTAX)
+    values = (package, version, architecture)
     if result.returncode != 0 or not all(values):
         reason = (result.stderr.strip().splitlines() or ["no Package, Version and Architecture"])[-1]
-        raise LocalDebError(f"{file}: not a readable .deb: {reason.removeprefix('dpkg-deb: error: ')}")
+        reason = reason.removeprefix("dpkg-deb: error: ").strip()
+        raise LocalDebError(f"{file}: not a readable .deb: {reason}")
+    # The fields name the file it is carried as, and a path in the mirror: Debian's syntax only.
+    for (name, syntax), value in zip(_FIELD_SYNTAX.items(), values, strict=True):
+        if not syntax.fullmatch(value):
+            raise LocalDebError(f"{file}: not a readable .deb: its {name} field {value!r} is not Debian's "
+                                f"syntax")
     return values
