@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import ecohash.bundle.load
 from ecohash.bundle import keys
@@ -18,7 +19,8 @@ from ecohash.bundle.build import build_bundle
 from ecohash.bundle.items import Item
 from ecohash.bundle.load import LoadTarget, load_verified
 from ecohash.bundle.verify import BundleInvalidError
-from ecohash.lab import lifecycle, mirror, simimage
+from ecohash.commands.main import cli
+from ecohash.lab import lifecycle, mirror, simdriver, simimage
 from ecohash.lab.inventory import SITE_NAME
 from ecohash.standard import load_standard
 from tests.labhosts import Lab
@@ -96,3 +98,30 @@ def test_a_blob_swapped_after_verify_never_reaches_the_labs_mirror(
                       mirror_root=lab.paths.mirror_dir, registry_url=lifecycle.registry_url(),
                       mirror_key=lab.paths.mirror_key)
     assert (os.readlink(lab.paths.mirror_dir / "current"), sorted(os.listdir(store))) == before
+
+
+def test_the_public_commands_build_verify_and_load_the_labs_bundle(lab: Lab, tmp_path: Path) -> None:
+    """`bundle build lab --deb`, `bundle verify` and `bundle load`, as at a site: no internal path."""
+    def run(*args: str | Path) -> None:
+        result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+
+    made_key = not keys.secret_key_file(SITE_NAME).exists()
+    if made_key:
+        run("bundle", "keygen", SITE_NAME)
+    try:
+        out = tmp_path / "bundle"
+        run("bundle", "build", SITE_NAME, "-o", out, "--deb", lab.paths.simulated_debs)
+        run("bundle", "verify", out, "--site", SITE_NAME)
+        # Into a mirror root of its own: the lab's mirror stays what the other lab tests expect.
+        run("bundle", "load", out, SITE_NAME, "--mirror-root", tmp_path / "mirror",
+            "--mirror-key", lab.paths.mirror_key)
+    finally:
+        if made_key:
+            keys.secret_key_file(SITE_NAME).unlink()
+            keys.public_key_file(SITE_NAME).unlink()
+    release = tmp_path / "mirror" / "current"
+    driver = simdriver.deb_file_name()
+    assert (release / "apt" / driver).read_bytes() == (lab.paths.simulated_debs / driver).read_bytes()
+    packages = (release / "apt" / "Packages").read_text()
+    assert "Package: nvidia-driver-sim\n" in packages and "Package: containerd\n" in packages
