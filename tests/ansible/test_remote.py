@@ -264,7 +264,8 @@ def test_the_payload_names_only_its_own_files_and_carries_the_controllers_token(
         tmp_path, write_site, token, state_dir):
     config = tmp_path / "ssh_config"
     known = tmp_path / "known_hosts"
-    known.write_text("10.20.1.11 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOfTheNode\n")
+    node_line = "10.20.1.11 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOfTheNode\n"
+    known.write_text("other-site-n01,10.99.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherSitesNode\n" + node_line)
     config.write_text(f"Host c01-r01-n01 10.20.1.11\n    HostName 10.20.1.11\n    HostKeyAlias c01-r01-n01\n"
                       f"Match exec \"true\"\n    User other\n"
                       f"Host *\n    IdentityFile {tmp_path}/key\n    IdentitiesOnly yes\n"
@@ -281,8 +282,9 @@ def test_the_payload_names_only_its_own_files_and_carries_the_controllers_token(
     assert kwargs["envvars"]["ECOHASH_K3S_TOKEN_FILE"] == "/tmp/ecohash-x/secrets/k3s-token"
     # Nothing secret in what ansible-runner sends as its arguments.
     assert TOKEN not in json.dumps(kwargs)
-    # The known hosts the controller checks the nodes against; none of its paths.
-    assert (payload / "ssh" / "known_hosts").read_text() == known.read_text()
+    # The site's lines of the known hosts the controller checks the nodes against: never
+    # another site's (its topology), none of the controller's paths.
+    assert (payload / "ssh" / "known_hosts").read_text() == node_line
     # The site's ssh_config as far as it travels: its aliases (keys are checked under them),
     # not the controller's files, commands, jump hosts or identities-only (the agent's keys).
     assert (payload / "ssh" / "ssh_config").read_text() == (
