@@ -664,6 +664,23 @@ def test_a_canceled_run_on_the_executor_ends_at_once_as_canceled(tmp_path, write
     assert list(result.hosts) == ["c01-r01-n01"]
 
 
+def test_a_wave_past_its_timeout_the_agents_lifetime_is_stopped_naming_it(tmp_path, write_site, monkeypatch, token):
+    # The forwarded keys expire with the wave's timeout: past it the wave could reach no
+    # node, so it is stopped rather than left to fail node by node.
+    monkeypatch.setattr(remote, "WAVE_TIMEOUT_S", 1)
+
+    @contextlib.contextmanager
+    def transport(self: Executor, remote_command: str, access: NodeAccess) -> Iterator[list[str]]:
+        yield ["sh", "-c", f"printf %s {shlex.quote(json.dumps({'status': 'starting'}) + chr(10))}; exec sleep 60"]
+
+    monkeypatch.setattr(Executor, "transport", transport)
+    monkeypatch.setattr(remote, "remove_worker_directory", lambda executor, directory: True)
+    result = run_playbook(PlaybookRun(site_name="tx-odessa", site_file=write_site(with_executor("host: 10.20.3.4")),
+                                      playbook="reachable.yml", hosts=["c01-r01-n01"], directory=tmp_path / "run",
+                                      executor=here()), lambda progress: None)
+    assert (result.status, result.reason) == ("failed", "executor exec1 did not end the wave within its timeout of 1 s")
+
+
 def test_here_runs_the_waves_on_the_controller(tmp_path, verified, stack_rendered, executor_drops,  # noqa: F811
                                                monkeypatch):
     runs: list[PlaybookRun] = []

@@ -250,7 +250,7 @@ def _run_on_executor(executor: Executor, site: Site, inventory: Inventory, job: 
             ]
             stop = threading.Event()
             timed_out = threading.Event()
-            threads.append(threading.Thread(target=_stop_on_cancel, daemon=True,
+            threads.append(threading.Thread(target=_stop_on_cancel_or_timeout, daemon=True,
                                             args=(process, cancel, stop, timed_out)))
             for thread in threads:
                 thread.start()
@@ -518,8 +518,8 @@ def _collect(stream: IO[bytes], lines: deque[str]) -> None:
             lines.append(text)
 
 
-def _stop_on_cancel(process: subprocess.Popen[bytes], cancel: threading.Event | None, stop: threading.Event,
-                    timed_out: threading.Event) -> None:
+def _stop_on_cancel_or_timeout(process: subprocess.Popen[bytes], cancel: threading.Event | None,
+                               stop: threading.Event, timed_out: threading.Event) -> None:
     deadline = time.monotonic() + WAVE_TIMEOUT_S
     while not stop.wait(0.2):
         if cancel is not None and cancel.is_set():
