@@ -380,7 +380,12 @@ def test_a_site_whose_ssh_config_names_no_key_is_refused_naming_the_setting_exit
     no_key = write_site(with_executor("host: 10.20.3.4").replace(
         "  provisioning:\n", "  provisioning:\n    ssh: {config_file: ssh_config}\n"), name="no-key.yaml")
     no_config = write_site(with_executor("host: 10.20.3.4"), name="no-config.yaml")
+    (tmp_path / "gone_config").write_text(f"Host *\n    IdentityFile {tmp_path}/no_such_key\n")
+    gone = write_site(with_executor("host: 10.20.3.4").replace(
+        "  provisioning:\n", "  provisioning:\n    ssh: {config_file: gone_config}\n"), name="gone.yaml")
     for path, line, message in (
+            (gone, 32, f"spec.provisioning.ssh.config_file: the IdentityFile {tmp_path}/gone_config names for "
+                       f"the nodes ({tmp_path}/no_such_key) is not on this machine"),
             (no_key, 32, f"spec.provisioning.ssh.config_file: {tmp_path}/ssh_config names no IdentityFile for "
                          "the nodes (10.20.1.11): the executor reaches them with only the keys the site names, "
                          "never ~/.ssh's defaults"),

@@ -87,8 +87,14 @@ def site_identity_files(site: Site, node: SshHost) -> list[Path]:
             f"spec.provisioning.ssh.config_file: {config} names no IdentityFile for the nodes "
             f"({node.address}): the executor reaches them with only the keys the site names, never "
             "~/.ssh's defaults"))])
-    paths = [Path(os.path.expanduser(name)) for name in named]
-    return [path for path in dict.fromkeys(paths) if path.is_file()]
+    paths = list(dict.fromkeys(Path(os.path.expanduser(name)) for name in named))
+    present = [path for path in paths if path.is_file()]
+    if not present:
+        line = site.line_of(["spec", "provisioning", "ssh", "config_file"])
+        raise InventoryError([Problem(str(site.file), line, (
+            f"spec.provisioning.ssh.config_file: the IdentityFile {config} names for the nodes "
+            f"({', '.join(map(str, paths))}) is not on this machine"))])
+    return present
 
 
 def known_hosts_files(host: SshHost) -> list[Path]:
