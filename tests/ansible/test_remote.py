@@ -264,6 +264,7 @@ def test_the_payload_names_only_its_own_files_and_carries_the_controllers_token(
         tmp_path, write_site, token, state_dir):
     config = tmp_path / "ssh_config"
     known = tmp_path / "known_hosts"
+    (tmp_path / "key").write_text("the site's key for its nodes\n")
     node_line = "10.20.1.11 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOfTheNode\n"
     known.write_text("other-site-n01,10.99.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherSitesNode\n" + node_line)
     config.write_text(f"Host c01-r01-n01 10.20.1.11\n    HostName 10.20.1.11\n    HostKeyAlias c01-r01-n01\n"
