@@ -12,6 +12,7 @@ from ecohash.commands.main import cli
 from ecohash.grid.watch import watcher_lock
 from tests.conftest import REPO
 from tests.grid.sites import SITE
+from tests.grid.vtn import VtnThread
 
 TX = str(REPO / "inventories" / "tx-odessa" / "site.yaml")
 ND = str(REPO / "inventories" / "nd-williston" / "site.yaml")
@@ -101,3 +102,13 @@ def test_insecure_vtn_follows_a_plain_http_vtn_with_a_warning_at_every_start(sta
         log = [json.loads(line) for line in (state / "grid" / "tx-odessa" / "watch.log").read_text().splitlines()]
         warnings = [entry for entry in log if entry["text"].startswith("--insecure-vtn: ")]
         assert [entry["level"] for entry in warnings] == ["WARNING"] * start
+
+
+def test_the_warning_insecure_vtn_logs_is_no_failure_the_exit_status_reports() -> None:
+    # The VTN registers the VEN, and wants no telemetry from a site it does not know: nothing
+    # else is logged at WARNING, so the exit status is the insecure warning's alone.
+    with VtnThread("not-tx-odessa") as vtn:
+        result = run("grid", "watch", TX, "--vtn", vtn.url, "--insecure-vtn", "--for", "2s")
+    assert f"WARNING [openadr] openadr: --insecure-vtn: the VTN at {vtn.url} is plain http" in result.stderr
+    assert "registered with the VTN at" in result.stderr
+    assert result.exit_code == 0, result.stderr

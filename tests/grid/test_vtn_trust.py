@@ -7,6 +7,7 @@ only when the site file pins it, and only answers that pass every check keep con
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -134,19 +135,27 @@ def test_a_vtn_signing_with_a_certificate_other_than_the_pinned_one_is_refused(p
 def lost_contact_after(pki: Pki, tmp_path: Path, fault: str) -> Ven:
     """A VEN registered with a pinned VTN that then only sends `fault`y answers, for 3.5 poll intervals."""
     async def scenario() -> Ven:
-        async with https_vtn(pki) as vtn, started(pinned(port_of(vtn), tmp_path,
-                                                         fingerprint=pki.fingerprint)) as ven:
-            assert ven.said("registered with the VTN")
-            answered = len(vtn.telemetry)
-            if fault == "5xx":
-                vtn.failing = 503
-            else:
-                vtn.sign_with(pki.other_signing.cert, pki.other_signing.key)
-            await asyncio.sleep(3.5)  # past 3 poll intervals of 1 s, every one answered
-            ven.requests()  # the watcher's poll checks contact
-            if fault != "5xx":
-                assert len(vtn.telemetry) > answered  # the VTN kept hearing the VEN, and answering
-            return ven
+        elsewhere = Vtn(free_port())  # plain http, unsigned: where a redirect would send the VEN
+        await elsewhere.server.run()
+        try:
+            # Pinned by the CA alone for a redirect: the signature check would hide what the origin check does.
+            fingerprint = None if fault == "redirect" else pki.fingerprint
+            async with https_vtn(pki) as vtn, started(pinned(port_of(vtn), tmp_path, fingerprint=fingerprint)) as ven:
+                assert ven.said("registered with the VTN")
+                answered = len(vtn.telemetry)
+                if fault == "5xx":
+                    vtn.failing = 503
+                elif fault == "redirect":
+                    vtn.redirect_to = f"http://127.0.0.1:{port_of(elsewhere)}"
+                else:
+                    vtn.sign_with(pki.other_signing.cert, pki.other_signing.key)
+                await asyncio.sleep(3.5)  # past 3 poll intervals of 1 s, every one answered
+                ven.requests()  # the watcher's poll checks contact
+                if fault == "signature":
+                    assert len(vtn.telemetry) > answered  # the VTN kept hearing the VEN, and answering
+                return ven
+        finally:
+            await elsewhere.server.stop()
 
     return run(scenario())
 
@@ -160,6 +169,11 @@ def test_answers_signed_with_another_key_do_not_count_as_contact(pki: Pki, tmp_p
     ven = lost_contact_after(pki, tmp_path, "signature")
     (lost,) = ven.said("lost contact with the VTN at https://127.0.0.1:")
     assert "; last answer: an answer that failed the XML schema or signature check)" in lost[2]
+
+
+def test_a_vtn_cannot_redirect_the_ven_to_another_origin(pki: Pki, tmp_path: Path) -> None:
+    (lost,) = lost_contact_after(pki, tmp_path, "redirect").said("lost contact with the VTN at https://127.0.0.1:")
+    assert re.search(r"; last answer: it redirected to http://127.0.0.1:[0-9]+, another origin\); ", lost[2])
 
 
 @pytest.mark.parametrize(("response", "counts", "problem"), [

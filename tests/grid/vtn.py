@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import socket
 import ssl
+import threading
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -49,6 +51,7 @@ class Vtn:
         self.telemetry: list[float] = []
         self.registered = False
         self.failing: int | None = None  # an HTTP status every request gets instead of an answer
+        self.redirect_to: str | None = None  # an origin every request is sent on to (307)
         self.server.app.middlewares.append(self._fail)
         self.server.add_handler("on_create_party_registration", self._register)
         self.server.add_handler("on_register_report", self._register_report)
@@ -56,6 +59,8 @@ class Vtn:
     @web.middleware
     async def _fail(self, request: web.Request,
                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if self.redirect_to is not None:
+            raise web.HTTPTemporaryRedirect(location=f"{self.redirect_to}{request.path}")
         if self.failing is not None:
             return web.Response(status=self.failing, text="<html><body>Service Unavailable</body></html>",
                                 content_type="text/html")
@@ -105,3 +110,30 @@ class Vtn:
         # openleadr answers each event's callback once; listen again for the modification's opt.
         self.server.event_callbacks[event_id] = (event, self._opted)
         self.server.events_updated[VEN_ID] = True
+
+
+class VtnThread:
+    """openleadr's VTN on its own event loop in a thread, for a watcher with a loop of its own
+    (another process, or a CliRunner in this one)."""
+
+    def __init__(self, site_name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.vtn = Vtn(free_port(), site_name=site_name)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> VtnThread:
+        self.thread.start()
+        self.call(self.vtn.server.run())
+        return self
+
+    def call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
+
+    def __exit__(self, *exc: object) -> None:
+        self.call(self.vtn.server.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+    @property
+    def url(self) -> str:
+        return self.vtn.url
