@@ -132,6 +132,14 @@ def test_a_vtn_signing_with_a_certificate_other_than_the_pinned_one_is_refused(p
     assert not ven.said("registered with the VTN")
 
 
+def test_a_ca_file_that_is_missing_or_not_one_is_named_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "not-a-ca.pem").write_text("not a certificate\n")
+    for ca_file, reason in [("missing.pem", "No such file or directory"), ("not-a-ca.pem", "NO_CERTIFICATE_OR_CRL")]:
+        ven = pinned(free_port(), tmp_path, ca_file=ca_file, client_cert=False)
+        with pytest.raises(InvalidInputError, match=f"^openadr: ca_file {tmp_path}/{ca_file}: {reason}"):
+            run(ven.ven.start())
+
+
 def lost_contact_after(pki: Pki, tmp_path: Path, fault: str) -> Ven:
     """A VEN registered with a pinned VTN that then only sends `fault`y answers, for 3.5 poll intervals."""
     async def scenario() -> Ven:

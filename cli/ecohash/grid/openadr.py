@@ -7,7 +7,8 @@ the watcher's judge says the site's caps can reach every target, out (with the r
 otherwise, and refuses outright what it cannot read as a curtailment (docs/grid-watch.md).
 
 openleadr runs on an asyncio loop (start/stop); the watcher polls from its own thread, so
-everything poll() reads is kept under a lock and handed out as a snapshot.
+everything poll() reads is kept under a lock and handed out as a snapshot. Which VTN the VEN
+will follow, and which of its answers count as contact, is vtn_trust.py's.
 """
 
 from __future__ import annotations

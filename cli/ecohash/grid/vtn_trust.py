@@ -22,6 +22,7 @@ import aiohttp
 import certifi
 from yarl import URL
 
+from ecohash.errors import InvalidInputError
 from ecohash.inventory.model import OpenAdr
 
 INSECURE_FLAG = "--insecure-vtn"
@@ -43,13 +44,26 @@ def trust_problem(config: OpenAdr) -> str | None:
 def tls_context(ca_file: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
     """Checks the VTN's certificate and host name: against `ca_file` alone when it is named,
     else the system's CA bundle; presents the VEN's certificate when it has one."""
-    # Without ca_file openleadr would check nothing the system bundle does not, and with a
-    # certificate it reads ca_file only: build the context here so both cases are the same.
-    context = ssl.create_default_context(
-        cafile=ca_file or ssl.get_default_verify_paths().cafile or certifi.where())
+    # openleadr reads ca_file only when the VEN has a certificate of its own: build the
+    # context here so that a CA named in the site file is always the one trusted.
+    try:
+        context = ssl.create_default_context(
+            cafile=ca_file or ssl.get_default_verify_paths().cafile or certifi.where())
+    except (OSError, ssl.SSLError) as error:
+        raise InvalidInputError(f"openadr: ca_file {ca_file}: {_reason(error)}") from None
     if cert is not None:
-        context.load_cert_chain(cert, key)
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as error:  # names the files, never their contents
+            raise InvalidInputError(f"openadr: cert {cert} and key {key}: {_reason(error)}") from None
     return context
+
+
+def _reason(error: OSError) -> str:
+    """OpenSSL's reason (NO_CERTIFICATE_OR_CRL_FOUND) or the system's (No such file or directory)."""
+    if isinstance(error, ssl.SSLError):
+        return error.reason or str(error)
+    return error.strerror or str(error)
 
 
 class Contact:
