@@ -89,7 +89,24 @@ def test_an_https_vtn_pinned_by_its_ca_and_fingerprint_is_followed_end_to_end(pk
             await until(lambda: vtn.opts.get(event_id))
             assert vtn.opts[event_id] == ["optIn"]
             assert [request.correlation_id for request in ven.requests()] == [event_id]
+            await asyncio.sleep(3.5)  # past 3 poll intervals of 1 s: answers that pass every check are contact
+            ven.requests()
             assert [line for line in ven.log if line[0] == "warning"] == []
+
+    run(scenario())
+
+
+def test_vtn_fingerprint_alone_pins_the_vtn_over_the_systems_ca_bundle(pki: Pki, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # The "system's" bundle here is the test CA: what is checked is that no ca_file is needed.
+    monkeypatch.setenv("SSL_CERT_FILE", pki.ca.cert)
+
+    async def scenario() -> None:
+        async with https_vtn(pki) as vtn:
+            site = openadr_site(port_of(vtn), "cert: ven.pem", "key: ven.key", f"vtn_fingerprint: '{pki.fingerprint}'",
+                                file=str(tmp_path / "site.yaml"), scheme="https")
+            async with started(Ven(site, insecure=False)) as ven:
+                assert ven.said(f"registered with the VTN at https://127.0.0.1:{port_of(vtn)}/")
 
     run(scenario())
 
