@@ -233,8 +233,9 @@ def test_a_vtn_that_is_not_pinned_is_refused_unless_insecure_and_then_logged(sch
         return ven
 
     with pytest.raises(InvalidInputError, match=f"^openadr: the VTN at {scheme}://127.0.0.1:[0-9]+/OpenADR2/"
-                                                f"Simple/2.0b {problem}.*; name its ca_file or vtn_fingerprint, "
-                                                "or accept that with --insecure-vtn$"):
+                                                f"Simple/2.0b {problem}.*; use https and name the VTN's ca_file or "
+                                                "vtn_fingerprint in spec.power.curtailment.openadr, or accept the "
+                                                "risk with --insecure-vtn$"):
         run(scenario(insecure=False))
     ven = run(scenario(insecure=True))
     (warning,) = ven.said("--insecure-vtn: the VTN at")

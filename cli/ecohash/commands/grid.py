@@ -91,7 +91,7 @@ def watch(site: str, vtn: str | None, ven_name: str | None, insecure_vtn: bool, 
 def _openadr(site, vtn: str | None, ven_name: str | None, insecure_vtn: bool):
     """The site's OpenADR settings with --vtn and --ven-name over them; None when there are none.
     A VTN that is not pinned is refused here, naming where it was given, unless --insecure-vtn."""
-    from ecohash.grid.vtn_trust import INSECURE_FLAG, trust_problem
+    from ecohash.grid.vtn_trust import PIN_IT, SECTION, trust_problem
     from ecohash.inventory.model import OpenAdr
 
     configured = site.power.curtailment.openadr
@@ -115,13 +115,11 @@ def _openadr(site, vtn: str | None, ven_name: str | None, insecure_vtn: bool):
     problem = trust_problem(config)
     if problem is None or insecure_vtn:
         return config
-    section = "spec.power.curtailment.openadr"
-    message = (f"{config.vtn_url} {problem}; use https and name the VTN's ca_file or vtn_fingerprint in "
-               f"{section}, or accept the risk with {INSECURE_FLAG}")
+    message = f"{config.vtn_url} {problem}; {PIN_IT}"
     if vtn is not None:
         raise InvalidInputError(f"--vtn: {message}")
-    line = site.line_of([*section.split("."), "vtn_url"])
-    raise ProblemsError([Problem(str(site.file), line, f"{section}.vtn_url: {message}")])
+    line = site.line_of([*SECTION.split("."), "vtn_url"])
+    raise ProblemsError([Problem(str(site.file), line, f"{SECTION}.vtn_url: {message}")])
 
 
 def _say_next_windows(watcher, log) -> None:

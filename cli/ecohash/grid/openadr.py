@@ -29,7 +29,7 @@ from openleadr import OpenADRClient, enums, objects, utils
 from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.grid.rule import find_program
 from ecohash.grid.signals import Ask, Refusal, Request
-from ecohash.grid.vtn_trust import INSECURE_FLAG, Contact, tls_context, trust_problem
+from ecohash.grid.vtn_trust import INSECURE_FLAG, PIN_IT, Contact, tls_context, trust_problem
 from ecohash.inventory.model import DEFAULT_LEVEL_PCT, OpenAdr
 from ecohash.inventory.site import Site
 
@@ -169,8 +169,7 @@ class OpenAdrVen:
         if problem is None:
             return
         if not self._insecure:
-            raise InvalidInputError(f"openadr: the VTN at {self.config.vtn_url} {problem}; name its "
-                                    f"ca_file or vtn_fingerprint, or accept that with {INSECURE_FLAG}")
+            raise InvalidInputError(f"openadr: the VTN at {self.config.vtn_url} {problem}; {PIN_IT}")
         self._log("warning", SOURCE, f"{INSECURE_FLAG}: the VTN at {self.config.vtn_url} {problem}")
 
     def _check_key(self) -> None:

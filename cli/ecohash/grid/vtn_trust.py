@@ -26,6 +26,10 @@ from ecohash.errors import InvalidInputError
 from ecohash.inventory.model import OpenAdr
 
 INSECURE_FLAG = "--insecure-vtn"
+SECTION = "spec.power.curtailment.openadr"
+# What to do about a VTN that is not pinned, after trust_problem's reason.
+PIN_IT = (f"use https and name the VTN's ca_file or vtn_fingerprint in {SECTION}, or accept the risk "
+          f"with {INSECURE_FLAG}")
 # openleadr's client sends these on every request and gives up on a silent VTN after them.
 HEADERS = {"content-type": "application/xml"}
 TIMEOUT = aiohttp.ClientTimeout(sock_connect=5, sock_read=10)
@@ -100,9 +104,10 @@ class Contact:
             self.problem = f"HTTP {response.status} {response.reason or ''}".rstrip()
         return response
 
-    def received(self, _xml: str) -> None:
-        """openleadr's after_receive_xml: until the answer is parsed, it has failed a check."""
-        if self._http_ok:
+    def received(self, xml: str) -> None:
+        """openleadr's after_receive_xml: until the answer is parsed, it has failed a check. (An
+        empty answer, the VTN's to the VEN's own oadrResponse, is no contact and no problem.)"""
+        if self._http_ok and xml:
             self.problem = "an answer that failed the XML schema or signature check"
 
     def checked(self, payload: dict[str, Any]) -> bool:
