@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,14 @@ ND = str(REPO / "inventories" / "nd-williston" / "site.yaml")
 def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ECOHASH_STATE_DIR", str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture
+def event_loop_policy_after_asyncio_run() -> Iterator[None]:
+    """A watcher that follows a VTN runs asyncio.run(), which leaves the main thread with no event
+    loop for later tests that ask for one (get_event_loop): start them from a fresh policy."""
+    yield
+    asyncio.set_event_loop_policy(None)
 
 
 def run(*args: str):
@@ -92,6 +102,7 @@ def test_a_plain_http_vtn_in_the_site_file_is_refused_at_its_file_and_line(tmp_p
                              f"plain http: anyone on the path can read and forge its events{NOT_PINNED}")
 
 
+@pytest.mark.usefixtures("event_loop_policy_after_asyncio_run")
 def test_insecure_vtn_follows_a_plain_http_vtn_with_a_warning_at_every_start(state: Path) -> None:
     for start in (1, 2):
         result = run("grid", "watch", TX, "--vtn", PLAIN, "--insecure-vtn", "--for", "1s")
@@ -104,6 +115,7 @@ def test_insecure_vtn_follows_a_plain_http_vtn_with_a_warning_at_every_start(sta
         assert [entry["level"] for entry in warnings] == ["WARNING"] * start
 
 
+@pytest.mark.usefixtures("event_loop_policy_after_asyncio_run")
 def test_the_warning_insecure_vtn_logs_is_no_failure_the_exit_status_reports() -> None:
     # The VTN registers the VEN, and wants no telemetry from a site it does not know: nothing
     # else is logged at WARNING, so the exit status is the insecure warning's alone.
