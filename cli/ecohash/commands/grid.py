@@ -26,7 +26,8 @@ def grid() -> None:
 @grid.command(context_settings=CONTEXT_SETTINGS)
 @site_argument
 @click.option("--vtn", metavar="URL", help="The OpenADR VTN to register with, instead of the site "
-              "file's spec.power.curtailment.openadr.vtn_url (for trying it out).")
+              "file's spec.power.curtailment.openadr.vtn_url (for trying it out). It must be https and "
+              "pinned by that section's ca_file or vtn_fingerprint, unless --insecure-vtn.")
 @click.option("--ven-name", metavar="NAME", help="The VEN name to register under; default the site "
               "file's, else the site's name.")
 @click.option("--insecure-vtn", is_flag=True, help="Follow a VTN that is plain http, or https "
