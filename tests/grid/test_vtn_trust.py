@@ -170,6 +170,8 @@ def lost_contact_after(pki: Pki, tmp_path: Path, fault: str) -> Ven:
                 answered = len(vtn.telemetry)
                 if fault == "5xx":
                     vtn.failing = 503
+                elif fault == "status":
+                    vtn.refusing = 450
                 elif fault == "redirect":
                     vtn.redirect_to = f"http://127.0.0.1:{port_of(elsewhere)}"
                 else:
@@ -194,6 +196,11 @@ def test_answers_signed_with_another_key_do_not_count_as_contact(pki: Pki, tmp_p
     ven = lost_contact_after(pki, tmp_path, "signature")
     (lost,) = ven.said("lost contact with the VTN at https://127.0.0.1:")
     assert "; last answer: an answer that failed the XML schema or signature check)" in lost[2]
+
+
+def test_answers_with_an_openadr_error_status_do_not_count_as_contact(pki: Pki, tmp_path: Path) -> None:
+    (lost,) = lost_contact_after(pki, tmp_path, "status").said("lost contact with the VTN at https://127.0.0.1:")
+    assert "; last answer: OpenADR status 450 OUT OF SEQUENCE); no event is held" in lost[2]
 
 
 def test_a_vtn_cannot_redirect_the_ven_to_another_origin(pki: Pki, tmp_path: Path) -> None:

@@ -52,6 +52,7 @@ class Vtn:
         self.registered = False
         self.failing: int | None = None  # an HTTP status every request gets instead of an answer
         self.redirect_to: str | None = None  # an origin every request is sent on to (307)
+        self.refusing: int | None = None  # an OpenADR status every request gets, signed, in HTTP 200
         self.server.app.middlewares.append(self._fail)
         self.server.add_handler("on_create_party_registration", self._register)
         self.server.add_handler("on_register_report", self._register_report)
@@ -61,6 +62,10 @@ class Vtn:
                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         if self.redirect_to is not None:
             raise web.HTTPTemporaryRedirect(location=f"{self.redirect_to}{request.path}")
+        if self.refusing is not None:
+            message = VTNService._create_message("oadrResponse", ven_id=VEN_ID, response={
+                "response_code": self.refusing, "response_description": "OUT OF SEQUENCE", "request_id": "refused"})
+            return web.Response(text=message, content_type="application/xml")
         if self.failing is not None:
             return web.Response(status=self.failing, text="<html><body>Service Unavailable</body></html>",
                                 content_type="text/html")
