@@ -1,5 +1,7 @@
 """Generated docs are up to date with the model (run scripts/gen-docs to fix)."""
 
+import re
+
 from ecohash.inventory.reference import render_into, schema_text
 from tests.conftest import REPO
 
@@ -20,3 +22,22 @@ def test_reference_documents_every_key_of_the_issue_format():
                 "servers", "cooling", "power_kw", "cooling_kw", "count", "start", "mgmt_ip", "tdp_w",
                 "min_cap_w", "host_w"):
         assert f"| `{key}` |" in text, key
+
+
+def test_every_test_docs_security_names_exists():
+    """docs/security.md names the test behind each promise: a renamed or removed test must
+    not leave a promise pointing at nothing. `::name` alone continues the file named before it."""
+    text = (REPO / "docs" / "security.md").read_text()
+    named, missing, current = 0, [], None
+    for path, name in re.findall(r"`(tests/[\w/]+\.py)?(?:::(\w+))?(?:\[[^\]]*\])?`", text):
+        current = path or current
+        if not name:
+            if path:
+                assert (REPO / path).is_file(), path
+            continue
+        assert current is not None, name
+        named += 1
+        if not re.search(rf"^(?:async )?def {name}\(", (REPO / current).read_text(), re.M):
+            missing.append(f"{current}::{name}")
+    assert named > 30
+    assert not missing, missing

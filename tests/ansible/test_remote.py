@@ -22,9 +22,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from ecohash.ansible import agent as remote_agent
 from ecohash.ansible import remote
+from ecohash.ansible.artifacts import UntrustedStreamError
 from ecohash.ansible.inventory import Inventory, load_inventory
-from ecohash.ansible.remote import Executor, Job, SshHost
+from ecohash.ansible.remote import Executor, Job, NodeAccess
 from ecohash.ansible.runner import HostProgress, PlaybookRun, run_playbook
 from ecohash.commands.main import cli
 from ecohash.errors import EcohashError
@@ -34,6 +36,7 @@ from ecohash.paths import CONTENT
 from ecohash.rollout import drift as drift_module
 from ecohash.rollout.fingerprint import Fingerprints
 from ecohash.rollout.state import PASSED, RolloutState
+from tests.ansible.test_artifacts import member, stream, symlink
 from tests.ansible.test_plugin import plain
 from tests.conftest import EXAMPLE_SITE, REPO
 from tests.rollout.test_provision_truth import (  # noqa: F401 - fixtures
@@ -62,6 +65,47 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "state"
 
 
+# The real NodeAccess.of_site and check: the site's keys and known hosts, from its ssh_config.
+SITE_ACCESS = NodeAccess.of_site
+REAL_CHECK = Executor.check_site_keys
+NO_ACCESS = NodeAccess(keys=(), executor_keys=(), node_keys=())
+
+
+@pytest.fixture(autouse=True)
+def no_site_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test sites name no ssh_config (no keys): runs with a faked transport need none."""
+    monkeypatch.setattr(NodeAccess, "of_site", lambda *args: NO_ACCESS)
+    monkeypatch.setattr(Executor, "check_site_keys", lambda *args: None)
+
+
+def host_key(directory: Path, name: str) -> str:
+    """A fresh ed25519 public key as known_hosts writes it (type and base64)."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(directory / name)], check=True)
+    return " ".join((directory / f"{name}.pub").read_text().split()[:2])
+
+
+@pytest.fixture
+def site_keys(tmp_path: Path) -> dict[str, Any]:
+    """A site's ssh_config naming its key and known_hosts (its executor 10.20.3.4, its node
+    c01-r01-n01 hashed, another site's node), as an operator's controller has them."""
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "site_key")], check=True)
+    executor_key, node_key, other_key = (host_key(keys, name) for name in ("executor", "node", "other"))
+    known = tmp_path / "known_hosts"
+    known.write_text(f"10.20.3.4 {executor_key}\n"
+                     f"10.99.7.7,other-site-n01 {other_key}\n")
+    # ssh-keygen -H hashes the node's line as ssh does with HashKnownHosts yes.
+    hashed = tmp_path / "hashed"
+    hashed.write_text(f"10.20.1.11 {node_key}\n")
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(hashed)], check=True, capture_output=True)
+    known.write_text(known.read_text() + hashed.read_text())
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host *\n    IdentityFile {keys}/site_key\n    UserKnownHostsFile {known}\n")
+    return {"config": config, "key": keys / "site_key", "known_hosts": known, "executor": executor_key,
+            "node": node_key, "other": other_key}
+
+
 @pytest.fixture
 def remote_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Where the "executor" (a local worker) unpacks each run."""
@@ -85,7 +129,7 @@ def local_worker(*wrapper: str, environment: dict[str, str] | None = None):
     commands: list[list[str]] = []
 
     @contextlib.contextmanager
-    def transport(self: Executor, remote_command: str, sample: SshHost) -> Iterator[list[str]]:
+    def transport(self: Executor, remote_command: str, access: NodeAccess) -> Iterator[list[str]]:
         command = ["env", *(f"{k}={v}" for k, v in (environment or {}).items()), "sh", "-c",
                    " ".join(wrapper).replace("{}", remote_command) if wrapper else remote_command]
         commands.append(command)
@@ -213,16 +257,18 @@ def payload_of(tmp_path: Path, site: Site, job: Job) -> tuple[Path, dict[str, An
     payload.mkdir()
     executor = Executor.of_site(site)
     inventory = load_inventory(site.file)
-    sample = remote._sample_host(executor, site, inventory, job)
+    access = SITE_ACCESS(executor, site, inventory, remote._sample_host(executor, site, inventory, job))
     return payload, remote.write_payload(payload, "/tmp/ecohash-x", "ident1", executor, site, inventory, job,
-                                         sample)
+                                         access)
 
 
 def test_the_payload_names_only_its_own_files_and_carries_the_controllers_token(
         tmp_path, write_site, token, state_dir):
     config = tmp_path / "ssh_config"
     known = tmp_path / "known_hosts"
-    known.write_text("10.20.1.11 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOfTheNode\n")
+    (tmp_path / "key").write_text("the site's key for its nodes\n")
+    node_line = "10.20.1.11 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOfTheNode\n"
+    known.write_text("other-site-n01,10.99.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherSitesNode\n" + node_line)
     config.write_text(f"Host c01-r01-n01 10.20.1.11\n    HostName 10.20.1.11\n    HostKeyAlias c01-r01-n01\n"
                       f"Match exec \"true\"\n    User other\n"
                       f"Host *\n    IdentityFile {tmp_path}/key\n    IdentitiesOnly yes\n"
@@ -239,8 +285,9 @@ def test_the_payload_names_only_its_own_files_and_carries_the_controllers_token(
     assert kwargs["envvars"]["ECOHASH_K3S_TOKEN_FILE"] == "/tmp/ecohash-x/secrets/k3s-token"
     # Nothing secret in what ansible-runner sends as its arguments.
     assert TOKEN not in json.dumps(kwargs)
-    # The known hosts the controller checks the nodes against; none of its paths.
-    assert (payload / "ssh" / "known_hosts").read_text() == known.read_text()
+    # The site's lines of the known hosts the controller checks the nodes against: never
+    # another site's (its topology), none of the controller's paths.
+    assert (payload / "ssh" / "known_hosts").read_text() == node_line
     # The site's ssh_config as far as it travels: its aliases (keys are checked under them),
     # not the controller's files, commands, jump hosts or identities-only (the agent's keys).
     assert (payload / "ssh" / "ssh_config").read_text() == (
@@ -291,42 +338,43 @@ def test_a_missing_token_is_made_once_as_the_role_would(tmp_path):
     assert path.read_text() == made
 
 
-def test_the_ssh_command_checks_host_keys_and_carries_no_site_value_as_shell():
-    executor = Executor(name="exec1", address="10.20.3.4", user="ops", port=2200, path="/srv/ex/bin",
-                        ssh_config=Path("/site/ssh_config"))
+def site_access(site_keys: dict[str, Any], write_site: Any) -> tuple[Executor, NodeAccess]:
+    site = load_site(write_site(with_executor("host: 10.20.3.4").replace(
+        "  provisioning:\n", f"  provisioning:\n    ssh: {{config_file: {site_keys['config']}}}\n")))
+    executor = Executor.of_site(site)
+    inventory = load_inventory(site.file)
+    job = Job(playbook="bootstrap.yml", limit_hosts=None, limit=None, cmdline=None, extravars={})
+    return executor, SITE_ACCESS(executor, site, inventory, remote._sample_host(executor, site, inventory, job))
+
+
+def test_the_ssh_command_checks_host_keys_and_carries_no_site_value_as_shell(site_keys, write_site):
+    executor, access = site_access(site_keys, write_site)
     command = executor.worker_command("/tmp/ecohash-abc")
-    with executor.transport(command, SshHost("10.20.3.4", 2200, "ops", None)) as argv:
+    with executor.transport(command, access) as argv:
         pass
-    assert argv[:3] == ["ssh", "-F", "/site/ssh_config"]
-    assert "ForwardAgent=no" in argv  # no key for the nodes here: nothing to forward
+    assert argv[2:5] == ["ssh", "-F", str(site_keys["config"])]
     assert "StrictHostKeyChecking=yes" in argv and "BatchMode=yes" in argv
-    assert argv[argv.index("-p") + 1] == "2200" and argv[argv.index("-l") + 1] == "ops"
+    assert argv[argv.index("-p") + 1] == "22" and argv[argv.index("-l") + 1] == "root"
     assert argv[-3:] == ["--", "10.20.3.4", command]
     # The remote shell gets one command of our own making: the worker, its directory removed
     # however it ends, files private to the user.
     assert command == ("umask 077; trap 'rm -rf /tmp/ecohash-abc' EXIT HUP INT TERM; "
-                       "/srv/ex/bin/ansible-runner worker --private-data-dir=/tmp/ecohash-abc --delete")
+                       "/opt/ecohash/executor/bin/ansible-runner worker --private-data-dir=/tmp/ecohash-abc --delete")
 
 
-def test_the_fetched_kubeconfig_leaves_the_artifacts_for_the_secrets_directory(tmp_path, write_site, state_dir):
-    site = load_site(write_site())
-    artifacts = tmp_path / "artifacts" / "ident1"
-    artifacts.mkdir(parents=True)
-    (artifacts / "kubeconfig").write_text("apiVersion: v1\n")
-    remote._keep_kubeconfig(artifacts, site)
-    kept = state_dir / "secrets" / "tx-odessa" / "kubeconfig"
-    assert kept.read_text() == "apiVersion: v1\n" and kept.stat().st_mode & 0o777 == 0o600
-    assert not (artifacts / "kubeconfig").exists()
+def test_the_site_key_alone_is_forwarded_constrained_to_the_nodes_for_the_waves_timeout(
+        site_keys, write_site, monkeypatch):
+    executor, access = site_access(site_keys, write_site)
+    added: list[list[str]] = []
+    real_add = remote_agent.add_command
 
+    def add_command(key: Path, hosts_file: Path, lifetime_s: int) -> list[str]:
+        command = real_add(key, hosts_file, lifetime_s)
+        added.append([*command, hosts_file.read_text()])
+        return command
 
-def test_the_nodes_keys_are_forwarded_in_a_short_lived_agent_of_their_own(tmp_path):
-    key = tmp_path / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    config = tmp_path / "ssh_config"
-    config.write_text(f"Host *\n    IdentityFile {key}\n")
-    executor = Executor(name="exec1", address="10.20.3.4", user="ops", port=2200, path="/srv/ex/bin",
-                        ssh_config=config)
-    with executor.transport("true", SshHost("10.20.3.5", 22, "ops", config)) as argv:
+    monkeypatch.setattr(remote_agent, "add_command", add_command)
+    with executor.transport("true", access) as argv:
         # ssh gets the agent in its environment (ForwardAgent=<path> alone forwards nothing
         # with Debian 12's OpenSSH): the agent must hold the nodes' key while ssh runs.
         assert argv[0] == "env" and argv[1].startswith("SSH_AUTH_SOCK=") and argv[2] == "ssh"
@@ -334,8 +382,85 @@ def test_the_nodes_keys_are_forwarded_in_a_short_lived_agent_of_their_own(tmp_pa
         agent_socket = argv[1].removeprefix("SSH_AUTH_SOCK=")
         held = subprocess.run(["ssh-add", "-L"], env={**os.environ, "SSH_AUTH_SOCK": agent_socket},
                               capture_output=True, text=True, check=False)
-        assert held.stdout.split()[:2] == Path(f"{key}.pub").read_text().split()[:2]
+        # The site's key, one: never ~/.ssh's defaults.
+        assert [line.split()[:2] for line in held.stdout.splitlines()] == \
+            [Path(f"{site_keys['key']}.pub").read_text().split()[:2]]
     assert not Path(agent_socket).exists()  # the agent ends with the run
+    # Usable to the executor, and through it to the site's nodes only, for one wave's time.
+    [command] = added
+    assert command[:4] == ["ssh-add", "-q", "-t", str(remote.WAVE_TIMEOUT_S)]
+    assert command[6:10] == ["-h", "ecohash-executor", "-h", "ecohash-executor>ecohash-site-nodes"]
+    assert command[10:12] == ["--", str(site_keys["key"])]
+    # The hosts those names stand for: the executor's key, and the site's node (hashed in
+    # known_hosts), never the other site's host.
+    assert command[-1] == (f"ecohash-executor {site_keys['executor']}\n"
+                           f"ecohash-site-nodes {site_keys['node']}\n")
+
+
+def test_a_site_whose_ssh_config_names_no_key_is_refused_naming_the_setting_exit_2(
+        tmp_path, write_site, monkeypatch):
+    monkeypatch.setattr(Executor, "check_site_keys", REAL_CHECK)
+    (tmp_path / "ssh_config").write_text("Host *\n    Port 22\n")
+    no_key = write_site(with_executor("host: 10.20.3.4").replace(
+        "  provisioning:\n", "  provisioning:\n    ssh: {config_file: ssh_config}\n"), name="no-key.yaml")
+    no_config = write_site(with_executor("host: 10.20.3.4"), name="no-config.yaml")
+    (tmp_path / "gone_config").write_text(f"Host *\n    IdentityFile {tmp_path}/no_such_key\n")
+    gone = write_site(with_executor("host: 10.20.3.4").replace(
+        "  provisioning:\n", "  provisioning:\n    ssh: {config_file: gone_config}\n"), name="gone.yaml")
+    for path, line, message in (
+            (gone, 32, f"spec.provisioning.ssh.config_file: the IdentityFile {tmp_path}/gone_config names for "
+                       f"the nodes ({tmp_path}/no_such_key) is not on this machine"),
+            (no_key, 32, f"spec.provisioning.ssh.config_file: {tmp_path}/ssh_config names no IdentityFile for "
+                         "the nodes (10.20.1.11): the executor reaches them with only the keys the site names, "
+                         "never ~/.ssh's defaults"),
+            (no_config, HOST_LINE, "spec.provisioning.ssh.config_file is not set: the executor reaches the nodes with "
+                            "only the keys a site's ssh_config names (IdentityFile), never ~/.ssh's defaults")):
+        # drift follows terraform's rule: 2 means drift, invalid input is 1 (README).
+        for command, code in ((["provision", str(path)], 2), (["drift", str(path)], 1)):
+            result = CliRunner().invoke(cli, command)
+            assert result.exit_code == code, result.output
+            assert result.output.startswith(f"{path}:{line}: {message}"), result.output
+            assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    # Nothing started: no run directory, no state.
+    assert not (tmp_path / "state" / "runs").exists()
+
+
+KUBECONFIG = ("apiVersion: v1\nkind: Config\nclusters: [{name: lab, cluster: {server: 'https://10.20.1.11:6443'}}]\n"
+              "users: [{name: admin, user: {token: x}}]\ncontexts: [{name: lab, context: {cluster: lab, user: admin}}]\n")
+
+
+def test_the_fetched_kubeconfig_leaves_the_artifacts_for_the_secrets_directory(tmp_path, write_site, state_dir):
+    site = load_site(write_site())
+    artifacts = tmp_path / "artifacts" / "ident1"
+    artifacts.mkdir(parents=True)
+    (artifacts / "kubeconfig").write_text(KUBECONFIG)
+    remote._keep_kubeconfig(artifacts, site)
+    kept = state_dir / "secrets" / "tx-odessa" / "kubeconfig"
+    assert kept.read_text() == KUBECONFIG and kept.stat().st_mode & 0o777 == 0o600
+    assert not (artifacts / "kubeconfig").exists()
+
+
+@pytest.mark.parametrize(("make", "why"), [
+    (lambda path, tmp: path.symlink_to(tmp / "controller-secret"), "the kubeconfig it sent is a symbolic link"),
+    (lambda path, tmp: path.write_text("apiVersion: v1\n"), "the kubeconfig it sent is not a kubeconfig"),
+    (lambda path, tmp: path.write_text("- just\n- a list\n"), "the kubeconfig it sent is not a kubeconfig"),
+    (lambda path, tmp: path.write_text("a: [\n"), "the kubeconfig it sent is not YAML"),
+    (lambda path, tmp: path.write_text(KUBECONFIG + "#" * (2 << 20)), "the kubeconfig it sent is over"),
+    (lambda path, tmp: os.mkfifo(path), "the kubeconfig it sent is not a regular file"),
+])
+def test_a_kubeconfig_that_is_a_link_or_not_a_kubeconfig_is_never_kept(tmp_path, write_site, state_dir, make, why):
+    # A controller file the executor would have copied into the secrets directory.
+    (tmp_path / "controller-secret").write_text("root's secret\n")
+    site = load_site(write_site())
+    artifacts = tmp_path / "artifacts" / "ident1"
+    artifacts.mkdir(parents=True)
+    make(artifacts / "kubeconfig", tmp_path)
+    with pytest.raises(UntrustedStreamError) as raised:
+        remote._keep_kubeconfig(artifacts, site)
+    assert str(raised.value).startswith(why), str(raised.value)
+    assert not (state_dir / "secrets" / "tx-odessa" / "kubeconfig").exists()
+    assert not os.path.lexists(artifacts / "kubeconfig")
+    assert (tmp_path / "controller-secret").read_text() == "root's secret\n"
 
 
 # --- transmit -> worker -> process, for real -------------------------------------------------
@@ -411,18 +536,28 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_an_executor_that_does_not_answer_fails_the_run_with_sshs_reason(tmp_path, write_site, token):
-    # The real transport: ssh, to a port where nothing listens.
-    executor = Executor(name="127.0.0.1", address="127.0.0.1", user="root", port=free_port(), path=str(BIN))
-    result, seen = reachable_run(write_site(with_executor("host: 10.20.3.4")), tmp_path / "run", executor)
+def test_an_executor_that_does_not_answer_fails_the_run_with_sshs_reason(tmp_path, write_site, token, site_keys,
+                                                                         monkeypatch):
+    # The real transport and agent: ssh, to a port where nothing listens.
+    monkeypatch.setattr(NodeAccess, "of_site", SITE_ACCESS)
+    port = free_port()
+    with site_keys["known_hosts"].open("a") as known:
+        known.write(f"[127.0.0.1]:{port} {site_keys['executor']}\n")
+    executor = Executor(name="127.0.0.1", address="127.0.0.1", user="root", port=port, path=str(BIN),
+                        ssh_config=site_keys["config"])
+    site_file = write_site(with_executor("host: 10.20.3.4").replace(
+        "  provisioning:\n", f"  provisioning:\n    ssh: {{config_file: {site_keys['config']}}}\n"))
+    result, seen = reachable_run(site_file, tmp_path / "run", executor)
     assert (result.status, seen) == ("failed", [])
     assert result.reason.startswith("cannot reach executor 127.0.0.1 over ssh: ssh: connect to host 127.0.0.1 "
                                     "port "), result.reason
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["reason"] == result.reason
 
 
-def test_a_run_the_executor_cannot_start_fails_with_the_reason_naming_it(tmp_path, write_site, token):
+def test_a_run_the_executor_cannot_start_fails_with_the_reason_naming_it(tmp_path, write_site, token,
+                                                                         monkeypatch):
     # ssh refuses the site's ssh_config before any connection: the run fails, nothing raises.
+    monkeypatch.setattr(NodeAccess, "of_site", SITE_ACCESS)
     (tmp_path / "ssh_config").write_text("NoSuchOption yes\n")
     site_file = write_site(with_executor("host: 10.20.3.4").replace(
         "  provisioning:\n", "  provisioning:\n    ssh: {config_file: ssh_config}\n"))
@@ -445,12 +580,44 @@ def started(host: str, counter: int) -> dict[str, Any]:
             "created": "2026-12-02T10:00:00.000000", "event_data": {"host": host, "task": "Gathering Facts"}}
 
 
+@pytest.mark.parametrize(("crafted", "member"), [
+    (lambda outside: [symlink("l", str(outside)), member("l/authorized_keys", b"ssh-ed25519 ATTACKER\n")], "'l'"),
+    (lambda outside: [member("../../controller/authorized_keys", b"ATTACKER\n")],
+     "'../../controller/authorized_keys'"),
+])
+def test_an_executor_that_streams_back_a_crafted_zip_fails_its_wave_and_writes_nothing(
+        tmp_path, write_site, monkeypatch, crafted, member):
+    # The controller's root keys, beside the run directory; the "executor" answers the
+    # payload with a worker's stream whose artifact zip would write them.
+    outside = tmp_path / "controller"
+    outside.mkdir()
+    (outside / "authorized_keys").write_text("ssh-ed25519 AAAA operator\n")
+    crafted_stream = tmp_path / "stream"
+    crafted_stream.write_bytes(stream(crafted(outside)))
+
+    @contextlib.contextmanager
+    def transport(self: Executor, remote_command: str, access: NodeAccess) -> Iterator[list[str]]:
+        yield ["sh", "-c", f"cat >/dev/null; cat {shlex.quote(str(crafted_stream))}"]
+
+    monkeypatch.setattr(Executor, "transport", transport)
+    result = run_playbook(PlaybookRun(site_name="tx-odessa", site_file=write_site(with_executor("host: 10.20.3.4")),
+                                      playbook="reachable.yml", hosts=["c01-r01-n01"], directory=tmp_path / "run",
+                                      executor=here()), lambda progress: None)
+    assert result.status == "failed"
+    assert result.reason == (f"executor exec1: artifact member {member} "
+                             + ("is a symbolic link" if member == "'l'" else "leaves the run's directory ('..')")
+                             + "; nothing of it was written")
+    assert [path.name for path in outside.iterdir()] == ["authorized_keys"]
+    assert (outside / "authorized_keys").read_text() == "ssh-ed25519 AAAA operator\n"
+    assert not list((tmp_path / "run").rglob("l")) and not (tmp_path / "controller" / "l").exists()
+
+
 @pytest.fixture
 def executor_drops(monkeypatch: pytest.MonkeyPatch) -> None:
     lines = [{"status": "starting"}, started(SERVER, 1)]
 
     @contextlib.contextmanager
-    def transport(self: Executor, remote_command: str, sample: SshHost) -> Iterator[list[str]]:
+    def transport(self: Executor, remote_command: str, access: NodeAccess) -> Iterator[list[str]]:
         yield ["sh", "-c", canned_worker(lines, "Connection to 10.30.1.11 closed by remote host.")]
 
     monkeypatch.setattr(Executor, "transport", transport)
@@ -512,7 +679,7 @@ def test_a_canceled_run_on_the_executor_ends_at_once_as_canceled(tmp_path, write
     lines = [{"status": "starting"}, started("c01-r01-n01", 1)]
 
     @contextlib.contextmanager
-    def transport(self: Executor, remote_command: str, sample: SshHost) -> Iterator[list[str]]:
+    def transport(self: Executor, remote_command: str, access: NodeAccess) -> Iterator[list[str]]:
         text = "".join(json.dumps(line) + "\n" for line in lines)
         yield ["sh", "-c", f"printf %s {shlex.quote(text)}; exec sleep 60"]
 
@@ -524,6 +691,23 @@ def test_a_canceled_run_on_the_executor_ends_at_once_as_canceled(tmp_path, write
                                       executor=here()), lambda progress: None, cancel)
     assert (result.status, result.reason) == ("canceled", None)
     assert list(result.hosts) == ["c01-r01-n01"]
+
+
+def test_a_wave_past_its_timeout_the_agents_lifetime_is_stopped_naming_it(tmp_path, write_site, monkeypatch, token):
+    # The forwarded keys expire with the wave's timeout: past it the wave could reach no
+    # node, so it is stopped rather than left to fail node by node.
+    monkeypatch.setattr(remote, "WAVE_TIMEOUT_S", 1)
+
+    @contextlib.contextmanager
+    def transport(self: Executor, remote_command: str, access: NodeAccess) -> Iterator[list[str]]:
+        yield ["sh", "-c", f"printf %s {shlex.quote(json.dumps({'status': 'starting'}) + chr(10))}; exec sleep 60"]
+
+    monkeypatch.setattr(Executor, "transport", transport)
+    monkeypatch.setattr(remote, "remove_worker_directory", lambda executor, directory: True)
+    result = run_playbook(PlaybookRun(site_name="tx-odessa", site_file=write_site(with_executor("host: 10.20.3.4")),
+                                      playbook="reachable.yml", hosts=["c01-r01-n01"], directory=tmp_path / "run",
+                                      executor=here()), lambda progress: None)
+    assert (result.status, result.reason) == ("failed", "executor exec1 did not end the wave within its timeout of 1 s")
 
 
 def test_here_runs_the_waves_on_the_controller(tmp_path, verified, stack_rendered, executor_drops,  # noqa: F811

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
 from ecohash.bundle import keys
+from ecohash.bundle import manifest as manifests
 from ecohash.bundle.build import build_bundle
 from ecohash.bundle.items import Item
 from ecohash.bundle.manifest import Manifest
@@ -45,3 +47,12 @@ def build(out: Path, key: keys.SecretKey, items: list[Item], base: Path | None =
 
 def blob(bundle: Path, data: bytes) -> Path:
     return bundle / "blobs" / "sha256" / sha256(data)
+
+
+def resign(bundle: Path, key: keys.SecretKey, created: str) -> Manifest:
+    """The bundle as if built at `created`: its manifest with that date, signed again."""
+    manifest = dataclasses.replace(manifests.read(bundle)[0], created=created)
+    text = manifest.text()
+    (bundle / manifests.MANIFEST_FILE_NAME).write_text(text)
+    (bundle / manifests.SIGNATURE_FILE_NAME).write_text(keys.sign(text.encode(), key, f"created:{created}"))
+    return manifest

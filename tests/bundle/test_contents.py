@@ -30,7 +30,7 @@ EVERYTHING_BUT = {part: frozenset(contents.PARTS) - {part} for part in contents.
 
 def lab_standard(tmp_path: Path) -> tuple[Path, ContentSources]:
     """The lab's SIMULATED standard and its local sources, as `lab up` would hand them."""
-    debs = (simdriver.build(tmp_path / "sim"), *simtoolkit.build(tmp_path / "sim"))
+    debs = (simdriver.build(tmp_path / "sim"), *simtoolkit.build(tmp_path / "sim", (simtoolkit.PACKAGE_VERSION,)))
     production = load_standard(PRODUCTION)
     k3s, k3s_sha256 = simk3s.build(tmp_path / "simfiles", production.k3s.version)
     standard_file = tmp_path / "lab-standard.yml"
@@ -76,8 +76,10 @@ def test_lab_debs_are_the_closure_resolved_in_the_base(tmp_path: Path) -> None:
     for pinned in production.containerd["debian12"].values():
         item = by_name[f"apt/{Path(pinned.url).name}"]
         assert item.sha256 == pinned.sha256 == hashlib.sha256(item.path.read_bytes()).hexdigest()
-    # The SIMULATED packages come from the lab's own builds, byte for byte.
-    assert by_name[f"apt/{simdriver.deb_file_name()}"].path == sources.debs[0]
+    # The SIMULATED packages come from the lab's own builds, byte for byte, through a checked copy.
+    driver = by_name[f"apt/{simdriver.deb_file_name()}"]
+    assert driver.path != sources.debs[0]
+    assert driver.sha256 == hashlib.sha256(sources.debs[0].read_bytes()).hexdigest()
     # A dependency nobody named (pciutils -> libpci3) is in; what the base has (python3) is not.
     assert any(name.startswith("apt/libpci3_") for name in by_name)
     assert not any(name.startswith("apt/python3.11_") for name in by_name)

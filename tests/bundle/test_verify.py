@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -132,3 +134,46 @@ def test_a_delta_refuses_a_base_it_was_not_built_from(delta, tmp_path, key):
     build(other, key, write_items(tmp_path / "other-src", {"files/x": b"x"}))
     [line] = refusal(delta, key.public, base=other)
     assert line.startswith(f"{other}: not this delta's base: its manifest's sha256 is ")
+
+
+def verify_in_time(bundle: Path, key: keys.PublicKey, base: Path | None = None) -> list[str]:
+    """refusal(), on a thread: a verify that opened a FIFO would wait for a writer forever."""
+    found: list[list[str]] = []
+    worker = threading.Thread(target=lambda: found.append(refusal(bundle, key, base)), daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert found, "verify blocked (or failed otherwise) on a bundle file that is not a regular file"
+    return found[0]
+
+
+def test_a_fifo_or_a_link_in_a_bundle_is_refused_unopened(tmp_path, key):
+    out = tmp_path / "bundle"
+    build(out, key, write_items(tmp_path / "src", {"files/empty": b"", "files/k3s/v1.35.6+k3s1/k3s": K3S}))
+    blob(out, b"").unlink()
+    os.mkfifo(blob(out, b""))  # its size, 0, is the one the manifest says
+    # A link to the very bytes the manifest names: still not the bundle's own file.
+    (tmp_path / "elsewhere").write_bytes(K3S)
+    blob(out, K3S).unlink()
+    blob(out, K3S).symlink_to(tmp_path / "elsewhere")
+    assert verify_in_time(out, key.public) == [
+        f"{out}: 2 of 2 blobs missing, truncated or altered; the bundle is refused",
+        f"{blob(out, b'')}: not a regular file but a FIFO; refused (files/empty)",
+        f"{blob(out, K3S)}: not a regular file but a symbolic link; refused (files/k3s/v1.35.6+k3s1/k3s)",
+    ]
+
+
+def test_a_fifo_for_the_manifest_is_refused_unopened(bundle, key):
+    (bundle / "manifest.json").unlink()
+    os.mkfifo(bundle / "manifest.json")
+    assert verify_in_time(bundle, key.public) == [
+        f"{bundle / 'manifest.json'}: not a regular file but a FIFO; refused"]
+
+
+def test_a_fifo_for_a_bases_manifest_is_refused_unopened(tmp_path, key):
+    base, delta = tmp_path / "base", tmp_path / "delta"
+    build(base, key, write_items(tmp_path / "src", CONTENTS))
+    build(delta, key, write_items(tmp_path / "src2", {**CONTENTS, "files/new": b"new"}), base=base)
+    (base / "manifest.json").unlink()
+    os.mkfifo(base / "manifest.json")
+    assert verify_in_time(delta, key.public, base) == [
+        f"{base / 'manifest.json'}: not a regular file but a FIFO; refused"]

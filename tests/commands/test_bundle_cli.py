@@ -132,13 +132,13 @@ def test_refusals_are_one_line_and_exit_2(site, arguments, message):
 def test_load_hands_the_bundle_and_the_sites_mirror_to_the_loader(site, tmp_path, monkeypatch):
     calls, started = [], []
 
-    def load_bundle(directory, loaded, *, mirror_root, registry_url, mirror_key, on_verified):
-        calls.append((directory, loaded.name, mirror_root, registry_url, mirror_key))
+    def load_bundle(directory, loaded, *, mirror_root, registry_url, mirror_key, on_verified, allow_downgrade):
+        calls.append((directory, loaded.name, mirror_root, registry_url, mirror_key, allow_downgrade))
         # Once verified: a bundle without images needs no registry, one with images does.
         on_verified(SimpleNamespace(entries=[SimpleNamespace(kind="deb")]))
         assert started == []
         on_verified(SimpleNamespace(entries=[SimpleNamespace(kind="deb"), SimpleNamespace(kind="image-layer")]))
-        return "release 1234"
+        return SimpleNamespace(downgraded_from=None)
 
     def ensure_running(url, directory, log_file):
         started.append((url, directory, log_file))
@@ -154,7 +154,7 @@ def test_load_hands_the_bundle_and_the_sites_mirror_to_the_loader(site, tmp_path
     assert result.exit_code == 0, result.stderr
     state = tmp_path / "state"
     assert calls == [(tmp_path / "bundle", "tx-odessa", state / "mirror" / "tx-odessa", "http://127.0.0.1:5000",
-                      state / "secrets" / "tx-odessa" / "mirror-key")]
+                      state / "secrets" / "tx-odessa" / "mirror-key", False)]
     registry = state / "registry" / "tx-odessa"
     assert started == [("http://127.0.0.1:5000", registry, registry / "registry.log")]
     assert "started docker-registry at http://127.0.0.1:5000 (pid 4242)" in result.stderr

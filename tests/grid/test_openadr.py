@@ -19,10 +19,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from openleadr import utils
 
 from ecohash.errors import InvalidInputError
@@ -30,6 +26,7 @@ from ecohash.grid.openadr import OpenAdrVen, SignalRefused, requests_for_event
 from ecohash.grid.signals import Ask, Request
 from ecohash.inventory import load_site_text
 from ecohash.inventory.site import Site
+from tests.grid.pki import certificate
 from tests.grid.sites import SITE
 from tests.grid.vtn import KW, UTC, VEN_ID, Vtn, free_port
 
@@ -59,23 +56,24 @@ def no_thread_outlives_its_test():
     assert set(threading.enumerate()) - before == set()
 
 
-def openadr_site(port: int, *lines: str, file: str = "grid-test.yaml") -> Site:
+def openadr_site(port: int, *lines: str, file: str = "grid-test.yaml", scheme: str = "http") -> Site:
     section = ("      openadr:\n"
-               f"        vtn_url: http://127.0.0.1:{port}/OpenADR2/Simple/2.0b\n"
+               f"        vtn_url: {scheme}://127.0.0.1:{port}/OpenADR2/Simple/2.0b\n"
                "        ven_name: grid-test-ven\n"
                "        levels: {3: ers-10}\n" + "".join(f"        {line}\n" for line in lines))
     return load_site_text(SITE.replace("  network:\n", section + "  network:\n"), file)
 
 
 class Ven:
-    """An OpenAdrVen with a judge, telemetry and log the test controls."""
+    """An OpenAdrVen with a judge, telemetry and log the test controls. Insecure unless told: most
+    tests here are about events, over plain http on loopback (test_vtn_trust.py is about trust)."""
 
     def __init__(self, site: Site, judge: Callable[[Ask], str | None] = lambda ask: None,
-                 draw_w: float | None = 812_500.0, retry_s: float = 30) -> None:
+                 draw_w: float | None = 812_500.0, retry_s: float = 30, insecure: bool = True) -> None:
         self.log: list[tuple[str, str, str]] = []
         assert site.power.curtailment.openadr is not None
         self.ven = OpenAdrVen(site, site.power.curtailment.openadr, judge=judge, telemetry=lambda: draw_w,
-                              log=lambda *line: self.log.append(line), retry_s=retry_s)
+                              log=lambda *line: self.log.append(line), retry_s=retry_s, insecure=insecure)
 
     def requests(self, now: float | None = None) -> list[Request]:
         return self.ven.poll(time.time() if now is None else now)[0]
@@ -255,7 +253,8 @@ def test_a_vtn_not_up_yet_is_registered_with_when_it_comes():
         vtn = Vtn(port)
         try:
             await ven.ven.start()
-            assert ven.said("did not register grid-test-ven; trying again every 0.2 s")
+            (warning,) = ven.said("did not register grid-test-ven (cannot reach it: ClientConnectorError: ")
+            assert warning[2].endswith("]); trying again every 0.2 s")
             await vtn.server.run()
             await until(lambda: ven.said("registered with the VTN"))
         finally:
@@ -263,23 +262,6 @@ def test_a_vtn_not_up_yet_is_registered_with_when_it_comes():
             await vtn.server.stop()
 
     run(scenario())
-
-
-def certificate(directory: Path, name: str) -> tuple[str, str]:
-    """A self-signed certificate and its key (0600), as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = directory / f"{name}.pem", directory / f"{name}.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_file.chmod(0o600)
-    return str(cert_file), str(key_file)
 
 
 def test_signed_messages_from_a_vtn_with_another_fingerprint_are_refused(tmp_path):
@@ -377,5 +359,5 @@ def test_a_certificate_that_is_not_one_is_a_clear_error(tmp_path):
     certificate(tmp_path, "ven")
     (tmp_path / "ven.pem").write_text("not a certificate\n")
     site = openadr_site(free_port(), "cert: ven.pem", "key: ven.key", file=str(tmp_path / "site.yaml"))
-    with pytest.raises(InvalidInputError, match="^openadr: cannot use the VEN's certificate, key or CA file: "):
+    with pytest.raises(InvalidInputError, match=r"^openadr: cert \S+/ven.pem and key \S+/ven.key: "):
         run(Ven(site).ven.start())

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import socket
+import ssl
+import threading
+from collections.abc import Awaitable, Callable
+from functools import partial
 
+from aiohttp import web
 from openleadr import OpenADRServer, objects, utils
+from openleadr.messaging import create_message
+from openleadr.service import VTNService
+
+from tests.grid.pki import Issued
 
 VEN_ID = "ven-1"
 UTC = dt.UTC
@@ -22,16 +32,49 @@ def free_port() -> int:
 class Vtn:
     """openleadr's VTN, and what it heard from the VEN: opts by event and telemetry values."""
 
-    def __init__(self, port: int, site_name: str = "grid-test", **signing: str) -> None:
+    def __init__(self, port: int, site_name: str = "grid-test", *, tls: Issued | None = None,
+                 client_ca: str | None = None, **signing: str) -> None:
+        """`tls`: serve https with this certificate, asking for a client certificate `client_ca` signed
+        (without `client_ca`, for any VEN: openleadr's VTN serves https only with client certificates)."""
+        https = {} if tls is None or client_ca is None else {"http_cert": tls.cert, "http_key": tls.key,
+                                                             "http_ca_file": client_ca}
         self.server = OpenADRServer(vtn_id="TEST-VTN", http_host="127.0.0.1", http_port=port,
                                     requested_poll_freq=dt.timedelta(seconds=1),
-                                    show_fingerprint=False, **signing)
+                                    show_fingerprint=False, show_server_cert_domain=False,
+                                    **https, **signing)
+        if tls is not None and client_ca is None:
+            self.server.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.server.ssl_context.load_cert_chain(tls.cert, tls.key)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/OpenADR2/Simple/2.0b"
         self.site_name = site_name
         self.opts: dict[str, list[str]] = {}
         self.telemetry: list[float] = []
         self.registered = False
+        self.failing: int | None = None  # an HTTP status every request gets instead of an answer
+        self.redirect_to: str | None = None  # an origin every request is sent on to (307)
+        self.refusing: int | None = None  # an OpenADR status every request gets, signed, in HTTP 200
+        self.server.app.middlewares.append(self._fail)
         self.server.add_handler("on_create_party_registration", self._register)
         self.server.add_handler("on_register_report", self._register_report)
+
+    @web.middleware
+    async def _fail(self, request: web.Request,
+                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if self.redirect_to is not None:
+            raise web.HTTPTemporaryRedirect(location=f"{self.redirect_to}{request.path}")
+        if self.refusing is not None:
+            message = VTNService._create_message("oadrResponse", ven_id=VEN_ID, response={
+                "response_code": self.refusing, "response_description": "OUT OF SEQUENCE", "request_id": "refused"})
+            return web.Response(text=message, content_type="application/xml")
+        if self.failing is not None:
+            return web.Response(status=self.failing, text="<html><body>Service Unavailable</body></html>",
+                                content_type="text/html")
+        return await handler(request)
+
+    def sign_with(self, cert: str, key: str) -> None:
+        """Sign every answer from now on with another certificate (openleadr's signer is per class)."""
+        with open(cert, "rb") as cert_file, open(key, "rb") as key_file:
+            VTNService._create_message = partial(create_message, cert=cert_file.read(), key=key_file.read())
 
     def _register(self, info: dict) -> tuple[str, str]:
         self.registered = True
@@ -72,3 +115,30 @@ class Vtn:
         # openleadr answers each event's callback once; listen again for the modification's opt.
         self.server.event_callbacks[event_id] = (event, self._opted)
         self.server.events_updated[VEN_ID] = True
+
+
+class VtnThread:
+    """openleadr's VTN on its own event loop in a thread, for a watcher with a loop of its own
+    (another process, or a CliRunner in this one)."""
+
+    def __init__(self, site_name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.vtn = Vtn(free_port(), site_name=site_name)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> VtnThread:
+        self.thread.start()
+        self.call(self.vtn.server.run())
+        return self
+
+    def call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
+
+    def __exit__(self, *exc: object) -> None:
+        self.call(self.vtn.server.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+    @property
+    def url(self) -> str:
+        return self.vtn.url

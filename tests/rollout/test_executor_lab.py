@@ -24,6 +24,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ecohash.ansible import remote
+from ecohash.ansible.inventory import inventory_for
+from ecohash.ansible.remote import Executor, NodeAccess
 from ecohash.ansible.runner import PlaybookRun, run_playbook
 from ecohash.bundle import wheels
 from ecohash.inventory.loader import load_site
@@ -31,6 +34,7 @@ from ecohash.inventory.model import DEFAULT_EXECUTOR_PATH
 from ecohash.lab import network, state
 from ecohash.lab.layout import EXECUTOR_ADDRESS, EXECUTOR_NAME, inventory_file
 from ecohash.paths import state_dir
+from tests.ansible.test_artifacts import member, stream, symlink
 from tests.labhosts import Lab
 from tests.roles.conftest import ECOHASH, LAB_HOSTS
 from tests.rollout.test_gitops_lab import drift, edited_site, nodes_by_status
@@ -154,6 +158,76 @@ def test_the_executor_holds_the_locks_pins_installed_from_the_mirror_alone(execu
     # apt reads the signed site mirror, as on a node; python3-venv came through it.
     sources = executor_lab.ssh(EXECUTOR_NAME, "cat /etc/apt/sources.list.d/ecohash-site-mirror.sources").stdout
     assert "http://10.213.0.1:8080" in sources
+
+
+def lab_access() -> tuple[Executor, NodeAccess]:
+    site = load_site(inventory_file())
+    executor = Executor.of_site(site)
+    assert executor is not None
+    inventory = inventory_for(site)
+    return executor, NodeAccess.of_site(executor, site, inventory,
+                                        remote._node_host(site, inventory, LAB_HOSTS[0]))
+
+
+def test_the_forwarded_agent_holds_the_sites_key_alone_and_only_for_hops_to_the_nodes(
+    executor_lab: Lab,
+) -> None:
+    executor, access = lab_access()
+    node = executor_lab.status().hosts[0].address
+    # On the executor, through the agent a wave forwards to it: what it holds, a hop to a
+    # node, and a hop to a host outside the site: the executor itself, no node, whose root
+    # takes the site's key (the controller has just logged in with it). Host keys are
+    # unchecked here so that the agent alone decides; the agent offers no key for a hop
+    # its constraints do not allow, or refuses to sign.
+    hop = "ssh -v -F none -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+    probe = (f"ssh-add -l; echo; {hop} root@{node} true 2>/dev/null; echo node=$?; "
+             f"{hop} root@{EXECUTOR_ADDRESS} true 2>/tmp/hop.log; echo outside=$?; "
+             "grep -E 'Offering public key|agent refused|Authenticated to' /tmp/hop.log >&2; rm -f /tmp/hop.log")
+    with executor.transport(probe, access) as argv:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    held, _, hops = done.stdout.partition("\n\n")
+    site_key = subprocess.run(["ssh-keygen", "-lf", str(executor_lab.paths.ssh_key)], capture_output=True,
+                              text=True, check=True).stdout.split()[1]
+    assert [line.split()[1] for line in held.splitlines()] == [site_key], done.stdout + done.stderr
+    assert hops.split() == ["node=0", "outside=255"], done.stdout + done.stderr
+    assert "Authenticated to" not in done.stderr, done.stderr
+
+
+def test_a_wave_through_the_constrained_agent_reaches_every_node(executor_lab: Lab, tmp_path: Path) -> None:
+    # The site's known hosts alone, and a key usable only for executor-to-node hops, are
+    # what a real wave needs: Ansible on the executor reaches each node.
+    result = run_playbook(PlaybookRun(site_name="lab", site_file=inventory_file(), playbook="reachable.yml",
+                                      hosts=LAB_HOSTS, executor=Executor.of_site(load_site(inventory_file())),
+                                      directory=tmp_path / "run"), on_update=lambda _progress: None)
+    assert (result.status, result.rc, result.reason) == ("successful", 0, None), result.directory
+    assert sorted(result.stats["ok"]) == sorted(LAB_HOSTS)
+
+
+def test_an_executor_that_streams_back_a_crafted_zip_is_refused_and_nothing_is_written(
+    executor_lab: Lab, tmp_path: Path,
+) -> None:
+    # The controller's keys, and a worker on the executor that answers with a stream whose
+    # artifact zip would write them through a link.
+    keys = tmp_path / "controller-ssh"
+    keys.mkdir()
+    (keys / "authorized_keys").write_text("ssh-ed25519 AAAA operator\n")
+    crafted = stream([symlink("l", str(keys)), member("l/authorized_keys", b"ssh-ed25519 ATTACKER\n")])
+    runner = f"{EXECUTOR_BIN}/ansible-runner"
+    executor_lab.ssh(EXECUTOR_NAME, "cat > /root/crafted-stream", input_bytes=crafted)
+    executor_lab.ssh(EXECUTOR_NAME, f"mv {runner} {runner}.real && printf '%s\\n' '#!/bin/sh' "
+                     f"'cat >/dev/null' 'cat /root/crafted-stream' > {runner} && chmod 755 {runner}")
+    try:
+        result = run_playbook(PlaybookRun(site_name="lab", site_file=inventory_file(), playbook="reachable.yml",
+                                          hosts=[LAB_HOSTS[0]], executor=Executor.of_site(load_site(inventory_file())),
+                                          directory=tmp_path / "run"), on_update=lambda _progress: None)
+    finally:
+        executor_lab.ssh(EXECUTOR_NAME, f"mv {runner}.real {runner}; rm -f /root/crafted-stream")
+    assert result.status == "failed"
+    assert result.reason == (f"executor {EXECUTOR_ADDRESS}: artifact member 'l' is a symbolic link; "
+                             "nothing of it was written")
+    assert [path.name for path in keys.iterdir()] == ["authorized_keys"]
+    assert (keys / "authorized_keys").read_text() == "ssh-ed25519 AAAA operator\n"
+    assert not [path for path in (tmp_path / "run").rglob("*") if path.is_symlink() or path.name == "l"]
 
 
 def test_the_executor_role_changes_nothing_on_a_second_run_nor_in_check_mode(executor_lab: Lab) -> None:

@@ -9,7 +9,8 @@ difference. The executor needs ansible-core and ansible-runner only (roles/execu
 
 The payload holds the project (ansible.cfg, playbooks, roles, modules: the collection),
 a static inventory rendered here from the site (the inventory plugin imports ecohash,
-which the executor does not have), the site's known_hosts and an ssh_config naming it.
+which the executor does not have), the known_hosts lines of the site's own hosts (never
+other sites') and an ssh_config naming them.
 A string of the static inventory that Ansible could template is `!unsafe`: the
 plugin's values are never templated, and rendered into a file they must not start to be.
 
@@ -20,11 +21,16 @@ Secrets, and why nothing is left behind:
   when the run ends. A second token would split a running cluster.
 - The kubeconfig the role fetches is written into the run's artifacts, which the worker
   streams back before it deletes its directory; it is moved from there to the
-  controller's secrets directory (0600).
-- The nodes' SSH keys never leave the controller: the keys ssh would use for the nodes
-  are loaded into a short-lived ssh-agent, forwarded to the executor for this run only
-  (ForwardAgent=<its socket>) and killed afterwards.
+  controller's secrets directory (0600), only if it is a kubeconfig (artifacts.py).
+- The nodes' SSH keys never leave the controller: the keys the site's ssh_config names
+  for the nodes are loaded into a short-lived ssh-agent, usable only through the
+  executor to the site's nodes, for the wave's timeout at most, forwarded to the
+  executor for this run only and killed afterwards (agent.py).
 Nothing secret is in an argument: everything travels over ssh's stdin.
+
+What comes back is untrusted: the executor may be a node that runs tenants' workloads.
+Its stream goes through GuardedProcessor (artifacts.py), which refuses a stream that
+would write anywhere but the run's artifact directory, and fails the wave naming it.
 """
 
 from __future__ import annotations
@@ -48,10 +54,19 @@ from typing import IO, Any
 
 import yaml
 
+from ecohash.ansible.agent import (
+    AgentError,
+    SshHost,
+    known_hosts_files,
+    short_lived_agent,
+    site_identity_files,
+)
+from ecohash.ansible.artifacts import GuardedProcessor, UntrustedStreamError, read_kubeconfig
 from ecohash.ansible.inventory import Inventory, ssh_common_args
 from ecohash.atomic import write_atomic
 from ecohash.errors import EcohashError
 from ecohash.inventory.site import Site
+from ecohash.known_hosts import KnownHost, host_name, lines_naming
 from ecohash.paths import COLLECTION_PATH, fetched_kubeconfig_file, project_root, secrets_dir
 from ecohash.ssh import HOST_KEY_CHECKING_ARGS, known_hosts_files_of, portable_ssh_config
 
@@ -70,6 +85,9 @@ KUBECONFIG_ARTIFACT = "kubeconfig"
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15",
                "-o", "ServerAliveCountMax=4")
 STDERR_LINES = 20
+# The longest a wave may run on the executor, and the forwarded keys' lifetime (ssh-add -t):
+# past it the agent holds nothing, so the wave is stopped rather than left to fail node by node.
+WAVE_TIMEOUT_S = 6 * 3600
 # ansible-runner's statuses of a job that ended (the worker sends one last, before its artifacts).
 FINAL_STATUSES = frozenset({"successful", "failed", "timeout", "canceled"})
 
@@ -124,14 +142,11 @@ class Executor:
                 f"{runner} worker --private-data-dir={quoted} --delete")
 
     @contextlib.contextmanager
-    def transport(self, remote_command: str, sample: SshHost) -> Iterator[list[str]]:
+    def transport(self, remote_command: str, access: NodeAccess) -> Iterator[list[str]]:
         """The command that runs `remote_command` on the executor, with a short-lived agent
-        holding the keys ssh uses for the nodes (`sample` is one node) forwarded to it."""
-        with short_lived_agent(identity_files(sample)) as agent:
-            if agent is None:
-                yield ["ssh", *self.ssh_options(), "-o", "ForwardAgent=no",
-                       "--", self.address, remote_command]
-                return
+        holding the site's keys for the nodes, constrained to them, forwarded to it."""
+        with short_lived_agent(list(access.keys), list(access.executor_keys), list(access.node_keys),
+                               WAVE_TIMEOUT_S) as agent:
             # ssh is given the agent as its SSH_AUTH_SOCK, not as ForwardAgent=<socket>:
             # OpenSSH 9.2 (Debian 12) takes that path but requests no forwarding when its
             # environment names no agent (found on the lab). It also keeps the operator's
@@ -139,80 +154,46 @@ class Executor:
             yield ["env", f"SSH_AUTH_SOCK={agent}", "ssh", *self.ssh_options(), "-o", "ForwardAgent=yes",
                    "--", self.address, remote_command]
 
+    def check_site_keys(self, site: Site, inventory: Inventory) -> None:
+        """Refuse (exit 2) a site whose ssh_config names no key for its nodes, before any wave."""
+        names = sorted(inventory.hosts)
+        if names:
+            site_identity_files(site, _node_host(site, inventory, names[0]))
+
+    def known_hosts_names(self) -> list[str]:
+        """How the site's known_hosts names the executor: as written, at its address, or
+        under the HostKeyAlias the site's ssh_config gives it."""
+        host = SshHost(self.address, self.port, self.user, self.ssh_config)
+        names = [self.name, self.address, *host.resolved().get("hostkeyalias", [])]
+        return [host_name(name, self.port) for name in dict.fromkeys(names)]
+
 
 @dataclass(frozen=True)
-class SshHost:
-    """A node as the controller's ssh reaches it, for `ssh -G`."""
+class NodeAccess:
+    """What the executor gets to reach the site's nodes: the site's keys for them (in the
+    forwarded agent, never as files) and the nodes' and its own host keys."""
 
-    address: str
-    port: int
-    user: str
-    ssh_config: Path | None
+    keys: tuple[Path, ...]
+    executor_keys: tuple[KnownHost, ...]  # for the agent's constraints only
+    node_keys: tuple[KnownHost, ...]  # the known_hosts the executor checks the nodes against
 
-    def resolved(self) -> dict[str, list[str]]:
-        """ssh's effective configuration for the host (`ssh -G`): keyword -> its values."""
-        command = ["ssh", "-G", *(["-F", str(self.ssh_config)] if self.ssh_config else []),
-                   "-p", str(self.port), "-l", self.user, "--", self.address]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise ExecutorError(f"cannot read ssh's configuration for {self.address}: {error}") from None
-        if done.returncode != 0:
-            raise ExecutorError(f"cannot read ssh's configuration for {self.address}: "
-                                f"{_last_line(done.stderr)}")
-        resolved: dict[str, list[str]] = {}
-        for line in done.stdout.splitlines():
-            keyword, _, value = line.partition(" ")
-            resolved.setdefault(keyword.lower(), []).extend(value.split())
-        return resolved
-
-
-def identity_files(host: SshHost) -> list[Path]:
-    """The private keys ssh would offer `host` that exist here."""
-    named = [Path(os.path.expanduser(name)) for name in host.resolved().get("identityfile", [])]
-    return [path for path in dict.fromkeys(named) if path.is_file()]
-
-
-def known_hosts_files(host: SshHost) -> list[Path]:
-    """The known_hosts files ssh checks `host`'s key against that exist here."""
-    resolved = host.resolved()
-    named = [*resolved.get("userknownhostsfile", []), *resolved.get("globalknownhostsfile", [])]
-    paths = [Path(os.path.expanduser(name)) for name in named if name.lower() != "none"]
-    return [path for path in dict.fromkeys(paths) if path.is_file()]
-
-
-@contextlib.contextmanager
-def short_lived_agent(keys: list[Path]) -> Iterator[Path | None]:
-    """An ssh-agent holding `keys` for the duration; None when there are none to hold."""
-    if not keys:
-        yield None
-        return
-    with tempfile.TemporaryDirectory(prefix="ecohash-agent-") as directory:
-        socket = Path(directory) / "agent"
-        agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket)], stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 10
-            while not socket.exists():
-                if agent.poll() is not None or time.monotonic() > deadline:
-                    raise ExecutorError("cannot start a short-lived ssh-agent for the executor")
-                time.sleep(0.05)
-            environment = {key: value for key, value in os.environ.items()
-                           if key not in ("DISPLAY", "SSH_ASKPASS")}
-            environment.update(SSH_AUTH_SOCK=str(socket), SSH_ASKPASS_REQUIRE="never")
-            # No terminal either (a new session): a key with a passphrase is skipped, never
-            # a prompt in the middle of the live display.
-            loaded = [key for key in keys if subprocess.run(
-                ["ssh-add", "-q", "--", str(key)], env=environment, stdin=subprocess.DEVNULL,
-                capture_output=True, timeout=30, check=False, start_new_session=True).returncode == 0]
-            if not loaded:
-                raise ExecutorError("none of the keys ssh uses for the nodes ("
-                                    + ", ".join(map(str, keys)) + ") loads without a passphrase "
-                                    "into the short-lived agent the executor reaches the nodes with")
-            yield socket
-        finally:
-            agent.kill()
-            agent.wait()
+    @classmethod
+    def of_site(cls, executor: Executor, site: Site, inventory: Inventory, sample: SshHost) -> NodeAccess:
+        """The site's keys (a site naming none is refused, exit 2) and only the site's
+        lines of the known_hosts files the controller checks nodes and executor against."""
+        keys = site_identity_files(site, sample)
+        site_config = site.ssh_config_file
+        files = [*known_hosts_files(sample), *(known_hosts_files_of(site_config) if site_config else [])]
+        executor_host = SshHost(executor.address, executor.port, executor.user, site_config)
+        executor_files = known_hosts_files(executor_host)
+        node_names = []
+        for name in inventory.hosts:
+            host_vars = inventory.host_vars(name)
+            port = int(host_vars.get("ansible_port") or 22)
+            node_names += [host_name(name, port), host_name(str(host_vars.get("ansible_host") or name), port)]
+        return cls(keys=tuple(keys), executor_keys=tuple(lines_naming(executor.known_hosts_names(),
+                                                                      [*executor_files, *files])),
+                   node_keys=tuple(lines_naming(node_names, files)))
 
 
 @dataclass(frozen=True)
@@ -243,21 +224,19 @@ def run_on_executor(executor: Executor, site: Site, inventory: Inventory, job: J
     cannot do ends failed with the reason, like one it dies in: the wave's nodes stay not run."""
     try:
         return _run_on_executor(executor, site, inventory, job, directory, handle, cancel)
-    except ExecutorError as error:
+    except (ExecutorError, AgentError, UntrustedStreamError) as error:
         return RemoteRun(status="failed", rc=1, stats={}, reason=f"{executor.describe()}: {error}")
 
 
 def _run_on_executor(executor: Executor, site: Site, inventory: Inventory, job: Job, directory: Path,
                      handle: Callable[[dict[str, Any]], bool], cancel: threading.Event | None) -> RemoteRun:
-    import ansible_runner
-
     ident = uuid.uuid4().hex
     remote = f"{REMOTE_BASE}/ecohash-{uuid.uuid4().hex}"
-    sample = _sample_host(executor, site, inventory, job)
+    access = NodeAccess.of_site(executor, site, inventory, _sample_host(executor, site, inventory, job))
     with tempfile.TemporaryDirectory(prefix="ecohash-payload-") as payload_dir:
         payload = Path(payload_dir)
-        kwargs = write_payload(payload, remote, ident, executor, site, inventory, job, sample)
-        with executor.transport(executor.worker_command(remote), sample) as command:
+        kwargs = write_payload(payload, remote, ident, executor, site, inventory, job, access)
+        with executor.transport(executor.worker_command(remote), access) as command:
             try:
                 # Its own session: Ctrl-C is the rollout's to handle (cancel), not ssh's to die of.
                 process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -270,9 +249,9 @@ def _run_on_executor(executor: Executor, site: Site, inventory: Inventory, job: 
                 threading.Thread(target=_collect, args=(process.stderr, stderr), daemon=True),
             ]
             stop = threading.Event()
-            if cancel is not None:
-                threads.append(threading.Thread(target=_stop_on_cancel, args=(process, cancel, stop),
-                                                daemon=True))
+            timed_out = threading.Event()
+            threads.append(threading.Thread(target=_stop_on_cancel_or_timeout, daemon=True,
+                                            args=(process, cancel, stop, timed_out)))
             for thread in threads:
                 thread.start()
             stats: dict[str, dict[str, int]] = {}
@@ -292,10 +271,13 @@ def _run_on_executor(executor: Executor, site: Site, inventory: Inventory, job: 
                 if data.get("job_explanation"):
                     explanation.append(str(data["job_explanation"]))
 
+            processor = GuardedProcessor(_input=process.stdout, private_data_dir=str(directory), ident=ident,
+                                         event_handler=on_event, status_handler=on_status, quiet=True)
             try:
-                processor = ansible_runner.run(
-                    streamer="process", _input=process.stdout, private_data_dir=str(directory),
-                    ident=ident, event_handler=on_event, status_handler=on_status, quiet=True)
+                processor.run()
+            except UntrustedStreamError:
+                process.terminate()  # nothing more is read from it; its trap removes its directory
+                raise
             finally:
                 stop.set()
                 if process.poll() is None:
@@ -315,6 +297,8 @@ def _run_on_executor(executor: Executor, site: Site, inventory: Inventory, job: 
     if rc is None or status not in FINAL_STATUSES:
         canceled = cancel is not None and cancel.is_set()
         reason = None if canceled else _why(executor, process.returncode, stderr, explanation, bool(answered))
+        if timed_out.is_set():
+            reason = f"{executor.describe()} did not end the wave within its timeout of {WAVE_TIMEOUT_S} s"
         if answered and not remove_worker_directory(executor, remote) and reason is not None:
             reason += f"; its directory {remote} (with the join token) may be left on it: remove it there"
         return RemoteRun(status="canceled" if canceled else "failed",
@@ -346,13 +330,17 @@ def _sample_host(executor: Executor, site: Site, inventory: Inventory, job: Job)
     names = [name for name in job.limit_hosts or () if name in inventory.hosts] or sorted(inventory.hosts)
     if not names:
         return SshHost(executor.address, executor.port, executor.user, site.ssh_config_file)
-    host_vars = inventory.host_vars(names[0])
+    return _node_host(site, inventory, names[0])
+
+
+def _node_host(site: Site, inventory: Inventory, name: str) -> SshHost:
+    host_vars = inventory.host_vars(name)
     return SshHost(address=host_vars["ansible_host"], port=host_vars["ansible_port"],
                    user=host_vars["ansible_user"], ssh_config=site.ssh_config_file)
 
 
 def write_payload(payload: Path, remote: str, ident: str, executor: Executor, site: Site,
-                  inventory: Inventory, job: Job, sample: SshHost) -> dict[str, Any]:
+                  inventory: Inventory, job: Job, access: NodeAccess) -> dict[str, Any]:
     """Write the private data directory the executor gets; return ansible-runner's arguments.
 
     `remote` is where the worker unpacks it: the static inventory and the environment name
@@ -375,12 +363,11 @@ def write_payload(payload: Path, remote: str, ident: str, executor: Executor, si
     link.symlink_to(Path(*[".."] * len(COLLECTION_PATH)))
     ssh_dir = payload / "ssh"
     ssh_dir.mkdir(mode=0o700)
-    # The known hosts the controller checks the nodes against, and the site's ssh_config
-    # less this machine's files: the executor checks every node's key as the controller would.
+    # The site's lines of the known hosts the controller checks the nodes against (never
+    # other sites'), and the site's ssh_config less this machine's files: the executor
+    # checks every node's key as the controller would.
     site_config = site.ssh_config_file
-    known = [*known_hosts_files(sample), *(known_hosts_files_of(site_config) if site_config else [])]
-    (ssh_dir / "known_hosts").write_text("".join(path.read_text(errors="replace").rstrip("\n") + "\n"
-                                                 for path in dict.fromkeys(known) if path.is_file()))
+    (ssh_dir / "known_hosts").write_text("".join(entry.line() + "\n" for entry in access.node_keys))
     (ssh_dir / "ssh_config").write_text(portable_ssh_config(site_config, f"{remote}/ssh/known_hosts"))
     secrets = payload / "secrets"
     secrets.mkdir(mode=0o700)
@@ -536,9 +523,15 @@ def _collect(stream: IO[bytes], lines: deque[str]) -> None:
             lines.append(text)
 
 
-def _stop_on_cancel(process: subprocess.Popen[bytes], cancel: threading.Event, stop: threading.Event) -> None:
+def _stop_on_cancel_or_timeout(process: subprocess.Popen[bytes], cancel: threading.Event | None,
+                               stop: threading.Event, timed_out: threading.Event) -> None:
+    deadline = time.monotonic() + WAVE_TIMEOUT_S
     while not stop.wait(0.2):
-        if cancel.is_set():
+        if cancel is not None and cancel.is_set():
+            process.terminate()
+            return
+        if time.monotonic() > deadline:
+            timed_out.set()  # the agent's keys expire now too: the wave could reach no node
             process.terminate()
             return
 
@@ -552,14 +545,19 @@ def _read_rc(artifacts: Path) -> int | None:
 
 def _keep_kubeconfig(artifacts: Path, site: Site) -> None:
     """Move the kubeconfig the role fetched from the streamed-back artifacts to the
-    controller's secrets directory: the run directory keeps no credentials."""
+    controller's secrets directory: the run directory keeps no credentials. It is the
+    executor's word: never a link followed, only a bounded, well-formed kubeconfig."""
     fetched = artifacts / KUBECONFIG_ARTIFACT
-    if not fetched.is_file():
+    try:
+        text = read_kubeconfig(fetched)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            fetched.unlink()  # a link itself, never what it points to
+    if text is None:
         return
     target = fetched_kubeconfig_file(site.name)
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_atomic(target, fetched.read_text(), mode=0o600)
-    fetched.unlink()
+    write_atomic(target, text, mode=0o600)
 
 
 def _why(executor: Executor, returncode: int | None, stderr: deque[str], explanation: list[str],

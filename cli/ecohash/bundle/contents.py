@@ -24,7 +24,7 @@ from types import MappingProxyType
 
 import yaml
 
-from ecohash.bundle import apt_closure, oci, wheels
+from ecohash.bundle import apt_closure, localdebs, oci, wheels
 from ecohash.bundle import models as model_weights
 from ecohash.bundle.fetch import check_sha256, fetch
 from ecohash.bundle.items import Item
@@ -50,7 +50,8 @@ class ContentSources:
 
     # A Debian root file system to resolve packages in (read only), such as the lab's base.
     base_root: Path | None = None
-    # Local .debs for packages upstream does not carry here (NVIDIA's, the lab's SIMULATED).
+    # Local .debs (or directories of them) for packages upstream does not carry here
+    # (NVIDIA's, the lab's SIMULATED): checked against the standard's pins (localdebs).
     debs: tuple[Path, ...] = ()
     # Upstream URL -> a local file with the same bytes (k3s, the GPU operator chart).
     files: Mapping[str, Path] = field(default_factory=lambda: MappingProxyType({}))
@@ -131,14 +132,16 @@ def deb_items(standard: NodeStandard, site: Site | None, work: Path, sources: Co
         raise EcohashError(f"{base}: no Debian root file system to resolve packages in "
                            "(`ecohash lab up` builds the lab's base once)")
     platform = apt_closure.platform_of(base)
+    # Checked before apt sees them: a local .deb resolves like an archive's, so it must be a pinned one.
+    local = [deb.path for deb in localdebs.check(standard, platform, sources.debs, work / "local-debs")]
     gpus = site is None or any(node.gpus for node in site.nodes)
     # An executor installs its virtualenv from the mirror too, where the bundle carries its wheels.
     packages = role_packages(standard, platform, gpus=gpus, executor="wheels" not in sources.leave_out)
     try:
-        debs = apt_closure.resolve(base, packages, work, local_debs=sources.debs, proxy=sources.apt_proxy)
+        debs = apt_closure.resolve(base, packages, work, local_debs=local, proxy=sources.apt_proxy)
     except EcohashError as error:
         hint = ("; packages upstream does not carry here (NVIDIA's driver and toolkit) must be given "
-                "as local .debs") if gpus else ""
+                "as local .debs (--deb FILE|DIR)") if gpus else ""
         raise EcohashError(f"{error}{hint}") from None
     pinned = {Path(deb.url).name: deb.sha256 for deb in standard.containerd[platform].values()}
     for deb in debs:

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ecohash.bundle.items import DESTINATION_ROOTS
+from ecohash.bundle.untrusted import NotRegularFileError, open_regular
 from ecohash.errors import InvalidInputError
 
 SCHEMA = "ecohash.io/bundle/v1"
@@ -119,6 +120,11 @@ def is_sha256(value: object) -> bool:
     return isinstance(value, str) and _SHA256.match(value) is not None
 
 
+def is_created(value: object) -> bool:
+    """A manifest's `created`: YYYY-MM-DDTHH:MM:SSZ, so that its text sorts as time does."""
+    return isinstance(value, str) and _CREATED.match(value) is not None
+
+
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -133,7 +139,7 @@ def parse(text: str, source: str) -> Manifest:
         document = json.loads(text)
         if document.get("schema") != SCHEMA:
             raise ValueError(f"schema is {document.get('schema')!r}, not {SCHEMA!r}")
-        if not isinstance(document["created"], str) or not _CREATED.match(document["created"]):
+        if not is_created(document["created"]):
             raise ValueError(f"created {document['created']!r} is not YYYY-MM-DDTHH:MM:SSZ")
         standard = document["standard"]
         base = document["base"]
@@ -162,10 +168,13 @@ def read(directory: Path) -> tuple[Manifest, str]:
     """A bundle directory's manifest and the sha256 of its text; unverified (a base)."""
     path = directory / MANIFEST_FILE_NAME
     try:
-        text = path.read_text(encoding="utf-8")
+        with open_regular(path) as file:
+            text = file.read().decode("utf-8")
     except FileNotFoundError:
         raise BundleInvalidError(f"{path}: missing: {directory} is not a bundle (or its build did not "
                                  "finish)") from None
+    except NotRegularFileError as error:
+        raise BundleInvalidError(f"{path}: {error.strerror}; refused") from None
     except (OSError, UnicodeDecodeError) as error:
         raise BundleInvalidError(f"{path}: cannot read: "
                                  f"{getattr(error, 'strerror', None) or error}") from None

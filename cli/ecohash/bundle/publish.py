@@ -4,11 +4,14 @@
     mirror_root/releases/<manifest sha256>/  apt/ (signed flat repository), files/, wheels/,
                                              models/, keys/site-mirror.gpg, manifest.json
     mirror_root/current -> releases/<...>    what the mirror serves
+    mirror_root/loads.log                    a line each time `current` switches, downgrades marked
 
 Nodes see a release only when `current` is switched to it, last (a new symlink renamed over
 the old), after every image is in the registry: a load that fails anywhere before leaves
 `current` as it was. A release is built beside the others and renamed into place whole, so
 one that exists is complete, and a second load of the same bundle rewrites nothing.
+Blobs enter the store, and are re-checked there, as ecohash.bundle.store says; a bundle
+older than the release `current` names is refused under the same lock (ecohash.bundle.binding).
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from ecohash import aptrepo
 from ecohash.atomic import sync_directory
+from ecohash.bundle.binding import check_not_older
 from ecohash.bundle.registrypush import ImageBlob, PushCount, RegistryClient, push_images
+from ecohash.bundle.store import StoredEntry, fill_store
 from ecohash.errors import EcohashError, InvalidInputError
 
 KEYRING_PATH = "keys/site-mirror.gpg"
@@ -35,15 +41,11 @@ RELEASE_KINDS = {"deb": "apt", "file": "files", "wheel": "wheels", "model-file":
 IMAGE_KINDS = ("image-manifest", "image-index", "image-config", "image-layer", "image-tag")
 
 
-class Entry(Protocol):
+class Entry(StoredEntry, Protocol):
     """One blob of a verified manifest (bundle-core's manifest entry)."""
 
     @property
-    def sha256(self) -> str: ...
-    @property
     def kind(self) -> str: ...
-    @property
-    def destination(self) -> str: ...
     @property
     def media_type(self) -> str | None: ...
 
@@ -57,6 +59,7 @@ class LoadResult:
     switched: bool  # False when `current` already named this release
     keyring_sha256: str  # of the mirror's keys/site-mirror.gpg, which the site file pins
     pushed: PushCount
+    downgraded_from: str | None = None  # `created` of the newer release `current` named before
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,13 @@ def publish(
     registry_url: str | None,
     mirror_key: Path,
     expected_keyring: tuple[str, str] | None = None,
+    created: str | None = None,
+    allow_downgrade: bool = False,
 ) -> LoadResult:
     """Publish the entries of a bundle that verify has passed; see the module's docstring.
-    `expected_keyring`: (sha256, where the site file pins it); the mirror must sign with it."""
+    `expected_keyring`: (sha256, where the site file pins it); the mirror must sign with it.
+    `created`: the signed manifest's; one before the current release's is refused unless
+    `allow_downgrade`."""
     mirror = MirrorPaths(mirror_root)
     release = hashlib.sha256(manifest_bytes).hexdigest()
     images = [_image_blob(entry) for entry in entries if entry.kind in IMAGE_KINDS]
@@ -98,7 +105,12 @@ def publish(
         )
     mirror_root.mkdir(parents=True, exist_ok=True)
     with _locked(mirror_root / ".lock"):
-        copied = _fill_store(bundle, entries, mirror.store)
+        downgraded_from = (
+            check_not_older(created, mirror.current, allow_downgrade=allow_downgrade, bundle=bundle)
+            if created is not None
+            else None
+        )
+        copied = fill_store(bundle, entries, mirror.store)
         release_dir = mirror.releases / release
         built = not release_dir.is_dir()
         if built:
@@ -115,8 +127,11 @@ def publish(
             if images and registry_url
             else PushCount()
         )
+        previous = os.readlink(mirror.current) if mirror.current.is_symlink() else None
         switched = _switch(mirror.current, Path("releases") / release)
-    return LoadResult(release, release_dir, copied, built, switched, keyring_sha256, pushed)
+        if switched:
+            _log_switch(mirror_root / "loads.log", bundle, release, created, previous, downgraded_from)
+    return LoadResult(release, release_dir, copied, built, switched, keyring_sha256, pushed, downgraded_from)
 
 
 @contextmanager
@@ -127,38 +142,6 @@ def _locked(lock_file: Path) -> Iterator[None]:
         except BlockingIOError:
             raise EcohashError(f"another load holds {lock_file}") from None
         yield
-
-
-def _fill_store(bundle: Path, entries: Sequence[Entry], store: Path) -> int:
-    """Copy the bundle's blobs the store lacks; refuse, before copying any, a blob that is in
-    neither (a delta bundle whose base was never loaded here)."""
-    wanted = {entry.sha256: entry for entry in entries}
-    missing = [
-        entry
-        for digest, entry in sorted(wanted.items())
-        if not (store / digest).is_file() and not (bundle / "blobs" / "sha256" / digest).is_file()
-    ]
-    if missing:
-        names = ", ".join(f"{e.sha256} ({e.destination})" for e in missing)
-        raise InvalidInputError(
-            f"{bundle}: blobs in neither the bundle nor the site's store {store}: {names};"
-            " load the bundle this delta was built from first"
-        )
-    store.mkdir(parents=True, exist_ok=True)
-    copied = 0
-    for digest in sorted(wanted):
-        target = store / digest
-        if target.is_file():
-            continue
-        partial = store / f".{digest}.partial"
-        shutil.copyfile(bundle / "blobs" / "sha256" / digest, partial)
-        # Hard links of store blobs are what the mirror serves: nobody writes through them.
-        os.chmod(partial, 0o444)
-        with open(partial, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(partial, target)
-        copied += 1
-    return copied
 
 
 def _build_release(
@@ -221,6 +204,20 @@ def _switch(current: Path, target: Path) -> bool:
     os.replace(fresh, current)
     sync_directory(current.parent)
     return True
+
+
+def _log_switch(log: Path, bundle: Path, release: str, created: str | None, previous: str | None,
+                downgraded_from: str | None) -> None:
+    """A line for whoever asks later which bundle the site ran when, and who rolled it back."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    line = (f"{now} current -> releases/{release} (created {created or '-'}) from {bundle}; "
+            f"was {previous or 'none'}")
+    if downgraded_from is not None:
+        line += f" (created {downgraded_from}): a DOWNGRADE, loaded with --allow-downgrade"
+    with open(log, "a", encoding="utf-8") as file:
+        file.write(line + "\n")
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def _image_blob(entry: Entry) -> ImageBlob:

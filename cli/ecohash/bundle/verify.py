@@ -2,11 +2,16 @@
 
 Nothing in the manifest is read until its signature verifies with the site's public key; each
 blob is then trusted by its sha256 alone. Every bad blob is named at once (a disk copied
-badly usually has several), with where it was meant to go.
+badly usually has several), with where it was meant to go. Every file is read as
+ecohash.bundle.untrusted reads it: a link, a FIFO or a device is refused, never opened.
+A verified bundle is still read again by whoever copies from it (the disk may serve other
+bytes the second time): `bundle load` hashes each blob again as it copies it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +19,7 @@ from ecohash.bundle import blobs, keys
 from ecohash.bundle import manifest as manifests
 from ecohash.bundle.keys import PublicKey
 from ecohash.bundle.manifest import MANIFEST_FILE_NAME, SIGNATURE_FILE_NAME, BundleInvalidError, Manifest
+from ecohash.bundle.untrusted import NotRegularFileError, chunks, open_regular
 from ecohash.errors import InvalidInputError
 
 __all__ = ["BundleInvalidError", "Verification", "check_bundle", "verify_bundle"]
@@ -40,7 +46,8 @@ def check_bundle(directory: Path, public_key: PublicKey, base: Path | None = Non
     from_base = []
     for sha256, size in manifest.blobs().items():
         path = blobs.blob_path(directory, sha256)
-        if not path.exists() and manifest.base_manifest_sha256 is not None:
+        # lexists: a link in the bundle is the bundle's, and refused, not a blob left to the base.
+        if not os.path.lexists(path) and manifest.base_manifest_sha256 is not None:
             if base_directory is None:
                 from_base.append(sha256)
                 continue
@@ -67,9 +74,12 @@ def _verified_manifest(directory: Path, public_key: PublicKey) -> Manifest:
     for path, missing in ((manifest_file, "not a bundle, or its build did not finish"),
                           (signature_file, "the bundle is unsigned, or its build did not finish")):
         try:
-            texts.append(path.read_bytes())
+            with open_regular(path) as file:
+                texts.append(file.read())
         except FileNotFoundError:
             raise BundleInvalidError(f"{path}: missing: {missing}; refused") from None
+        except NotRegularFileError as error:
+            raise BundleInvalidError(f"{path}: {error.strerror}; refused") from None
         except OSError as error:
             raise BundleInvalidError(f"{path}: cannot read: {error.strerror or error}") from None
     message, signature = texts
@@ -100,16 +110,21 @@ def _base_directory(manifest: Manifest, base: Path | None) -> Path | None:
 def _blob_problem(path: Path, sha256: str, size: int) -> str | None:
     """What is wrong with one blob, or None; the size is compared before anything is hashed."""
     try:
-        actual_size = path.stat().st_size
-        if actual_size < size:
-            return f"truncated: {actual_size} of {size} bytes"
-        if actual_size > size:
-            return f"altered: {actual_size} bytes, expected {size}"
-        actual_sha256, _ = blobs.hash_file(path)
+        with open_regular(path) as file:
+            actual_size = os.fstat(file.fileno()).st_size
+            if actual_size < size:
+                return f"truncated: {actual_size} of {size} bytes"
+            if actual_size > size:
+                return f"altered: {actual_size} bytes, expected {size}"
+            digest = hashlib.sha256()
+            for chunk in chunks(file, size):
+                digest.update(chunk)
     except FileNotFoundError:
         return "missing"
+    except NotRegularFileError as error:
+        return f"{error.strerror}; refused"
     except OSError as error:
         return f"unreadable: {error.strerror or error}"
-    if actual_sha256 != sha256:
-        return f"altered: its sha256 is {actual_sha256}"
+    if digest.hexdigest() != sha256:
+        return f"altered: its sha256 is {digest.hexdigest()}"
     return None

@@ -79,8 +79,12 @@ def pubkey(site: str) -> None:
 @click.option("--models", is_flag=True, help="Also carry the services' model weights (tens of GB).")
 @click.option("--from", "base", type=_directory, metavar="OLD",
               help="A bundle the site has loaded: write only the blobs it lacks (a delta).")
+@click.option("--deb", "debs", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
+              help="A local .deb, or a directory of them, for packages no reachable upstream carries "
+              "(NVIDIA's; the lab's SIMULATED ones); each must be at the standard's pinned version. "
+              "Repeatable.")
 def build(site: str | None, standard: Path | None, signer: str | None, out: Path, models: bool,
-          base: Path | None) -> None:
+          base: Path | None, debs: tuple[Path, ...]) -> None:
     """Collect everything SITE's node standard needs into a signed bundle in DIR.
 
     OS packages with their dependencies, binaries and charts by sha256, images
@@ -95,6 +99,10 @@ def build(site: str | None, standard: Path | None, signer: str | None, out: Path
         ecohash bundle build tx-odessa -o /media/disk/12 --from /media/disk/11
 
         ecohash bundle build --standard FILE --signer lab -o /tmp/lab-bundle
+
+        ecohash bundle build tx-odessa -o /media/disk/12 --deb ~/nvidia-550-debs/
+
+        ecohash bundle build lab -o /tmp/lab-bundle --deb /var/lib/ecohash/lab/run/simulated-debs
     """
     from ecohash.bundle import blobs, keys
     from ecohash.bundle.build import build_bundle
@@ -117,7 +125,7 @@ def build(site: str | None, standard: Path | None, signer: str | None, out: Path
     key = keys.load_secret(signing_site.name)
     # Downloads are kept between builds, so an interrupted build does not fetch them again.
     work = state_dir() / "bundle-work" / signing_site.name
-    items = _collect(standard, bundled_site, work, models)
+    items = _collect(standard, bundled_site, work, models, debs)
     manifest = build_bundle(items, out, standard_file=standard, site_name=bundled_site and bundled_site.name,
                             key=key, base=base)
     here = {sha256: size for sha256, size in manifest.blobs().items()
@@ -129,16 +137,21 @@ def build(site: str | None, standard: Path | None, signer: str | None, out: Path
         click.echo(f"{out}: a delta: {len(manifest.blobs()) - len(here)} blobs are left to its base {base}")
 
 
-def _collect(standard_file: Path, site, work: Path, models: bool) -> list:
+def _collect(standard_file: Path, site, work: Path, models: bool, debs: tuple[Path, ...]) -> list:
     # bundle-content's collectors pull in network clients; only `build` needs them.
     from ecohash.bundle import contents
+    from ecohash.lab import labbundle
     from ecohash.lab.base import base_rootfs
     from ecohash.lab.layout import LabPaths
 
     # Packages resolve in the lab's base: a root file system of the nodes' OS, as installed.
     base = base_rootfs(LabPaths.current())
-    return contents.collect(standard_file, site, work, models=models,
-                            sources=contents.ContentSources(base_root=base))
+    sources = contents.ContentSources(base_root=base, debs=debs)
+    if not labbundle.is_lab_site(site, standard_file):
+        return contents.collect(standard_file, site, work, models=models, sources=sources)
+    lab = labbundle.collect(site, standard_file, work, sources, models=models)
+    click.echo(lab.note, err=True)
+    return lab.items
 
 
 @bundle.command(context_settings=CONTEXT_SETTINGS)
@@ -187,13 +200,16 @@ def verify(directory: Path, site: str | None, pubkey: Path | None, base: Path | 
               "the address is this machine's, ecohash starts Debian's docker-registry there.")
 @click.option("--mirror-key", type=_directory, metavar="DIR",
               help="The GnuPG home of the mirror's signing key; default the state's secrets/SITE/mirror-key.")
+@click.option("--allow-downgrade", is_flag=True,
+              help="Load a bundle older than the release the site runs; logged in the mirror's loads.log.")
 def load_command(directory: Path, site: str, mirror_root: Path | None, registry: str | None,
-          mirror_key: Path | None) -> None:
+          mirror_key: Path | None, allow_downgrade: bool) -> None:
     """Verify DIR with SITE's key, then publish it in the site mirror and registry.
 
-    Nothing is published unless the whole bundle verifies; nodes see the old
-    release or the new, never a mix. Loading the same bundle again changes
-    nothing.
+    Nothing is published unless the whole bundle verifies, was built for SITE
+    (or from --standard) from SITE's node-standard lock, and is not older than
+    the release SITE runs; nodes see the old release or the new, never a mix.
+    Loading the same bundle again changes nothing.
 
     Example:
 
@@ -223,7 +239,11 @@ def load_command(directory: Path, site: str, mirror_root: Path | None, registry:
         registry_url=registry_url,
         mirror_key=mirror_key or secrets_dir(loaded.name) / "mirror-key",
         on_verified=registry_ready,
+        allow_downgrade=allow_downgrade,
     )
+    if result.downgraded_from is not None:
+        click.echo(f"{directory}: a downgrade: the site ran a release created {result.downgraded_from}; "
+                   "loaded with --allow-downgrade (logged in loads.log)", err=True)
     click.echo(f"{directory}: loaded into site {loaded.name}: {result}")
 
 

@@ -8,7 +8,7 @@ import click
 from pydantic import ValidationError
 
 from ecohash.commands.options import CONTEXT_SETTINGS, load, site_argument
-from ecohash.errors import InvalidInputError
+from ecohash.errors import InvalidInputError, Problem, ProblemsError
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -19,20 +19,25 @@ def grid() -> None:
 
         ecohash grid watch tx-odessa
 
-        ecohash grid watch lab --vtn http://127.0.0.1:8080/OpenADR2/Simple/2.0b --for 10m
+        ecohash grid watch lab --vtn http://127.0.0.1:8080/OpenADR2/Simple/2.0b --insecure-vtn --for 10m
     """
 
 
 @grid.command(context_settings=CONTEXT_SETTINGS)
 @site_argument
 @click.option("--vtn", metavar="URL", help="The OpenADR VTN to register with, instead of the site "
-              "file's spec.power.curtailment.openadr.vtn_url (for trying it out).")
+              "file's spec.power.curtailment.openadr.vtn_url (for trying it out). It must be https and "
+              "pinned by that section's ca_file or vtn_fingerprint, unless --insecure-vtn.")
 @click.option("--ven-name", metavar="NAME", help="The VEN name to register under; default the site "
               "file's, else the site's name.")
+@click.option("--insecure-vtn", is_flag=True, help="Follow a VTN that is plain http, or https "
+              "pinned by neither ca_file nor vtn_fingerprint: anyone on the path could dispatch the "
+              "site. Logged as a warning at every start.")
 @click.option("--once", is_flag=True, help="Evaluate the schedules and prices once, act, and exit "
               "(no OpenADR).")
 @click.option("--for", "for_", metavar="DURATION", help="Stop after this long, e.g. 90s, 15m, 8h.")
-def watch(site: str, vtn: str | None, ven_name: str | None, once: bool, for_: str | None) -> None:
+def watch(site: str, vtn: str | None, ven_name: str | None, insecure_vtn: bool, once: bool,
+          for_: str | None) -> None:
     """Follow SITE's signal sources and start, change and end its curtailments.
 
     Sources: the site's OpenADR 2.0b VTN (spec.power.curtailment.openadr),
@@ -52,18 +57,20 @@ def watch(site: str, vtn: str | None, ven_name: str | None, once: bool, for_: st
     from ecohash.budget import compile_budget
     from ecohash.grid import watch as watching
     from ecohash.grid.rule import parse_duration
+    from ecohash.grid.vtn_trust import INSECURE_FLAG
 
     stop_after = parse_duration(for_).total_seconds() if for_ is not None else None
     if stop_after is not None and stop_after <= 0:
         raise InvalidInputError(f"--for: {for_!r} must be longer than 0")
     loaded = load(site)
-    openadr = None if once else _openadr(loaded, vtn, ven_name)
+    openadr = None if once else _openadr(loaded, vtn, ven_name, insecure_vtn)
     plan = compile_budget(loaded)
     with watching.watcher_lock(loaded.name):
         log = watching.DecisionLog(loaded.name, sys.stderr)
         actuator = watching.SiteActuator(loaded, plan)
         watcher = watching.Watcher(loaded, plan, [], actuator, log)
-        watcher.sources, ven = watching.build_sources(loaded, openadr, watcher, actuator.measured_facility_w)
+        watcher.sources, ven = watching.build_sources(loaded, openadr, watcher, actuator.measured_facility_w,
+                                                      insecure_vtn=insecure_vtn)
         if not watcher.sources:
             raise InvalidInputError(f"site {loaded.name} has no signal source to follow: give a program "
                                     "windows or a price trigger, or spec.power.curtailment.openadr "
@@ -76,12 +83,16 @@ def watch(site: str, vtn: str | None, ven_name: str | None, once: bool, for_: st
             import asyncio
 
             asyncio.run(watching.run(watcher, ven, stop_after))
-    if any(line["level"] in ("ERROR", "WARNING") for line in log.lines):
+    # --insecure-vtn's warning at every start is the operator's choice, not a decision that failed.
+    if any(line["level"] in ("ERROR", "WARNING") and not line["text"].startswith(INSECURE_FLAG)
+           for line in log.lines):
         sys.exit(1)
 
 
-def _openadr(site, vtn: str | None, ven_name: str | None):
-    """The site's OpenADR settings with --vtn and --ven-name over them; None when there are none."""
+def _openadr(site, vtn: str | None, ven_name: str | None, insecure_vtn: bool):
+    """The site's OpenADR settings with --vtn and --ven-name over them; None when there are none.
+    A VTN that is not pinned is refused here, naming where it was given, unless --insecure-vtn."""
+    from ecohash.grid.vtn_trust import PIN_IT, SECTION, trust_problem
     from ecohash.inventory.model import OpenAdr
 
     configured = site.power.curtailment.openadr
@@ -96,12 +107,20 @@ def _openadr(site, vtn: str | None, ven_name: str | None):
     if ven_name is not None:
         fields["ven_name"] = ven_name
     try:
-        return OpenAdr.model_validate(fields, strict=False)
+        config = OpenAdr.model_validate(fields, strict=False)
     except ValidationError as error:
         first = error.errors()[0]
         key = str(first["loc"][0]) if first["loc"] else ""
         where = {"vtn_url": "--vtn", "ven_name": "--ven-name"}.get(key, "openadr")
         raise InvalidInputError(f"{where}: {first['msg']}") from None
+    problem = trust_problem(config)
+    if problem is None or insecure_vtn:
+        return config
+    message = f"{config.vtn_url} {problem}; {PIN_IT}"
+    if vtn is not None:
+        raise InvalidInputError(f"--vtn: {message}")
+    line = site.line_of([*SECTION.split("."), "vtn_url"])
+    raise ProblemsError([Problem(str(site.file), line, f"{SECTION}.vtn_url: {message}")])
 
 
 def _say_next_windows(watcher, log) -> None:

@@ -7,7 +7,8 @@ the watcher's judge says the site's caps can reach every target, out (with the r
 otherwise, and refuses outright what it cannot read as a curtailment (docs/grid-watch.md).
 
 openleadr runs on an asyncio loop (start/stop); the watcher polls from its own thread, so
-everything poll() reads is kept under a lock and handed out as a snapshot.
+everything poll() reads is kept under a lock and handed out as a snapshot. Which VTN the VEN
+will follow, and which of its answers count as contact, is vtn_trust.py's.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import certifi
 from openleadr import OpenADRClient, enums, objects, utils
 
 from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.grid.rule import find_program
 from ecohash.grid.signals import Ask, Refusal, Request
+from ecohash.grid.vtn_trust import INSECURE_FLAG, PIN_IT, Contact, tls_context, trust_problem
 from ecohash.inventory.model import DEFAULT_LEVEL_PCT, OpenAdr
 from ecohash.inventory.site import Site
 
@@ -57,9 +58,11 @@ class OpenAdrVen:
 
     def __init__(self, site: Site, config: OpenAdr, *, judge: Callable[[Ask], str | None],
                  telemetry: Callable[[], float | None], log: Callable[[str, str, str], None],
-                 clock: Callable[[], float] = time.time, retry_s: float = REGISTER_RETRY_S) -> None:
+                 clock: Callable[[], float] = time.time, retry_s: float = REGISTER_RETRY_S,
+                 insecure: bool = False) -> None:
         self.site = site
         self.config = config
+        self._insecure = insecure
         self._judge = judge
         self._telemetry = telemetry
         self._log = log
@@ -70,7 +73,7 @@ class OpenAdrVen:
         self._refusals: list[Refusal] = []
         self._client: OpenADRClient | None = None
         self._registering: asyncio.Task[None] | None = None
-        self._last_heard: float | None = None
+        self._contact = Contact(config.vtn_url, clock)
         self._contact_lost = False
 
     # -- the watcher's side --------------------------------------------------------------
@@ -91,10 +94,11 @@ class OpenAdrVen:
 
     async def start(self) -> None:
         """Register with the VTN and follow it; a VTN not answering yet is tried again in the background."""
+        self._check_trust()
         self._check_key()
         if not await self._register():
             self._log("warning", SOURCE, f"the VTN at {self.config.vtn_url} did not register "
-                      f"{self.config.ven_name}; trying again every {self._retry_s:g} s")
+                      f"{self.config.ven_name}{self._why(' (', ')')}; trying again every {self._retry_s:g} s")
             self._registering = asyncio.create_task(self._register_until_done())
 
     async def stop(self) -> None:
@@ -129,7 +133,7 @@ class OpenAdrVen:
         if client.registration_id is None:  # openleadr has stopped the client already
             return False
         self._client = client
-        self._last_heard = self._clock()
+        self._contact.heard_at = self._clock()
         self._log("info", SOURCE, f"registered with the VTN at {self.config.vtn_url} as "
                   f"{self.config.ven_name} (ven id {client.ven_id}); polling every "
                   f"{client.poll_frequency.total_seconds():g} s")
@@ -139,18 +143,18 @@ class OpenAdrVen:
         config = self.config
         cert, key = self._path(config.cert), self._path(config.key)
         ca_file = self._path(config.ca_file)
-        if cert and not ca_file:
-            # openleadr builds its TLS context from ca_file whenever it has a certificate.
-            ca_file = ssl.get_default_verify_paths().cafile or certifi.where()
+        context = tls_context(ca_file, cert, key)
         client = OpenADRClient(ven_name=config.ven_name, vtn_url=str(config.vtn_url), cert=cert, key=key,
                                vtn_fingerprint=config.vtn_fingerprint, ca_file=ca_file,
                                show_fingerprint=False)
+        client.client_session = self._contact.session(context)  # openleadr uses a session it finds
         if cert:
             fingerprint = utils.certificate_fingerprint(Path(cert).read_bytes())
             self._log("info", SOURCE, f"this VEN's certificate fingerprint (for the VTN): {fingerprint}")
         client.add_handler("on_event", self._on_event)
         client.add_handler("on_update_event", self._on_event)
-        client.add_hook("after_receive_xml", self._heard)
+        client.add_hook("after_receive_xml", self._contact.received)
+        client.add_hook("after_parse_xml", self._parsed)
         client.add_report(callback=self._report_draw, resource_id=self.site.name,
                           measurement="REAL_POWER", unit="W", sampling_rate=TELEMETRY_RATE,
                           report_name=enums.REPORT_NAME.TELEMETRY_USAGE,
@@ -159,6 +163,14 @@ class OpenAdrVen:
 
     def _path(self, value: str | None) -> str | None:
         return str(self.site.path_from_file(value)) if value else None
+
+    def _check_trust(self) -> None:
+        problem = trust_problem(self.config)
+        if problem is None:
+            return
+        if not self._insecure:
+            raise InvalidInputError(f"openadr: the VTN at {self.config.vtn_url} {problem}; {PIN_IT}")
+        self._log("warning", SOURCE, f"{INSECURE_FLAG}: the VTN at {self.config.vtn_url} {problem}")
 
     def _check_key(self) -> None:
         key = self._path(self.config.key)
@@ -174,23 +186,30 @@ class OpenAdrVen:
 
     # -- contact -------------------------------------------------------------------------
 
-    def _heard(self, _xml: str) -> None:
-        self._last_heard = self._clock()
+    def _parsed(self, _message_type: str, payload: dict[str, Any]) -> None:
+        """openleadr's after_parse_xml: an answer that passed its checks, which counts if ours pass."""
+        if not self._contact.checked(payload):
+            return
         if self._contact_lost:
             self._contact_lost = False
             self._log("info", SOURCE, f"the VTN at {self.config.vtn_url} answers again")
 
     def _check_contact(self, now: float) -> None:
-        client = self._client
-        if client is None or self._last_heard is None or self._contact_lost:
+        client, heard_at = self._client, self._contact.heard_at
+        if client is None or heard_at is None or self._contact_lost:
             return
-        if now - self._last_heard > LOST_AFTER_POLLS * client.poll_frequency.total_seconds():
+        if now - heard_at > LOST_AFTER_POLLS * client.poll_frequency.total_seconds():
             self._contact_lost = True
             with self._lock:
                 held = sorted(self._held)
             self._log("warning", SOURCE, f"lost contact with the VTN at {self.config.vtn_url} "
-                      f"(nothing heard for {now - self._last_heard:.0f} s); "
+                      f"(nothing heard for {now - heard_at:.0f} s{self._why('; last answer: ')}); "
                       + (f"events {', '.join(held)} run to their end" if held else "no event is held"))
+
+    def _why(self, before: str, after: str = "") -> str:
+        """What was wrong with the VTN's last answer, between `before` and `after`; '' when nothing was."""
+        problem = self._contact.problem
+        return f"{before}{problem}{after}" if problem is not None else ""
 
     # -- events --------------------------------------------------------------------------
 

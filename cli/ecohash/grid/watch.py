@@ -346,9 +346,11 @@ TICK_S = 1.0
 
 
 def build_sources(site: Site, openadr: OpenAdr | None, watcher: Watcher,
-                  telemetry: Callable[[], float | None]) -> tuple[list[Source], Any]:
+                  telemetry: Callable[[], float | None], *,
+                  insecure_vtn: bool = False) -> tuple[list[Source], Any]:
     """The site's signal sources: a schedule and a price source per program that has them,
-    and the OpenADR VEN when `openadr` is given. Returns (sources, the VEN or None)."""
+    and the OpenADR VEN when `openadr` is given (`insecure_vtn`: one not pinned is followed,
+    with a warning at its start). Returns (sources, the VEN or None)."""
     from ecohash.grid.price import PriceSource
     from ecohash.grid.schedule import ScheduleSource
 
@@ -372,7 +374,7 @@ def build_sources(site: Site, openadr: OpenAdr | None, watcher: Watcher,
         logging.getLogger("openleadr").setLevel(logging.WARNING)
 
         ven = OpenAdrVen(site, openadr, judge=watcher.judge, telemetry=telemetry, log=log,
-                         clock=watcher.clock)
+                         clock=watcher.clock, insecure=insecure_vtn)
         sources.append(ven)
     return sources, ven
 

@@ -353,7 +353,10 @@ DEFAULT_LEVEL_PCT = {1: 10, 2: 20, 3: 30}
 class OpenAdr(_Strict):
     """The site's OpenADR 2.0b VEN: `ecohash grid watch` registers with this VTN (docs/grid-watch.md)."""
 
-    vtn_url: Url = Field(description="The VTN's base URL, e.g. https://vtn.utility.example/OpenADR2/Simple/2.0b.")
+    vtn_url: Url = Field(
+        description="The VTN's base URL, e.g. https://vtn.utility.example/OpenADR2/Simple/2.0b. `grid "
+        "watch` follows only an https VTN pinned by ca_file or vtn_fingerprint, unless --insecure-vtn.",
+    )
     ven_name: VenName = Field(description="The name this site registers under.")
     cert: FilePath | None = Field(None, description="The VEN's PEM certificate (relative to the "
                                   "site file); with key, messages are signed.")
@@ -361,10 +364,11 @@ class OpenAdr(_Strict):
                                  "readable by its owner only. Its content never enters ecohash's state.")
     vtn_fingerprint: str | None = Field(
         None, pattern=r"^([0-9A-F]{2}:){9}[0-9A-F]{2}$",
-        description="The VTN certificate's fingerprint as openleadr prints it (10 hex pairs); "
-        "signed messages from any other VTN are refused.",
+        description="The fingerprint of the certificate the VTN signs its messages with, as openleadr "
+        "prints it (the last 10 hex pairs of its SHA-256); any answer not signed with it is refused.",
     )
-    ca_file: FilePath | None = Field(None, description="CA bundle that signs the VTN's TLS certificate.")
+    ca_file: FilePath | None = Field(None, description="The CA bundle that signs the VTN's TLS certificate "
+                                     "(relative to the site file); the only CAs trusted for the VTN.")
     levels: dict[Annotated[int, Field(strict=False, ge=1, le=3)], DnsLabel] = Field(
         default_factory=dict, description="SIMPLE level (1-3) -> program name; a level not "
         "mapped cuts by 10, 20 or 30% of the planned facility draw.",

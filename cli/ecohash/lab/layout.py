@@ -111,6 +111,12 @@ class LabPaths:
         return self.run / "bundle"
 
     @property
+    def simulated_debs(self) -> Path:
+        """The SIMULATED driver and toolkit .debs at the lab standard's versions, written by `up`:
+        what `ecohash bundle build lab --deb DIR` takes, as a site's build takes NVIDIA's."""
+        return self.run / "simulated-debs"
+
+    @property
     def bundle_public_key(self) -> Path:
         return self.run / "bundle-signing.pub"
 

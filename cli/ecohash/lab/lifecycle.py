@@ -226,6 +226,7 @@ def _build(
         resolve_in=rootfs if offline else None, executor_wheels=executor,
     )
     progress(content.figures.summary())
+    progress(f"SIMULATED driver and toolkit .debs (`bundle build lab --deb` them): {paths.simulated_debs}")
     record.bundle = asdict(content.figures)
     record.mirror = mirror.start(paths.mirror_dir, paths.logs / "mirror.log")
     state.save(paths.state_file, record)

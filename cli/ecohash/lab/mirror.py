@@ -16,19 +16,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecohash.bundle import contents, keys
+from ecohash.bundle import contents, keys, localdebs
 from ecohash.bundle.build import build_bundle
 from ecohash.bundle.contents import ContentSources
 from ecohash.bundle.fetch import fetch
 from ecohash.bundle.items import Item
-from ecohash.bundle.load import load_verified
+from ecohash.bundle.load import LoadTarget, load_verified
 from ecohash.bundle.publish import KEYRING_PATH as KEYRING_PATH  # where tests find the keyring
 from ecohash.bundle.verify import verify_bundle
-from ecohash.lab import labstandard, process, simdriver, simimage, simk3s, simtoolkit
+from ecohash.lab import labbundle, labstandard, process, simdriver, simimage, simk3s, simtoolkit
 from ecohash.lab.inventory import SITE_NAME
 from ecohash.lab.layout import BRIDGE_ADDRESS, MIRROR_PORT, LabPaths
 from ecohash.lab.process import TrackedProcess
-from ecohash.standard import NodeStandard, k3s_mirror_path
+from ecohash.standard import NodeStandard, k3s_mirror_path, load_standard
 
 # Lab hosts run Debian 12; the mirror carries that platform's pinned packages.
 LAB_PLATFORM = "debian12"
@@ -64,6 +64,33 @@ class MirrorContent:
     figures: BundleFigures
 
 
+@dataclass(frozen=True)
+class SimulatedContent:
+    """The lab's stand-ins, and the SIMULATED standard that pins them."""
+
+    standard_file: Path
+    debs: list[Path]  # the SIMULATED driver and toolkit at the standard's versions
+    k3s: Path
+    k3s_sha256: str
+    image: simimage.LabImage
+
+
+def write_simulated(paths: LabPaths, production: NodeStandard) -> SimulatedContent:
+    """Build the lab's stand-ins into the run directory and write the lab's standard naming them."""
+    sources = paths.run / "bundle-sources"
+    # The SIMULATED packages in a directory of their own: the one `bundle build lab --deb` takes,
+    # as a site's build takes NVIDIA's (the later toolkit, outside the pin, is kept apart).
+    debs = [simdriver.build(paths.simulated_debs),
+            *simtoolkit.build(paths.simulated_debs, (simtoolkit.PACKAGE_VERSION,))]
+    k3s_file, k3s_sha256 = simk3s.build(sources / "files", production.k3s.version)
+    image = simimage.build(sources / "image")
+    labstandard.write(
+        paths.standard_file, labstandard.simulated_standard(production, k3s_sha256, image.digest)
+    )
+    return SimulatedContent(standard_file=paths.standard_file, debs=debs, k3s=k3s_file,
+                            k3s_sha256=k3s_sha256, image=image)
+
+
 def populate(
     paths: LabPaths, production: NodeStandard, registry_url: str, *, apt_proxy: str,
     resolve_in: Path | None = None, executor_wheels: bool = False,
@@ -80,32 +107,32 @@ def populate(
     """
     collecting = time.perf_counter()
     sources = paths.run / "bundle-sources"
-    repository = sources / "apt"
-    repository.mkdir(parents=True, exist_ok=True)
-    debs = [simdriver.build(repository), *simtoolkit.build(repository)]
-    debs += [
+    simulated = write_simulated(paths, production)
+    containerd = [
         fetch(pinned.url, paths.deb_cache / Path(pinned.url).name, pinned.sha256,
               what=f"{name} {pinned.version}")
         for name, pinned in production.containerd[LAB_PLATFORM].items()
     ]
-    k3s_file, k3s_sha256 = simk3s.build(sources / "files", production.k3s.version)
-    image = simimage.build(sources / "image")
-    standard_file = paths.standard_file
-    labstandard.write(
-        standard_file, labstandard.simulated_standard(production, k3s_sha256, image.digest)
-    )
-    carried = {"apt", "wheels"} if executor_wheels else {"apt"}
+    debs = (*simulated.debs, *containerd)
+    standard_file, image = simulated.standard_file, simulated.image
+    leave_out = labbundle.leave_out(executor_wheels)
     if resolve_in is None:
-        items = [Item("deb", f"apt/{deb.name}", deb) for deb in debs]
-        if executor_wheels:
+        # Only what the base lacks a source for, checked as `bundle build --deb` checks it.
+        checked = localdebs.check(load_standard(standard_file), LAB_PLATFORM, debs, sources / "checked-debs")
+        items = [Item("deb", f"apt/{deb.path.name}", deb.path, sha256=deb.sha256) for deb in checked]
+        # A later toolkit, outside the standard's pin on purpose: lab tests roll the standard
+        # forward to it and back (tests/roles/test_apt_packages.py).
+        (later,) = simtoolkit.build(sources / "apt", (simtoolkit.LATER_PACKAGE_VERSION,))
+        items.append(Item("deb", f"apt/{later.name}", later))
+        if "wheels" not in leave_out:
             items += contents.wheel_items(sources / "wheels")
     else:
         items = contents.collect(standard_file, None, sources / "closure", sources=ContentSources(
-            base_root=resolve_in, debs=tuple(debs), apt_proxy=apt_proxy,
-            leave_out=frozenset(contents.PARTS) - carried,
+            base_root=resolve_in, debs=debs, apt_proxy=apt_proxy,
+            leave_out=leave_out | {"k3s", "inference_runtime"},
         ))
-    items.append(Item("file", f"files/{k3s_mirror_path(production.k3s.version)}", k3s_file,
-                      sha256=k3s_sha256))
+    items.append(Item("file", f"files/{k3s_mirror_path(production.k3s.version)}", simulated.k3s,
+                      sha256=simulated.k3s_sha256))
     items += image.items
     # The lab's own signing key, for this lab only: the secret never leaves this process;
     # the public key stays in the run directory for whoever checks the lab's bundle again.
@@ -120,6 +147,7 @@ def populate(
     loaded = load_verified(
         paths.bundle,
         key.public,
+        LoadTarget(SITE_NAME, standard_file, str(standard_file)),
         mirror_root=paths.mirror_dir,
         registry_url=registry_url,
         mirror_key=paths.mirror_key,

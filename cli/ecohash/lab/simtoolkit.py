@@ -58,8 +58,8 @@ def deb_file_name(version: str) -> str:
     return f"{PACKAGE_NAME}_{version}_all.deb"
 
 
-def build(output_dir: Path) -> list[Path]:
-    """Build every version into `output_dir` with dpkg-deb; return the .debs' paths."""
+def build(output_dir: Path, versions: tuple[str, ...] = VERSIONS) -> list[Path]:
+    """Build `versions` (default every one) into `output_dir` with dpkg-deb; return the .debs' paths."""
     return [
         build_deb(
             output_dir,
@@ -70,5 +70,5 @@ def build(output_dir: Path) -> list[Path]:
                 "/usr/bin/nvidia-ctk": (CTK, 0o755),
             },
         )
-        for version in VERSIONS
+        for version in versions
     ]

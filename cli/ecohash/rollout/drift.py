@@ -71,6 +71,9 @@ def find_drift(request: DriftRequest, on_update: Callable[[HostProgress], None],
     site = request.site
     planned = planned_inventory(site)
     scope = select_hosts(planned.inventory, request.limit)
+    executor = None if request.here else Executor.of_site(site)
+    if executor is not None:
+        executor.check_site_keys(site, planned.inventory)  # exit 2 before anything starts
     with site_lock(site.name, "drift"):
         state = RolloutState.load(site.name)  # a damaged state file stops the check before it runs
         directory = new_run_directory(site.name, "drift")
@@ -80,7 +83,7 @@ def find_drift(request: DriftRequest, on_update: Callable[[HostProgress], None],
             hosts=scope,
             # Every node at once, none allowed to stop the others: a check, not a rollout.
             serial=len(scope), max_fail_percentage=100, directory=directory,
-            executor=None if request.here else Executor.of_site(site),
+            executor=executor,
         ), shard_count(request.shards, len(scope)), on_update, cancel,
             # Check mode starts nothing, so agents need no server up; the servers keep
             # bootstrap.yml's one-at-a-time play together all the same.

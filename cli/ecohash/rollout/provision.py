@@ -146,6 +146,9 @@ def provision(request: ProvisionRequest, display: Display, cancel: threading.Eve
     scope = select_hosts(inventory, request.limit)
     if request.dry_run:
         return _dry_run(request, plan, standard, inventory, scope, display, cancel)
+    executor = None if request.here else Executor.of_site(site)
+    if executor is not None:
+        executor.check_site_keys(site, inventory)  # exit 2 before anything starts
     with site_lock(site.name, "provision"):
         rollout = _start(request, plan, standard, inventory, scope, RolloutState.load(site.name))
         rollout.directory = new_run_directory(site.name, "provision")
