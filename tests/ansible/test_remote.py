@@ -309,7 +309,7 @@ def test_the_payload_names_only_its_own_files_and_carries_the_controllers_token(
 
 
 def test_an_installed_ecohash_s_payload_makes_the_collection_link_its_content_lacks(
-        tmp_path, write_site, token, monkeypatch):
+        tmp_path, write_site, token, site_keys, monkeypatch):
     # A wheel's content root: what paths.CONTENT names (setup.py), and no collections/ link.
     installed = tmp_path / "installed"
     installed.mkdir()
@@ -319,7 +319,8 @@ def test_an_installed_ecohash_s_payload_makes_the_collection_link_its_content_la
         else:
             shutil.copy(REPO / name, installed / name)
     monkeypatch.setattr(remote, "project_root", lambda: installed)
-    site = load_site(write_site(with_executor("host: 10.20.3.4")))
+    site = load_site(write_site(with_executor("host: 10.20.3.4").replace(
+        "  provisioning:\n", f"  provisioning:\n    ssh: {{config_file: {site_keys['config']}}}\n")))
     job = Job(playbook="bootstrap.yml", limit_hosts=["c01-r01-n01"], limit=None, cmdline=None, extravars={})
 
     payload, _kwargs = payload_of(tmp_path, site, job)
@@ -327,6 +328,7 @@ def test_an_installed_ecohash_s_payload_makes_the_collection_link_its_content_la
     collection = payload / "project" / "collections" / "ansible_collections" / "ecohash" / "site"
     assert os.readlink(collection) == "../../.."
     assert (collection / "roles" / "base" / "tasks" / "main.yml").is_file()
+
 
 def test_a_missing_token_is_made_once_as_the_role_would(tmp_path):
     path = tmp_path / "secrets" / "k3s-token"
