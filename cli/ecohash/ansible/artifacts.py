@@ -40,6 +40,7 @@ from ansible_runner.streaming import Processor
 from ansible_runner.utils.base64io import Base64IO
 
 from ecohash.errors import EcohashError
+from ecohash.untrusted_files import NotRegularFileError, open_regular
 
 # Far above a real run's artifacts (its events, stdout, rc, status, fact cache; 1,000
 # nodes with 200 tasks each stay under 600,000 members and a few GiB), far below what
@@ -201,16 +202,15 @@ def read_kubeconfig(path: Path) -> str | None:
     """The kubeconfig at `path` (None when there is none), read without following a link
     and only if it is a bounded, well-formed kubeconfig."""
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        handle = open_regular(path)
     except FileNotFoundError:
         return None
+    except NotRegularFileError as error:
+        what = "a symbolic link" if error.errno == errno.ELOOP else "not a regular file"
+        raise UntrustedStreamError(f"the kubeconfig it sent is {what}; not kept") from None
     except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise UntrustedStreamError("the kubeconfig it sent is a symbolic link; not kept") from None
         raise UntrustedStreamError(f"cannot read the kubeconfig it sent: {error.strerror}") from None
-    with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise UntrustedStreamError("the kubeconfig it sent is not a regular file; not kept")
+    with handle:
         data = handle.read(MAX_KUBECONFIG_BYTES + 1)
     if len(data) > MAX_KUBECONFIG_BYTES:
         raise UntrustedStreamError(f"the kubeconfig it sent is over {MAX_KUBECONFIG_BYTES} bytes; not kept")

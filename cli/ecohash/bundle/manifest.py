@@ -16,8 +16,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ecohash.bundle.items import DESTINATION_ROOTS
-from ecohash.bundle.untrusted import NotRegularFileError, open_regular
 from ecohash.errors import InvalidInputError
+from ecohash.untrusted_files import NotRegularFileError, open_regular
 
 SCHEMA = "ecohash.io/bundle/v1"
 MANIFEST_FILE_NAME = "manifest.json"

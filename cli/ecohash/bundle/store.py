@@ -4,7 +4,7 @@ Verify hashed the bundle's blobs once, but the disk or share they come from may 
 bytes when they are read again (a swapped file, a share that answers differently). So a blob
 is hashed again while it is copied in, from the one read whose bytes are written, to a
 temporary name that is renamed into place only when they hash to the blob's name and have
-its size. A link, a FIFO or a device is refused before it is opened (ecohash.bundle.untrusted).
+its size. A link, a FIFO or a device is refused before it is opened (ecohash.untrusted_files).
 
 A blob the store already holds is hashed again too before a release links it, not trusted by
 its name: the store is written through hard links nobody should write to, but a person or a
@@ -26,8 +26,8 @@ from typing import Protocol
 
 from ecohash.atomic import sync_directory
 from ecohash.bundle.manifest import BundleInvalidError
-from ecohash.bundle.untrusted import NotRegularFileError, chunks, open_regular
 from ecohash.errors import EcohashError, InvalidInputError
+from ecohash.untrusted_files import NotRegularFileError, chunks, open_regular
 
 
 class StoredEntry(Protocol):

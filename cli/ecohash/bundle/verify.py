@@ -3,7 +3,7 @@
 Nothing in the manifest is read until its signature verifies with the site's public key; each
 blob is then trusted by its sha256 alone. Every bad blob is named at once (a disk copied
 badly usually has several), with where it was meant to go. Every file is read as
-ecohash.bundle.untrusted reads it: a link, a FIFO or a device is refused, never opened.
+ecohash.untrusted_files reads it: a link, a FIFO or a device is refused, never opened.
 A verified bundle is still read again by whoever copies from it (the disk may serve other
 bytes the second time): `bundle load` hashes each blob again as it copies it.
 """
@@ -19,8 +19,8 @@ from ecohash.bundle import blobs, keys
 from ecohash.bundle import manifest as manifests
 from ecohash.bundle.keys import PublicKey
 from ecohash.bundle.manifest import MANIFEST_FILE_NAME, SIGNATURE_FILE_NAME, BundleInvalidError, Manifest
-from ecohash.bundle.untrusted import NotRegularFileError, chunks, open_regular
 from ecohash.errors import InvalidInputError
+from ecohash.untrusted_files import NotRegularFileError, chunks, open_regular
 
 __all__ = ["BundleInvalidError", "Verification", "check_bundle", "verify_bundle"]
 

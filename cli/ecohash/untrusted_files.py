@@ -1,11 +1,12 @@
-"""Reading a file that someone else controls (a bundle's disk or share): a regular file, or nothing.
+"""Reading a file that someone else controls (a bundle's disk or share, what an executor sent
+back): a regular file, or nothing.
 
-A name under a bundle's blobs/ may be a symbolic link to a file of this machine, a FIFO that
-blocks whoever opens it, or a device. So a file is looked at with lstat before it is opened,
-opened without following a link and without waiting on a FIFO, and what was opened must be
-the very regular file that was looked at. Its bytes are read once, in 1 MiB chunks, and no
-further than its expected size allows: a file that grows while it is read is found too long
-without being read to its end.
+A name under a bundle's blobs/ (or an executor's artifacts/) may be a symbolic link to a
+file of this machine, a FIFO that blocks whoever opens it, or a device. So a file is looked
+at with lstat before it is opened, opened without following a link and without waiting on a
+FIFO, and what was opened must be the very regular file that was looked at. Its bytes are
+read once, in 1 MiB chunks, and no further than its expected size allows: a file that grows
+while it is read is found too long without being read to its end.
 """
 
 from __future__ import annotations
@@ -80,4 +81,6 @@ def chunks(file: BinaryIO, expected_size: int) -> Iterator[memoryview]:
 def _require_regular(path: Path, mode: int) -> None:
     if not stat.S_ISREG(mode):
         kind = _KINDS.get(stat.S_IFMT(mode), "not a file")
-        raise NotRegularFileError(errno.EINVAL, f"not a regular file but {kind}", str(path))
+        # ELOOP for a link, as O_NOFOLLOW says when one is put there after the lstat.
+        code = errno.ELOOP if stat.S_ISLNK(mode) else errno.EINVAL
+        raise NotRegularFileError(code, f"not a regular file but {kind}", str(path))
