@@ -25,6 +25,7 @@ from ecohash.commands.schema import schema
 from ecohash.commands.status import status
 from ecohash.commands.validate import validate
 from ecohash.errors import EcohashError
+from ecohash.interrupts import INTERRUPTED_EXIT
 
 
 class EcohashGroup(click.Group):
@@ -36,6 +37,11 @@ class EcohashGroup(click.Group):
         except EcohashError as error:
             echo_error(error)
             sys.exit(exit_code_for(ctx, error))
+        except KeyboardInterrupt:
+            # Here, once, for every command: click would print "Aborted!" and exit 1, which a
+            # script cannot tell from a failure; 130 is what a shell reports for Ctrl-C.
+            click.echo("ecohash: interrupted", err=True)
+            sys.exit(INTERRUPTED_EXIT)
 
 
 @click.group(cls=EcohashGroup, context_settings=CONTEXT_SETTINGS)
