@@ -1,4 +1,5 @@
-"""The `ecohash` group itself: Ctrl-C exiting 130 with one line from every command."""
+"""The `ecohash` group itself: commands listed in the order of use, and Ctrl-C exiting 130
+with one line from every command."""
 
 from __future__ import annotations
 
@@ -9,10 +10,27 @@ from ecohash.commands.main import cli
 from tests.conftest import REPO
 
 TX = str(REPO / "inventories" / "tx-odessa" / "site.yaml")
+ORDER_OF_USE = ["validate", "plan", "capacity", "render", "bootstrap", "provision", "status", "drift", "apply",
+                "curtail", "grid", "bundle", "fleet", "lab", "schema"]
 
 
 def run(*args: str):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help_lists_commands_in_the_order_of_use_each_with_a_whole_summary(flag):
+    result = run(flag)
+    assert result.exit_code == 0
+    listed = result.stdout.split("Commands:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in listed] == ORDER_OF_USE
+    # A summary click had to cut ends in "..."; each must be short enough to be whole.
+    assert not [line for line in listed if line.endswith("...")]
+
+
+def test_curtail_lists_its_subcommands_in_the_order_of_use():
+    listed = run("curtail", "--help").stdout.split("Commands:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in listed] == ["start", "status", "release"]
 
 
 def interrupt(*_args, **_kwargs):
