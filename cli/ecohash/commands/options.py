@@ -107,7 +107,7 @@ class RenamedOption(click.Option):
         with self._without_old_names():
             return super().get_help_record(ctx)
 
-    def get_error_hint(self, ctx: click.Context) -> str:
+    def get_error_hint(self, ctx: click.Context | None) -> str:
         with self._without_old_names():
             return super().get_error_hint(ctx)
 
