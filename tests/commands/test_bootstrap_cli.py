@@ -123,6 +123,22 @@ def test_converged_nodes_are_current_for_status_and_plan(write_site, state: Path
     assert "c01-r01-n01" not in {change["name"] for change in plan["changes"]["nodes"]}
 
 
+def test_a_mistyped_limit_is_refused_before_ansible_starts(write_site, state: Path, fake_run: FakeRun) -> None:
+    result = bootstrap(str(write_site()), "--limit", "container_c09")
+    assert (result.exit_code, result.output) == (2, "ecohash: --limit 'container_c09': 'container_c09' is no "
+                                                    "node or group\n")
+    assert fake_run.requests == []
+
+
+def test_only_converged_nodes_in_the_limit_are_recorded(write_site, state: Path, fake_run: FakeRun) -> None:
+    path = str(write_site())
+    bootstrap(path, "--limit", "c01-r01-n02")  # the fake says n01 converged too: not in scope, not recorded
+    assert not (state / "rollouts").exists()
+    bootstrap(path, "--limit", "c01-r01-n01")
+    status = json.loads(CliRunner().invoke(cli, ["status", path, "--json"]).stdout)
+    assert [node["name"] for node in status["nodes"] if node["current"]] == ["c01-r01-n01"]
+
+
 def test_a_dry_run_checks_and_records_nothing(write_site, state: Path, fake_run: FakeRun) -> None:
     for flag in ("--dry-run", "--check"):
         bootstrap(str(write_site()), flag)

@@ -46,6 +46,7 @@ def bootstrap(site: str, limit: str | None, dry_run: bool, wave_size: int | str 
         ecohash bootstrap lab --dry-run
     """
     from ecohash.ansible.inventory import inventory_for
+    from ecohash.ansible.patterns import select_hosts
     from ecohash.ansible.progress import ProgressView
     from ecohash.ansible.runner import PlaybookRun, run_playbook
     from ecohash.rollout.bootstrapped import ConvergedRecorder
@@ -54,8 +55,11 @@ def bootstrap(site: str, limit: str | None, dry_run: bool, wave_size: int | str 
     # Everything the inventory plugin will do, done first: a bad site or standard is
     # reported here, once, as FILE:LINE, before Ansible starts.
     inventory = inventory_for(loaded)
+    # A mistyped --limit term is refused here, as provision refuses it, rather than
+    # ignored by Ansible with a warning and a run that does nothing.
+    scope = select_hosts(inventory, limit)
     # Fingerprinted before the run, of what it is given; nothing to record from a dry run.
-    recorder = None if dry_run else ConvergedRecorder(loaded.name, inventory)
+    recorder = None if dry_run else ConvergedRecorder(loaded.name, inventory, scope)
     request = PlaybookRun(
         site_name=loaded.name,
         site_file=loaded.file,

@@ -27,14 +27,15 @@ def converged_nodes(result: RunResult) -> list[str]:
 
 
 class ConvergedRecorder:
-    """Fingerprints taken before the run, of what the run is given; recorded after it for the
-    nodes that converged, so a file edited during the run is not credited to it."""
+    """Fingerprints taken before the run, of the nodes in its scope as the run is given them;
+    recorded after it for those that converged, so a file edited during the run is not
+    credited to it."""
 
-    def __init__(self, site_name: str, inventory: Inventory):
+    def __init__(self, site_name: str, inventory: Inventory, scope: list[str]):
         self.site_name = site_name
         self.inventory = inventory
         self.fingerprints = Fingerprints(inventory)
-        self.given = {name: self.fingerprints.of(name) for name in inventory.hosts}
+        self.given = {name: self.fingerprints.of(name) for name in scope}
 
     def record(self, result: RunResult) -> list[str]:
         """Record every converged node as passed at its fingerprint; return their names."""
