@@ -36,8 +36,9 @@ def bootstrap(site: str, limit: str | None, dry_run: bool, wave_size: int | str 
     directory (runs/SITE/...). A node that ran the whole node play is recorded in
     the site's rollout state at its fingerprint, as provision records it, so
     `ecohash status`, `plan` and `fleet` count it current and provision skips it.
-    Exits 1 if any node failed or was unreachable. The options are named as
-    provision's (--serial, --max-fail-percentage and --check still work).
+    Exits 1 if any node failed or was unreachable, 130 when interrupted. The
+    options are named as provision's (--serial, --max-fail-percentage and
+    --check still work).
 
     Example:
 
