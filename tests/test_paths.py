@@ -31,6 +31,20 @@ def test_unknown_names_list_the_known_sites(roots):
         resolve_site("nowhere")
 
 
+def test_a_mistyped_name_gets_the_closest_site(roots):
+    with pytest.raises(SiteNotFoundError, match=r"^no site 'locl': .* \(did you mean 'local'\?\)$"):
+        resolve_site("locl")
+
+
+def test_a_missing_file_and_a_directory_are_said_as_such(roots):
+    with pytest.raises(SiteNotFoundError, match="^inventories/nope.yaml: no such file$"):
+        resolve_site("inventories/nope.yaml")
+    with pytest.raises(SiteNotFoundError, match="^inventories: is a directory with no site.yaml in it$"):
+        resolve_site("inventories")
+    with pytest.raises(SiteNotFoundError, match="^extra/: is a directory with no site.yaml in it$"):
+        resolve_site("extra/")
+
+
 def test_state_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("ECOHASH_STATE_DIR", str(tmp_path))
     assert state_dir() == tmp_path

@@ -7,6 +7,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+# The exit status of a command stopped by Ctrl-C or SIGTERM: what a shell reports for
+# SIGINT (128 + 2), so a script can tell an interrupt from a failure.
+INTERRUPTED_EXIT = 130
+
 
 @contextmanager
 def interrupt_requests() -> Iterator[threading.Event]:

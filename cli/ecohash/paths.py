@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -84,23 +85,39 @@ def inventory_roots() -> list[Path]:
 
 
 def resolve_site(argument: str) -> Path:
-    """Turn a SITE argument (a site name, a site file, or a directory holding one) into a path."""
+    """Turn a SITE argument (a site name, a site file, or a directory holding one) into a path.
+
+    Refused in the words that fit what was given: a path that is missing or a directory
+    without a site file says so; a name found under no inventory root gets the closest
+    known site name, since a typo is the likely cause.
+    """
     given = Path(argument)
     if given.is_file():
         return given
     if given.is_dir() and (given / SITE_FILE_NAME).is_file():
         return given / SITE_FILE_NAME
-    if "/" not in argument and not argument.endswith((".yaml", ".yml")):
+    is_name = "/" not in argument and not argument.endswith((".yaml", ".yml"))
+    if is_name:
         for root in inventory_roots():
             candidate = root / argument / SITE_FILE_NAME
             if candidate.is_file():
                 return candidate
-    known = sorted(known_sites())
-    hint = f"; known sites: {', '.join(known)}" if known else ""
+    if given.is_dir():
+        raise SiteNotFoundError(f"{argument}: is a directory with no {SITE_FILE_NAME} in it")
+    if not is_name:
+        raise SiteNotFoundError(f"{argument}: no such file")
     raise SiteNotFoundError(
-        f"no site {argument!r}: not a site file, and no <inventory>/{argument}/{SITE_FILE_NAME}"
-        f" under {', '.join(str(r) for r in inventory_roots())}{hint}"
+        f"no site {argument!r}: no <inventory>/{argument}/{SITE_FILE_NAME} under "
+        f"{', '.join(str(r) for r in inventory_roots())}{_closest_site(argument)}"
     )
+
+
+def _closest_site(name: str) -> str:
+    known = sorted(known_sites())
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f"; known sites: {', '.join(known)}" if known else ""
 
 
 def known_sites() -> set[str]:

@@ -102,9 +102,26 @@ def test_unknown_site_is_one_line_exit_2(tmp_path, monkeypatch):
     result = run("plan", "atlantis")
     assert result.exit_code == 2
     assert result.stderr == (
-        "ecohash: no site 'atlantis': not a site file, and no <inventory>/atlantis/site.yaml under "
+        "ecohash: no site 'atlantis': no <inventory>/atlantis/site.yaml under "
         f"inventories, {tmp_path}/state/inventories\n"
     )
+
+
+def test_a_mistyped_site_name_gets_did_you_mean(monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("ECOHASH_STATE_DIR", str(tmp_path / "state"))
+    result = run("plan", "tx-odesa")
+    assert result.exit_code == 2
+    assert result.stderr.endswith(" (did you mean 'tx-odessa'?)\n")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_mistyped_sku_in_a_site_file_gets_did_you_mean_at_its_line(write_site):
+    path = write_site(EXAMPLE_SITE, ("sku: hgx-h100-8", "sku: hgx-h10-8"))
+    result = run("validate", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"{path}:")
+    assert "unknown sku 'hgx-h10-8' (did you mean 'hgx-h100-8'?)" in result.stderr
 
 
 def test_plan_json_has_the_documented_keys(write_site):

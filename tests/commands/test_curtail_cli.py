@@ -1,4 +1,5 @@
-"""`ecohash curtail`: options, the dry run's table and JSON, and one-line errors with exit 2."""
+"""`ecohash curtail start|status|release`: options, the dry run's table and JSON, one-line errors with
+exit 2, and the legacy one-command spelling."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def run(*args: str):
 
 
 def dry_json(*args: str) -> dict:
-    result = run("curtail", TX, *args, "--dry-run", "--json")
+    result = run("curtail", "start", TX, *args, "--dry-run", "--json")
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -63,7 +64,7 @@ def test_dry_run_by_mw_and_nothing_to_do():
 
 
 def test_dry_run_table():
-    result = run("curtail", TX, "--program", "4cp", "--dry-run")
+    result = run("curtail", "start", TX, "--program", "4cp", "--dry-run")
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     assert "Target program 4cp (by 25%): facility draw <= 2.914 MW, IT draw <= 2,331.216 kW (÷ PUE 1.25); " \
@@ -77,7 +78,7 @@ def test_dry_run_table():
 
 
 def test_dry_run_mixed_models_show_per_model_caps():
-    result = run("curtail", str(REPO / "inventories" / "ga-dalton" / "site.yaml"), "--program", "utility-dr",
+    result = run("curtail", "start", str(REPO / "inventories" / "ga-dalton" / "site.yaml"), "--program", "utility-dr",
                  "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert "l40s 350 → 100 ×240" in result.stdout and "rtx-4090 400 → 150 ×160" in result.stdout
@@ -89,51 +90,93 @@ def test_dry_run_with_measured_draw(tmp_path):
     data = dry_json("--program", "ers-10", "--measured", str(measured))
     # Against 342 W: 308 + 258 + 0 + 0 + 1 + 0 + 358 + 322.25 W, in kW to the watt.
     assert data["measured"] == {"nodes": 1, "gpus": 8, "savings_kw": 1.247}
-    out = run("curtail", TX, "--program", "ers-10", "--dry-run", "--measured", str(measured)).stdout
+    out = run("curtail", "start", TX, "--program", "ers-10", "--dry-run", "--measured", str(measured)).stdout
     assert ("What the cut should save against measured draw: 1.247 kW, the draw above the new caps of the "
             "8 GPUs measured on 1 of 408 GPU nodes.") in out
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    ((), "give one of --to MW, --by MW, --by P%, --program NAME, --release or --status"),
-    (("--to", "3", "--by", "2"), "give one of --to MW, --by MW, --by P%, --program NAME, --release or "
-                                 "--status (got --to and --by)"),
-    (("--to", "x", "--dry-run"), "--to: 'x' is not a number of MW such as 9.5"),
-    (("--to", "0", "--dry-run"), "--to: must be greater than 0 (got 0)"),
-    (("--by", "1e3", "--dry-run"), "--by: '1e3' is not a number of MW such as 2 or a percentage such as 20%"),
-    (("--by", "-5%", "--dry-run"), "--by: '-5%' is not a number of MW such as 2 or a percentage such as 20%"),
-    (("--by", "100%", "--dry-run"), "--by: a percentage must be below 100% (got 100%)"),
-    (("--by", "5", "--dry-run"), "by 5 MW is more than the planned facility draw of 3.885 MW"),
-    (("--to", "1", "--dry-run"), "site tx-odessa cannot reach 1.000 MW by GPU caps (to 1 MW): the lowest "
-                                 "facility draw caps can reach is 2.142 MW"),
-    (("--program", "ers10", "--dry-run"), "site tx-odessa has no curtailment program 'ers10' (did you mean "
-                                          "'ers-10'?)"),
-    (("--to", "3", "--for", "5x", "--dry-run"), "--for: '5x' is not a duration such as 90s, 15m, 3h or 1h30m"),
-    (("--to", "3", "--for", "0s", "--dry-run"), "--for: '0s' must be longer than 0"),
-    (("--program", "ers-10", "--for", "9h", "--dry-run"), "--for 9h is longer than program ers-10's "
-                                                          "max_hours (8)"),
-    (("--release", "--for", "1h"), "--for goes with --to, --by or --program, not --release"),
-    (("--status", "--dry-run"), "--dry-run goes with --to, --by or --program, not --status"),
-    (("--to", "3", "--ramp", "1m"), "--ramp goes with --release, not --to"),
-    (("--release", "--ramp", "soon"), "--ramp: 'soon' is not a duration such as 90s, 15m, 3h or 1h30m"),
-    (("--to", "3", "--measured", "x.json"), "--measured goes with --dry-run"),
+    (("start",), "give one of --to MW, --by MW, --by P% or --program NAME"),
+    (("start", "--to", "3", "--by", "2"), "give one of --to MW, --by MW, --by P% or --program NAME "
+                                          "(got --to and --by)"),
+    (("start", "--to", "3", "--program", "4cp", "--dry-run"), "give one of --to MW, --by MW, --by P% or "
+                                                              "--program NAME (got --to and --program)"),
+    (("start", "--to", "x", "--dry-run"), "--to: 'x' is not a number of MW such as 9.5"),
+    (("start", "--to", "0", "--dry-run"), "--to: must be greater than 0 (got 0)"),
+    (("start", "--by", "1e3", "--dry-run"), "--by: '1e3' is not a number of MW such as 2 or a percentage "
+                                            "such as 20%"),
+    (("start", "--by", "-5%", "--dry-run"), "--by: '-5%' is not a number of MW such as 2 or a percentage "
+                                            "such as 20%"),
+    (("start", "--by", "100%", "--dry-run"), "--by: a percentage must be below 100% (got 100%)"),
+    (("start", "--by", "5", "--dry-run"), "by 5 MW is more than the planned facility draw of 3.885 MW"),
+    (("start", "--to", "1", "--dry-run"), "site tx-odessa cannot reach 1.000 MW by GPU caps (to 1 MW): the "
+                                          "lowest facility draw caps can reach is 2.142 MW"),
+    (("start", "--program", "ers10", "--dry-run"), "site tx-odessa has no curtailment program 'ers10' (did "
+                                                   "you mean 'ers-10'?)"),
+    (("start", "--to", "3", "--for", "5x", "--dry-run"), "--for: '5x' is not a duration such as 90s, 15m, "
+                                                         "3h or 1h30m"),
+    (("start", "--to", "3", "--for", "0s", "--dry-run"), "--for: '0s' must be longer than 0"),
+    (("start", "--program", "ers-10", "--for", "9h", "--dry-run"), "--for 9h is longer than program "
+                                                                   "ers-10's max_hours (8)"),
+    (("start", "--to", "3", "--measured", "x.json"), "--measured goes with --dry-run"),
+    (("release", "--ramp", "soon"), "--ramp: 'soon' is not a duration such as 90s, 15m, 3h or 1h30m"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
-    result = run("curtail", TX, *args)
+    result = run("curtail", args[0], TX, *args[1:])
     assert (result.exit_code, result.stderr, result.stdout) == (2, f"ecohash: {message}\n", "")
+
+
+# Each option lives only on the subcommand it means something to: elsewhere click refuses it.
+@pytest.mark.parametrize(("subcommand", "option"), [
+    ("release", "--for"), ("release", "--to"), ("status", "--dry-run"), ("status", "--ramp"),
+    ("start", "--ramp"),
+])
+def test_an_option_of_another_subcommand_is_a_usage_error(subcommand, option):
+    result = run("curtail", subcommand, TX, option, "1h")
+    assert result.exit_code == 2
+    assert f"Error: No such option '{option}'" in result.stderr
+
+
+@pytest.mark.parametrize(("legacy", "new"), [
+    (("--program", "ers-10"), "`ecohash curtail start SITE --to | --by | --program ...`"),
+    (("--to", "3.5"), "`ecohash curtail start SITE --to | --by | --program ...`"),
+])
+def test_the_legacy_spelling_runs_start_and_names_the_new_one(legacy, new):
+    result = run("curtail", TX, *legacy, "--dry-run", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ("ecohash: `ecohash curtail SITE --to|--by|--program` is deprecated and goes in "
+                             f"the next release; use {new}\n")
+    assert result.stdout == run("curtail", "start", TX, *legacy, "--dry-run", "--json").stdout
+
+
+def test_the_legacy_spelling_with_options_first_is_still_understood():
+    result = run("curtail", "--by", "20%", TX, "--dry-run", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["target"] == "by 20%"
+
+
+def test_the_legacy_spelling_is_refused_by_the_new_checks():
+    result = run("curtail", TX, "--release", "--for", "1h")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == ("ecohash: `ecohash curtail SITE --release` is deprecated and goes "
+                                             "in the next release; use `ecohash curtail release SITE`")
+    assert "Error: No such option '--for'" in result.stderr
+    both = run("curtail", TX, "--release", "--status")
+    assert (both.exit_code, both.stderr) == (2, "ecohash: give one of --release or --status, not both (now: "
+                                                "`ecohash curtail release SITE`, `ecohash curtail status SITE`)\n")
 
 
 def test_bad_measured_file_names_its_line(tmp_path):
     bad = tmp_path / "draw.json"
     bad.write_text('{"c04-r01-n01": [650,\n')
-    result = run("curtail", TX, "--to", "3.5", "--dry-run", "--measured", str(bad))
+    result = run("curtail", "start", TX, "--to", "3.5", "--dry-run", "--measured", str(bad))
     assert (result.exit_code, result.stderr) == (2, f"{bad}:2: not JSON: Expecting value\n")
     bad.write_text('{"c04-r01-n01": [650, true]}')
-    result = run("curtail", TX, "--to", "3.5", "--dry-run", "--measured", str(bad))
+    result = run("curtail", "start", TX, "--to", "3.5", "--dry-run", "--measured", str(bad))
     assert result.stderr == (f"ecohash: {bad}: node 'c04-r01-n01': measured draw must be a list of watts "
                              ">= 0, one per GPU\n")
     bad.write_text('{"nope": [650]}')
-    result = run("curtail", TX, "--to", "3.5", "--dry-run", "--measured", str(bad))
+    result = run("curtail", "start", TX, "--to", "3.5", "--dry-run", "--measured", str(bad))
     assert result.stderr == "ecohash: measured draw names 'nope', which is not a GPU node of the site\n"
 
 
@@ -141,7 +184,7 @@ def test_an_invalid_site_is_refused_at_its_line(tmp_path):
     site = tmp_path / "site.yaml"
     site.write_text((REPO / "inventories" / "tx-odessa" / "site.yaml").read_text().replace(
         "flex: 3 ", "flex: 5 "))
-    result = run("curtail", str(site), "--to", "3", "--dry-run")
+    result = run("curtail", "start", str(site), "--to", "3", "--dry-run")
     assert result.exit_code == 2
     assert result.stderr.endswith("spec.containers[3].flex: must be less than or equal to 3 (got 5)\n")
     assert len(result.stderr.splitlines()) == 1
@@ -162,7 +205,7 @@ def simulated(monkeypatch, tmp_path):
 
 
 def test_a_real_curtailment_caps_every_gpu_and_says_how_fast(simulated):
-    result = run("curtail", TX, "--program", "4cp", "--for", "2h", "--settle", "5s")
+    result = run("curtail", "start", TX, "--program", "4cp", "--for", "2h", "--settle", "5s")
     assert result.exit_code == 0, result.output
     assert {sim.limit_w for name, sim in simulated.nodes.items() if name.startswith("c04")} == {200}
     assert {sim.override["cap_w"] for name, sim in simulated.nodes.items() if name.startswith("c01")} == {468}
@@ -174,26 +217,37 @@ def test_a_real_curtailment_caps_every_gpu_and_says_how_fast(simulated):
 
 
 def test_status_and_release_as_json(simulated):
-    assert run("curtail", TX, "--by", "10%", "--settle", "2s").exit_code == 0
-    status = json.loads(run("curtail", TX, "--status", "--json").stdout)
+    assert run("curtail", "start", TX, "--by", "10%", "--settle", "2s").exit_code == 0
+    status = json.loads(run("curtail", "status", TX, "--json").stdout)
     assert status["state"] == "active" and status["measured"]["below_target"] is True
     assert len(status["measured"]["nodes"]) == len(simulated.nodes)
-    released = run("curtail", TX, "--release", "--json")
+    released = run("curtail", "release", TX, "--json")
     assert released.exit_code == 0, released.output
     data = json.loads(released.stdout)
     assert data["ok"] is True and data["event"]["status"] == "released"
     assert all(sim.override is None for sim in simulated.nodes.values())
-    again = run("curtail", TX, "--release")
+    again = run("curtail", "release", TX)
     assert (again.exit_code, again.stdout) == (0, "site tx-odessa has no curtailment event to release\n")
 
 
 def test_a_gpu_that_does_not_enforce_its_cap_exits_1_naming_it(simulated):
     simulated.nodes["c04-r01-n07"].ignores_caps = True
-    result = run("curtail", TX, "--by", "10%", "--settle", "1s")
+    result = run("curtail", "start", TX, "--by", "10%", "--settle", "1s")
     assert result.exit_code == 1
     assert "c04-r01-n07: FAILED: not at " in result.stdout
 
 
 def test_settle_goes_with_a_real_curtailment_only():
-    result = run("curtail", TX, "--to", "3", "--dry-run", "--settle", "5s")
+    result = run("curtail", "start", TX, "--to", "3", "--dry-run", "--settle", "5s")
     assert (result.exit_code, result.stderr) == (2, "ecohash: --settle goes with a real curtailment, not --dry-run\n")
+
+
+def test_legacy_status_and_release_run_the_new_subcommands(simulated):
+    assert run("curtail", "start", TX, "--by", "10%", "--settle", "2s").exit_code == 0
+    status = run("curtail", TX, "--status", "--json")
+    assert status.stderr == ("ecohash: `ecohash curtail SITE --status` is deprecated and goes in the next "
+                             "release; use `ecohash curtail status SITE`\n")
+    assert json.loads(status.stdout)["state"] == "active"
+    released = run("curtail", TX, "--release")
+    assert released.exit_code == 0, released.output
+    assert all(sim.override is None for sim in simulated.nodes.values())

@@ -1,4 +1,5 @@
-"""`ecohash curtail`: cut a site's draw to a grid target by lowering GPU caps, and restore it."""
+"""`ecohash curtail start|status|release`: cut a site's draw to a grid target by lowering GPU caps,
+and restore it."""
 
 from __future__ import annotations
 
@@ -16,11 +17,66 @@ from ecohash.commands.options import CONTEXT_SETTINGS, console, json_option, loa
 from ecohash.errors import InvalidInputError
 
 _NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?")
-# The options that say what to do; exactly one is given.
-_MODES = ("--to", "--by", "--program", "--release", "--status")
+# The options that name a target; exactly one is given (see _one_target).
+_TARGET_OPTIONS = ("--to", "--by", "--program")
+# The legacy spelling's mode flags, and the subcommand each became.
+_LEGACY_MODES = {"--release": "release", "--status": "status"}
 
 
-@click.command(context_settings=CONTEXT_SETTINGS)
+class _CurtailGroup(click.Group):
+    """`curtail start|release|status`, still accepting the one-command spelling of the last release.
+
+    `ecohash curtail SITE --to 3` and `ecohash curtail SITE --release` are rewritten to
+    their subcommand before parsing, so the old spelling runs exactly the new code (and is
+    refused by exactly its checks), with one line on stderr naming the new spelling.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = _new_spelling(args, quiet=ctx.resilient_parsing)
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # the order of use: start, status, release
+
+
+def _new_spelling(args: list[str], quiet: bool) -> list[str]:
+    """The legacy arguments as the subcommand that replaced them; says so on stderr unless quiet."""
+    modes = [flag for flag in _LEGACY_MODES if flag in args]
+    if len(modes) > 1:
+        raise InvalidInputError("give one of --release or --status, not both "
+                                "(now: `ecohash curtail release SITE`, `ecohash curtail status SITE`)")
+    subcommand = _LEGACY_MODES[modes[0]] if modes else "start"
+    rest = [arg for arg in args if arg not in _LEGACY_MODES]
+    if not quiet:
+        shown = f"start SITE {' | '.join(_TARGET_OPTIONS)} ..." if subcommand == "start" else \
+            f"{subcommand} SITE"
+        click.echo(f"ecohash: `ecohash curtail SITE {modes[0] if modes else '--to|--by|--program'}` is "
+                   f"deprecated and goes in the next release; use `ecohash curtail {shown}`", err=True)
+    return [subcommand, *rest]
+
+
+@click.group(cls=_CurtailGroup, context_settings=CONTEXT_SETTINGS)
+def curtail() -> None:
+    """Cut a site's draw to a grid target by lowering GPU caps; show it; release it.
+
+    The target is the facility draw at the meter. Containers give power back by
+    their flex tier, 3 first, then 2, then 1; flex 0 never goes below its planned
+    caps. The rule: docs/grid.md. `ecohash grid watch` starts and ends the same
+    events by itself, following the grid's signals.
+
+    Example:
+
+        ecohash curtail start tx-odessa --program ers-10 --dry-run
+
+        ecohash curtail status tx-odessa
+
+        ecohash curtail release tx-odessa --ramp 15m
+    """
+
+
+@curtail.command(context_settings=CONTEXT_SETTINGS,
+                 short_help="Cut SITE's draw to a target: --to, --by or --program.")
 @site_argument
 @click.option("--to", "to_mw", metavar="MW", help="Target: the site's facility draw at the meter, MW.")
 @click.option("--by", "by", metavar="MW|P%",
@@ -35,18 +91,13 @@ _MODES = ("--to", "--by", "--program", "--release", "--status")
 @click.option("--measured", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="With --dry-run: measured draw, a JSON object of node name to a list of W per "
                    "GPU, to say what the cut should save.")
-@click.option("--release", is_flag=True, help="End the active event: restore the planned caps.")
-@click.option("--ramp", metavar="DURATION", help="With --release: restore in steps over this long "
-              "(flex 1 first, flex 3 last). Default: the program's restore_minutes, else at once.")
-@click.option("--status", is_flag=True, help="Show the active event and the site's measured draw now.")
 @click.option("--settle", metavar="DURATION", help="How long a curtailment samples every GPU's draw "
               "after its caps are verified, waiting for the measured draw to go below the target. "
               "Default: 60s.")
 @json_option
-def curtail(site: str, to_mw: str | None, by: str | None, program: str | None, for_: str | None,
-            dry_run: bool, measured: Path | None, release: bool, ramp: str | None, status: bool,
-            settle: str | None, as_json: bool) -> None:
-    """Cut SITE's draw to a grid target by lowering GPU caps; release it; show it.
+def start(site: str, to_mw: str | None, by: str | None, program: str | None, for_: str | None,
+          dry_run: bool, measured: Path | None, settle: str | None, as_json: bool) -> None:
+    """Cut SITE's draw to a grid target (--to, --by or --program) by lowering GPU caps.
 
     The target is the facility draw at the meter: --to MW, --by MW or --by P%
     below the planned facility draw (the plan's draw at its caps × PUE), or a
@@ -63,33 +114,23 @@ def curtail(site: str, to_mw: str | None, by: str | None, program: str | None, f
 
     Example:
 
-        ecohash curtail tx-odessa --program ers-10 --dry-run
+        ecohash curtail start tx-odessa --program ers-10 --dry-run
 
-        ecohash curtail tx-odessa --by 20% --for 3h --dry-run --json
+        ecohash curtail start tx-odessa --by 20% --for 3h --dry-run --json
 
-        ecohash curtail tx-odessa --release --ramp 15m
+        ecohash curtail start tx-odessa --to 3.5 --settle 2m
     """
-    given = [name for name, value in zip(_MODES, (to_mw, by, program, release, status), strict=True)
-             if value]
-    if len(given) != 1:
-        raise InvalidInputError(
-            "give one of --to MW, --by MW, --by P%, --program NAME, --release or --status"
-            + (f" (got {' and '.join(given)})" if given else ""))
-    mode = given[0]
-    _only_with(mode, ("--to", "--by", "--program"), for_=for_, dry_run=dry_run)
-    _only_with(mode, ("--release",), ramp=ramp)
-    _only_with(mode, ("--to", "--by", "--program"), settle=settle)
+    _one_target(to_mw, by, program)
     if settle is not None and dry_run:
         raise InvalidInputError("--settle goes with a real curtailment, not --dry-run")
     if measured is not None and not dry_run:
         raise InvalidInputError("--measured goes with --dry-run")
     from ecohash.grid import actuate
 
-    ramp_length = _duration("--ramp", ramp) if ramp is not None else None
     length = _duration("--for", for_) if for_ is not None else None
     if length is not None and length <= timedelta(0):
         raise InvalidInputError(f"--for: {for_!r} must be longer than 0")
-    target_args = _target_args(to_mw, by) if mode in ("--to", "--by") else {}
+    target_args = _target_args(to_mw, by) if program is None else {}
 
     settle_length = _duration("--settle", settle) if settle is not None else None
 
@@ -97,16 +138,6 @@ def curtail(site: str, to_mw: str | None, by: str | None, program: str | None, f
     from ecohash.budget import compile_budget
 
     compiled = compile_budget(loaded)
-    if mode == "--status":
-        _print_status(actuate.event_status(loaded, compiled), as_json)
-        return
-    if mode == "--release":
-        released = actuate.release_event(loaded, compiled, ramp=ramp_length, display=_Display(as_json))
-        if released is None:
-            _finish(None, [f"site {loaded.name} has no curtailment event to release"], as_json)
-            return
-        _finish(released, released.lines, as_json)
-        return
     from ecohash.grid.preview import Duration, preview_data, print_preview, read_measured
     from ecohash.grid.rule import find_program, program_target, solve, target_for
 
@@ -141,6 +172,69 @@ def curtail(site: str, to_mw: str | None, by: str | None, program: str | None, f
         print_json(data)
     else:
         print_preview(data, console())
+
+
+@curtail.command(context_settings=CONTEXT_SETTINGS)
+@site_argument
+@json_option
+def status(site: str, as_json: bool) -> None:
+    """Show SITE's curtailment event and its measured draw now.
+
+    The event in force (or the last one, released or ended), its target, and
+    every GPU node's draw read now over SSH, against the event's IT target. A
+    node enforcing another cap than the event asks is named.
+
+    Example:
+
+        ecohash curtail status tx-odessa
+
+        ecohash curtail status tx-odessa --json | jq .measured.below_target
+    """
+    from ecohash.budget import compile_budget
+    from ecohash.grid import actuate
+
+    loaded = load(site)
+    _print_status(actuate.event_status(loaded, compile_budget(loaded)), as_json)
+
+
+@curtail.command(context_settings=CONTEXT_SETTINGS)
+@site_argument
+@click.option("--ramp", metavar="DURATION", help="Restore in steps over this long (flex 1 first, "
+              "flex 3 last). Default: the program's restore_minutes, else at once.")
+@json_option
+def release(site: str, ramp: str | None, as_json: bool) -> None:
+    """End SITE's curtailment event: restore the planned caps.
+
+    Every GPU node gets its planned cap back over SSH and the caps are read
+    back: exit 0 only when every GPU that answered enforces its planned cap. A
+    site with no event in force says so and exits 0.
+
+    Example:
+
+        ecohash curtail release tx-odessa
+
+        ecohash curtail release tx-odessa --ramp 15m
+    """
+    from ecohash.budget import compile_budget
+    from ecohash.grid import actuate
+
+    ramp_length = _duration("--ramp", ramp) if ramp is not None else None
+    loaded = load(site)
+    released = actuate.release_event(loaded, compile_budget(loaded), ramp=ramp_length,
+                                     display=_Display(as_json))
+    if released is None:
+        _finish(None, [f"site {loaded.name} has no curtailment event to release"], as_json)
+        return
+    _finish(released, released.lines, as_json)
+
+
+def _one_target(to_mw: str | None, by: str | None, program: str | None) -> None:
+    """The one check that --to, --by and --program exclude each other, and that one is given."""
+    given = [name for name, value in zip(_TARGET_OPTIONS, (to_mw, by, program), strict=True)
+             if value is not None]
+    if len(given) != 1:
+        raise InvalidInputError("give one of --to MW, --by MW, --by P% or --program NAME"
+                                + (f" (got {' and '.join(given)})" if given else ""))
 
 
 class _Display:
@@ -199,15 +293,6 @@ def _print_status(data: dict[str, Any], as_json: bool) -> None:
         if asked is not None and node["enforced_w"] and any(round(w) != asked for w in node["enforced_w"]):
             click.echo(f"{node['name']}: enforces {', '.join(f'{w:g}' for w in node['enforced_w'])} W, "
                        f"the event asks {node['event_cap_w']} W")
-
-
-def _only_with(mode: str, modes: tuple[str, ...], **options: object) -> None:
-    """Refuse an option given with a mode it means nothing in."""
-    for name, value in options.items():
-        if value and mode not in modes:
-            option = "--" + name.rstrip("_").replace("_", "-")
-            allowed = modes[0] if len(modes) == 1 else f"{', '.join(modes[:-1])} or {modes[-1]}"
-            raise InvalidInputError(f"{option} goes with {allowed}, not {mode}")
 
 
 def _duration(option: str, text: str) -> timedelta:

@@ -1,4 +1,4 @@
-"""The `ecohash` command group: global options and error handling."""
+"""The `ecohash` command group: global options, error handling, and the order commands are listed in."""
 
 from __future__ import annotations
 
@@ -25,10 +25,12 @@ from ecohash.commands.schema import schema
 from ecohash.commands.status import status
 from ecohash.commands.validate import validate
 from ecohash.errors import EcohashError
+from ecohash.interrupts import INTERRUPTED_EXIT
 
 
 class EcohashGroup(click.Group):
-    """Turns ecohash's own exceptions into messages and exit codes, never tracebacks."""
+    """Turns ecohash's own exceptions into messages and exit codes, never tracebacks, and
+    lists its commands in the order they were added: the order people use them in."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -36,6 +38,14 @@ class EcohashGroup(click.Group):
         except EcohashError as error:
             echo_error(error)
             sys.exit(exit_code_for(ctx, error))
+        except KeyboardInterrupt:
+            # Here, once, for every command: click would print "Aborted!" and exit 1, which a
+            # script cannot tell from a failure; 130 is what a shell reports for Ctrl-C.
+            click.echo("ecohash: interrupted", err=True)
+            sys.exit(INTERRUPTED_EXIT)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
 
 
 @click.group(cls=EcohashGroup, context_settings=CONTEXT_SETTINGS)
@@ -51,6 +61,27 @@ def cli() -> None:
     """
 
 
-for command in (validate, plan, capacity, curtail, grid, provision, status, drift, fleet, bootstrap, render,
-                apply, schema, lab, bundle):
+# The order of use, with the summary `ecohash --help` shows for each: check and plan a site,
+# build its nodes, watch them, run it on the grid, then the fleet-wide and offline tools.
+# The summaries live here, not in each command, because they are written to be read as
+# one list, short enough that an 80-column terminal shows them whole.
+COMMANDS_IN_ORDER_OF_USE = (
+    (validate, "Check site files with every check the commands run."),
+    (plan, "Compile SITE's budgets into GPU caps; show what changes."),
+    (capacity, "Count how many more nodes of a SKU SITE can take."),
+    (render, "Write SITE's Kubernetes objects, without a cluster."),
+    (bootstrap, "Run the node playbook on SITE's nodes, in batches."),
+    (provision, "Roll SITE out: canary, waves, verify, then the stack."),
+    (status, "Show each node's recorded rollout result."),
+    (drift, "Find where SITE no longer matches its inventory."),
+    (apply, "Apply SITE's stack with Pulumi."),
+    (curtail, "Cut SITE's draw to a grid target; show it; release it."),
+    (grid, "Follow the grid's signals and curtail unattended."),
+    (bundle, "Build, verify and load a site's offline bundle."),
+    (fleet, "Summarise every site, by region and in total."),
+    (lab, "Run the lab: Debian hosts in network namespaces."),
+    (schema, "Print the JSON Schema of site files."),
+)
+for command, summary in COMMANDS_IN_ORDER_OF_USE:
+    command.short_help = summary
     cli.add_command(command)

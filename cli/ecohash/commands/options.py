@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
@@ -92,6 +93,37 @@ def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     return Console(width=shutil.get_terminal_size((140, 24)).columns, stderr=stderr)
+
+
+class RenamedOption(click.Option):
+    """An option whose old names still work but are no longer shown: `--help` and errors
+    name only the current one, so old scripts run while new readers learn one name."""
+
+    def __init__(self, *args: Any, old_names: tuple[str, ...] = (), **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.old_names = old_names
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        with self._without_old_names():
+            return super().get_help_record(ctx)
+
+    def get_error_hint(self, ctx: click.Context | None) -> str:
+        with self._without_old_names():
+            return super().get_error_hint(ctx)
+
+    @contextmanager
+    def _without_old_names(self) -> Iterator[None]:
+        every = self.opts
+        self.opts = [name for name in every if name not in self.old_names]
+        try:
+            yield
+        finally:
+            self.opts = every
+
+
+def renamed_option(name: str, *old_names: str, dest: str, **kwargs: Any) -> Callable[[F], F]:
+    """`name`, also accepted as the hidden `old_names`; all set the parameter `dest`."""
+    return click.option(name, *old_names, dest, cls=RenamedOption, old_names=old_names, **kwargs)
 
 
 shards_option = click.option(

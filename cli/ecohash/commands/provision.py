@@ -21,9 +21,7 @@ from ecohash.commands.options import (
     site_argument,
 )
 from ecohash.errors import EcohashError
-
-# What the shell reports for a run stopped by Ctrl-C (128 + SIGINT).
-INTERRUPTED_EXIT = 130
+from ecohash.interrupts import INTERRUPTED_EXIT
 
 
 class ConsoleDisplay:

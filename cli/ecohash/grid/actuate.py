@@ -386,7 +386,7 @@ def release_event(site: Site, plan: Plan, ramp: timedelta | None = None, display
     """Restore the event's planned caps over the ramp (default: the program's restore_minutes,
     else at once). None when the site has no event to release."""
     display = display or Quiet()
-    with curtailment_lock(site.name, "curtail --release"):
+    with curtailment_lock(site.name, "curtail release"):
         event = load_event(site.name)
         if event is None or event.status == RELEASED:
             return None
@@ -434,8 +434,9 @@ def release_event(site: Site, plan: Plan, ramp: timedelta | None = None, display
         outcome = EventOutcome(event, ok=not unanswered)
         if unanswered:
             outcome.lines = [f"{name}: not released: {reason}" for name, reason in sorted(unanswered.items())]
-            outcome.lines.append(f"event {event.id} stays active until these nodes answer: run --release "
-                                 "again (their overrides end on their own at the event's end"
+            outcome.lines.append(f"event {event.id} stays active until these nodes answer: run "
+                                 f"`ecohash curtail release {site.name}` again (their overrides end on "
+                                 "their own at the event's end"
                                  + (")" if event.end is not None else "; this event has none)"))
         else:
             outcome.lines = [f"event {event.id} released: planned caps on every GPU node, "

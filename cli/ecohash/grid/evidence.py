@@ -2,8 +2,8 @@
 
 While a curtail command runs, every GPU node is read in parallel every few seconds
 (`ecohash-gpu-power read`, over the command's own connections) and each round is one line
-of the event's samples.jsonl; `--status` and `--release` add theirs. A round's measured
-IT draw is the GPUs' measured draw plus every node's host_w from the site file: GPU
+of the event's samples.jsonl; `curtail status` and `curtail release` add theirs. A round's
+measured IT draw is the GPUs' measured draw plus every node's host_w from the site file: GPU
 telemetry is what nodes can measure (NVML), hosts are taken at their planned figure, the
 same one the rule and the budget count. A node that does not answer a round counts at its
 previous round's draw, else at its cap with every GPU flat out, and the round names it.

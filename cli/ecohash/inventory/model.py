@@ -299,7 +299,7 @@ class CurtailmentProgram(_Strict):
     """A grid program the site answers by lowering GPU caps (ERS, 4CP, a utility's DR contract)."""
 
     name: DnsLabel = Field(description="The program's name, unique within the site: "
-                           "`ecohash curtail SITE --program NAME`.")
+                           "`ecohash curtail start SITE --program NAME`.")
     to_mw: Number | None = Field(
         None, gt=0, description="Target: facility draw at the meter, MW. Exactly one of to_mw, "
         "by_mw and by_pct.",
@@ -384,7 +384,7 @@ class OpenAdr(_Strict):
 class Curtailment(_Strict):
     programs: list[CurtailmentProgram] = Field(
         default_factory=list, description="Named programs, each a target `ecohash curtail "
-        "--program` cuts to (docs/grid.md).",
+        "start --program` cuts to (docs/grid.md).",
     )
     openadr: OpenAdr | None = Field(None, description="The OpenADR 2.0b VTN the site listens to "
                                     "(`ecohash grid watch`).")
