@@ -2,11 +2,17 @@
 
 import io
 import re
+import subprocess
+from pathlib import Path
 
 from cogapp import Cog
 
 from ecohash.inventory.reference import render_into, schema_text
 from tests.conftest import REPO
+
+# What a reader of the repository cannot open: an issue tracker's numbers and notes kept
+# outside it. A public source is cited by its URL instead (github.com/.../issues/N passes).
+UNFOLLOWABLE = re.compile(r"\bissues? #?\d+|project notes|shared/notes", re.I)
 
 
 def test_inventory_reference_is_current():
@@ -53,3 +59,21 @@ def test_every_test_docs_security_names_exists():
             missing.append(f"{current}::{name}")
     assert named > 30
     assert not missing, missing
+
+
+def test_docs_and_comments_point_to_nothing_outside_the_repository():
+    """Docs, comments and scripts state the fact itself, or link a docs page or a public URL."""
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
+         "README.md", "CHANGELOG.md", "docs", "cli", "tests", "bench", "plugins", "roles", "stacks",
+         "playbooks", "templates", "scripts", "examples"],
+        check=True, capture_output=True, text=True).stdout
+    # This file is left out: it spells the pattern.
+    files = [REPO / name for name in listed.split("\0")
+             if name and (REPO / name).is_file() and (REPO / name).resolve() != Path(__file__).resolve()]
+    assert len(files) > 300
+    found = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+             for path in files
+             for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+             if UNFOLLOWABLE.search(line)]
+    assert not found, "say the fact or link its public source instead:\n" + "\n".join(found)
