@@ -1,4 +1,4 @@
-"""`ecohash fleet` over 50 sites of 1,000 nodes each (issue 22): under 5 s, start-up included.
+"""`ecohash fleet` over 50 sites of 1,000 nodes each: under 5 s, start-up included.
 
 A benchmark, not a test: it prints figures and checks them against the target.
 

@@ -1,4 +1,4 @@
-"""What the site inventory costs Ansible at 1,000 and 10,000 nodes (issue 20).
+"""What the site inventory costs Ansible at 1,000 and 10,000 nodes.
 
 A benchmark, not a test: it prints figures and checks them against targets.
 

@@ -1,4 +1,4 @@
-"""How plan, the Ansible inventory and render scale with a site's node count (issue 8).
+"""How plan, the Ansible inventory and render scale with a site's node count.
 
 A benchmark, not a test: it prints figures and checks them against targets.
 

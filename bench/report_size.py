@@ -1,4 +1,4 @@
-"""The provision report's size per node at 100 and 1,000 nodes (issue 21).
+"""The provision report's size per node at 100 and 1,000 nodes.
 
 A benchmark, not a test: it prints figures; nothing here is timed.
 

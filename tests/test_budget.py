@@ -144,7 +144,7 @@ def test_domain_draws_are_taken_at_the_final_caps():
 
 
 def test_tx_odessa_rack_draw_is_its_nodes_draw():
-    """Issue 16: c04/r01 reported 98.4 kW (the rack's draw before the container capped
+    """Before commit d726b54, c04/r01 reported 98.4 kW (the rack's draw before the container capped
     its GPUs at 664 W) where its 12 nodes draw 12 x (2600 + 8 x 664) = 94.944 kW."""
     compiled = compile_budget(load_site(INVENTORIES / "tx-odessa" / "site.yaml"))
     members = [n for n in compiled.nodes if n.node.container == "c04" and n.node.rack == "r01"]

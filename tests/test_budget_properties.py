@@ -52,7 +52,7 @@ def budget_domains(site):
 def reference(site, floors=True):
     """Final ceilings by the rule as written, or None when infeasible; asserts maximality.
 
-    With floors=False, the rule before issue 16: one W for every GPU of a domain, and a
+    With floors=False, the rule before per-GPU floors (commit d726b54): one W for every GPU of a domain, and a
     domain infeasible as soon as W is below any of its GPUs' min_cap_w.
     """
     nodes = site.nodes
@@ -114,7 +114,7 @@ def test_compiler_matches_the_rule_and_keeps_every_domain_in_budget(generated):
 @settings(max_examples=300, deadline=None)
 @given(sites())
 def test_a_site_feasible_under_the_single_w_rule_keeps_its_caps(generated):
-    """Issue 16 amended the rule; no site that compiled before may change a cap."""
+    """Per-GPU floors amended the rule; no site that compiled before may change a cap."""
     site = load_site_text(generated.yaml(), "t.yaml")
     before = reference(site, floors=False)
     if before is None:

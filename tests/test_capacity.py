@@ -31,7 +31,7 @@ def test_counts_per_container_and_site():
 def test_headroom_is_taken_at_the_caps_the_site_sets_after_the_container():
     # c1's two nodes draw 6 kW at TDP: exactly its budget, so it sets no cap. The site
     # (5.03 kW) then caps them at floor((5030 - 2000) / 8) = 378 W: 5024 W, so the container
-    # has 976 W of headroom and the site 6 W, room for 3 nodes of 2 W (before issue 16 the
+    # has 976 W of headroom and the site 6 W, room for 3 nodes of 2 W (before commit d726b54 the
     # container's headroom was read at TDP: 0 W, so 0 nodes).
     skus = {**SKUS, "probe": (None, 0, 2)}
     site = S([C([R(["n4", "n4"])], power_kw="6")], grid_mw="0.00503", gpu_models=GPU, skus=skus)

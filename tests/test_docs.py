@@ -1,9 +1,16 @@
-"""Generated docs are up to date with the model (run scripts/gen-docs to fix)."""
+"""Generated docs are up to date with the model and the commands (run scripts/gen-docs to fix)."""
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from ecohash.inventory.reference import render_into, schema_text
 from tests.conftest import REPO
+
+# What a reader of the repository cannot open: an issue tracker's numbers and notes kept
+# outside it. A public source is cited by its URL instead (github.com/.../issues/N passes).
+UNFOLLOWABLE = re.compile(r"\bissues? #?\d+|project notes|shared/notes", re.I)
 
 
 def test_inventory_reference_is_current():
@@ -14,6 +21,15 @@ def test_inventory_reference_is_current():
 def test_committed_schema_is_current():
     assert (REPO / "docs" / "site.schema.json").read_text() == schema_text(), \
         "docs/site.schema.json is stale: run scripts/gen-docs"
+
+
+def test_command_reference_is_current():
+    """docs/cli.md is every command's --help, written by its cog block; --check regenerates it
+    in memory and compares, so a changed option or help text fails here until it is rerun."""
+    checked = subprocess.run([sys.executable, "-m", "cogapp", "--check", "--diff", "docs/cli.md"],
+                             cwd=REPO, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, \
+        f"docs/cli.md is stale: run scripts/gen-docs\n{checked.stdout}{checked.stderr}"
 
 
 def test_reference_documents_every_key_of_the_issue_format():
@@ -41,3 +57,21 @@ def test_every_test_docs_security_names_exists():
             missing.append(f"{current}::{name}")
     assert named > 30
     assert not missing, missing
+
+
+def test_docs_and_comments_point_to_nothing_outside_the_repository():
+    """Docs, comments and scripts state the fact itself, or link a docs page or a public URL."""
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
+         "README.md", "CHANGELOG.md", "docs", "cli", "tests", "bench", "plugins", "roles", "stacks",
+         "playbooks", "templates", "scripts", "examples"],
+        check=True, capture_output=True, text=True).stdout
+    # This file is left out: it spells the pattern.
+    files = [REPO / name for name in listed.split("\0")
+             if name and (REPO / name).is_file() and (REPO / name).resolve() != Path(__file__).resolve()]
+    assert len(files) > 300
+    found = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+             for path in files
+             for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+             if UNFOLLOWABLE.search(line)]
+    assert not found, "say the fact or link its public source instead:\n" + "\n".join(found)

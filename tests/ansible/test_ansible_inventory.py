@@ -521,7 +521,7 @@ def test_two_racks_never_share_a_group(write_site):
     assert [problem.line] == rack_lines
 
 
-# --- where each value lives (issue 20) ------------------------------------------------------
+# --- where each value lives -----------------------------------------------------------------
 # Ansible keeps a variable dictionary per host: a value every node of a group shares sits on
 # that group once, and a host holds only what is its own.
 
@@ -529,7 +529,7 @@ HOST_OWN_VARS = {"ansible_host", "ecohash_gpu_cap_w", "ecohash_gpu_capped_by"}
 
 
 def reference_host_vars(site: Site, plan: Plan) -> dict[str, dict[str, Any]]:
-    """Each node's variables, `all`'s aside, as the inventory gave every host before issue 20
+    """Each node's variables, `all`'s aside, as the inventory gave every host before commit 9b0644b
     moved shared values onto groups: worked out here from the site and its plan alone."""
     ssh = site.document.spec.provisioning.ssh
     config = site.ssh_config_file
