@@ -57,7 +57,10 @@ SAMPLES: dict[tuple[str, ...], list[Sample]] = {
     ],
     ("provision",): [Sample("provision", ("provision", TX, "--dry-run", "--here", "--limit", FEW_NODES, "--json"),
                             needs="reachable_nodes")],
-    ("drift",): [Sample("drift", ("drift", TX, "--here", "--limit", FEW_NODES, "--json"), needs="checked_nodes")],
+    # Exit 2, drift: the stack was never rolled out from here. Drift is an outcome, not an
+    # error: the report, not the error object.
+    ("drift",): [Sample("drift", ("drift", TX, "--here", "--limit", FEW_NODES, "--json"), needs="checked_nodes",
+                        exit_code=2)],
     ("fleet",): [Sample("fleet", ("fleet", "--json"))],
     ("lab", "status"): [Sample("lab-status", ("lab", "status", "--json"), needs="lab_allowed")],
 }
@@ -136,8 +139,9 @@ def simulated_nodes(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def curtailment_in_force(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An event without a program, so that a release restores at once (a program's ramps for minutes)."""
     simulated_nodes(monkeypatch)
-    assert invoke("curtail", TX, "--program", "4cp", "--for", "2h", "--settle", "5s").exit_code == 0
+    assert invoke("curtail", TX, "--by", "10%", "--settle", "2s").exit_code == 0
 
 
 def reachable_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
