@@ -144,11 +144,12 @@ def curtailment_in_force(monkeypatch: pytest.MonkeyPatch) -> None:
     assert invoke("curtail", TX, "--by", "10%", "--settle", "2s").exit_code == 0
 
 
-def reachable_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
+def reachable_nodes(monkeypatch: pytest.MonkeyPatch, except_: str | None = None) -> None:
     from ecohash.rollout import preflight
 
     def probe_all(targets: list[preflight.Target], **_: Any) -> dict[str, preflight.ProbeResult]:
-        return {t.name: preflight.ProbeResult(t.name, True, None, "/usr/bin/python3", 0.1) for t in targets}
+        return {t.name: preflight.ProbeResult(t.name, t.name != except_, None if t.name != except_ else "timed out",
+                                              "/usr/bin/python3", 0.1) for t in targets}
 
     monkeypatch.setattr(preflight, "probe_all", probe_all)
 
@@ -223,6 +224,21 @@ def test_a_bad_option_value_with_json_is_the_error_object_with_click_s_status() 
     result = invoke("provision", TX, "--wave-size", "many", "--json")
     assert result.exit_code == 2
     assert "--wave-size" in conforms(result.stdout, "error")["error"]["message"]
+
+
+def test_a_failure_after_the_output_adds_no_second_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    reachable_nodes(monkeypatch, except_="c01-r01-n01")
+    result = invoke("provision", TX, "--dry-run", "--here", "--limit", FEW_NODES, "--json")
+    assert result.exit_code == 1
+    # One object, the report (json.loads refuses a second one after it), naming the node.
+    report = conforms(result.stdout, "provision")
+    assert [failed["name"] for failed in report["failed"]] == ["c01-r01-n01"]
+    assert "c01-r01-n01" in result.stderr
+
+
+def test_every_schema_file_is_a_kind_s_or_the_shared_definitions() -> None:
+    names = {path.name for path in files("ecohash").joinpath("schemas").iterdir()}
+    assert names == {f"{kind}.json" for kind in VERSIONS} | {"common.json"}
 
 
 def test_without_json_an_error_prints_nothing_on_stdout(write_site) -> None:
