@@ -109,6 +109,9 @@ def test_the_content_resolves_inside_the_installed_package(installed):
         assert (Path(root) / name).is_file(), name
     # A machine's stack config never ships.
     assert not list(Path(root, "stacks").glob("Pulumi.*.yaml"))
+    # The JSON Schemas of the --json outputs (docs/json.md) ship as package data.
+    assert installed.python("from ecohash.json_contract import published_schema; "
+                            "print(published_schema('plan')['$id'])") == "https://ecohash.dev/schemas/plan.json"
 
 
 def test_ansible_finds_the_installed_collection_and_its_inventory_plugin(installed):

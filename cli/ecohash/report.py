@@ -24,7 +24,7 @@ def _domain(domain: DomainPlan) -> dict[str, Any]:
         "draw_kw": _kw(domain.draw_w),
         "headroom_kw": _kw(domain.headroom_w),
         "gpus": domain.gpus,
-        "cap_w": domain.cap_w,
+        "gpu_cap_w": domain.cap_w,
     }
 
 
@@ -38,7 +38,7 @@ def site_figures(plan: Plan) -> dict[str, Any]:
         "draw_kw": _kw(plan.site_domain.draw_w),
         "headroom_kw": _kw(plan.site_domain.headroom_w),
         "gpus": plan.site_domain.gpus,
-        "cap_w": plan.site_domain.cap_w,
+        "gpu_cap_w": plan.site_domain.cap_w,
     }
 
 

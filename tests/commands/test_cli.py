@@ -137,7 +137,7 @@ def test_plan_json_has_the_documented_keys(write_site):
         "gpu_model": "h100-sxm", "gpus": 8, "gpu_cap_w": 612, "draw_w": 2600 + 8 * 612,
         "capped_by": "rack c01/r01", "mgmt_ip": "10.20.1.11",
     }
-    assert data["containers"][0]["racks"][0]["cap_w"] == 612
+    assert data["containers"][0]["racks"][0]["gpu_cap_w"] == 612
 
 
 def test_plan_table_names_what_set_the_caps(write_site):

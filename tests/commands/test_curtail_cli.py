@@ -38,14 +38,14 @@ def test_dry_run_json_of_a_program():
     assert (c01["name"], c01["flex"], c01["draw_kw"], c01["throughput_kept_pct"]) == ("c01", 1, 719.616, 100.0)
     assert c01["throughput_estimate"] is False  # nothing changed there
     assert (c04["name"], c04["flex"], c04["planned_draw_kw"], c04["draw_kw"]) == ("c04", 3, 949.44, 640.32)
-    assert c04["caps"] == [{"gpu_model": "h100-sxm", "gpus": 960, "planned_cap_w": 664, "cap_w": 342,
+    assert c04["caps"] == [{"gpu_model": "h100-sxm", "gpus": 960, "planned_gpu_cap_w": 664, "gpu_cap_w": 342,
                             "held": False}]
     assert c04["throughput_estimate"] is True and 0 < c04["throughput_kept_pct"] < 100
     nodes = {n["name"]: n for n in data["nodes"]}
     assert len(nodes) == 408
     assert nodes["c04-r01-n01"] == {"name": "c04-r01-n01", "container": "c04", "gpu_model": "h100-sxm",
-                                    "gpus": 8, "planned_cap_w": 664, "gpu_cap_w": 342, "held": False}
-    assert (nodes["c01-r01-n01"]["gpu_cap_w"], nodes["c01-r01-n01"]["planned_cap_w"]) == (612, 612)
+                                    "gpus": 8, "planned_gpu_cap_w": 664, "gpu_cap_w": 342, "held": False}
+    assert (nodes["c01-r01-n01"]["gpu_cap_w"], nodes["c01-r01-n01"]["planned_gpu_cap_w"]) == (612, 612)
 
 
 def test_dry_run_by_percent_and_for():

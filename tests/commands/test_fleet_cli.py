@@ -62,8 +62,8 @@ def test_totals_are_the_sum_of_each_site_s_own_plan_json() -> None:
     sites = {site["site"]: site for region in data["regions"] for site in region["sites"]}
     assert sorted(sites) == sorted(plans)
     for name, plan in plans.items():
-        assert {key: sites[name][key] for key in (*PLAN_FIGURES, "gpus", "cap_w", "file")} == \
-            {key: plan[key] for key in (*PLAN_FIGURES, "gpus", "cap_w", "file")}
+        assert {key: sites[name][key] for key in (*PLAN_FIGURES, "gpus", "gpu_cap_w", "file")} == \
+            {key: plan[key] for key in (*PLAN_FIGURES, "gpus", "gpu_cap_w", "file")}
         assert sites[name]["nodes"] == len(plan["nodes"])
         by_model: dict[str | None, int] = {}
         for node in plan["nodes"]:
@@ -84,11 +84,11 @@ def test_totals_are_the_sum_of_each_site_s_own_plan_json() -> None:
 def test_the_json_keys_are_the_documented_ones() -> None:
     _, data = fleet_json(str(EXAMPLES))
     assert list(data) == ["schema", "regions", "totals", "invalid"]
-    assert data["schema"] == 1
+    assert data["schema"] == "ecohash.fleet/2"
     assert [region["region"] for region in data["regions"]] == ["us-east", "us-north", "us-south"]
     site = data["regions"][0]["sites"][0]
     assert list(site) == ["site", "file", "region", "lab", "simulated", "nodes", "gpus", *PLAN_FIGURES,
-                          "cap_w", "models", "meter", "curtailment", "standard", "rollout", "drift"]
+                          "gpu_cap_w", "models", "meter", "curtailment", "standard", "rollout", "drift"]
     assert list(site["meter"]) == ["budget_mw", "draw_mw", "shed_mw", "floor_mw", "throughput_kept_pct",
                                    "throughput_estimate", "tiers"]
     assert list(site["meter"]["tiers"][0]) == ["flex", "gpus", "shed_mw", "throughput_kept_pct",

@@ -91,9 +91,10 @@ def test_status_and_plan_show_the_event_in_one_line_until_it_is_released(tmp_pat
         assert result.exit_code == 0, result.output
         assert line in result.output
     plan = json.loads(CliRunner().invoke(cli, ["plan", str(site_file), "--json"]).output)
-    assert plan["curtailment"]["event"] == event.id and len(plan["curtailment"]["caps_w"]) == 4
+    assert plan["curtailment"]["event"] == event.id and len(plan["curtailment"]["gpu_cap_w_by_node"]) == 4
     status = json.loads(CliRunner().invoke(cli, ["status", str(site_file), "--json"]).output)
-    assert status["curtailment"]["id"] == event.id
+    # The same object as plan's: one shape for the event in force wherever it is shown.
+    assert status["curtailment"] == plan["curtailment"]
     raw = json.loads(recorded.read_text())
     recorded.write_text(json.dumps({**raw, "status": "released"}))
     assert "curtailment" not in CliRunner().invoke(cli, ["plan", str(site_file)]).output

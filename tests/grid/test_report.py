@@ -41,7 +41,7 @@ def test_report_json_states_the_target_the_timings_and_every_container() -> None
     assert report["timings"]["below_target_s"] == outcome.event.below_target_s
     assert [c["name"] for c in report["containers"]] == ["c01", "c02", "c03"]
     c02 = report["containers"][1]
-    assert (c02["flex"], c02["gpus"], c02["caps_w"], c02["planned_caps_w"]) == (3, 32, [200], [700])
+    assert (c02["flex"], c02["gpus"], c02["gpu_caps_w"], c02["planned_gpu_caps_w"]) == (3, 32, [200], [700])
     assert (c02["planned_draw_w"], c02["event_draw_w"]) == (4 * 7600, 4 * (2000 + 8 * 200))
     assert c02["measured"][-1]["draw_w"] <= c02["event_draw_w"]
     assert [m["t"] for m in c02["measured"]] == sorted(m["t"] for m in c02["measured"])

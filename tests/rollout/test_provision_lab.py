@@ -118,7 +118,7 @@ def test_caps_on_the_hosts_are_the_plan_s_and_the_report_and_state_agree(provisi
     state = rollout_state()
     for node in provisioned.first.report["nodes"]:
         name = node["name"]
-        assert node["cap_w"] == caps[name]
+        assert node["gpu_cap_w"] == caps[name]
         limits = provisioned.lab.ssh(
             name, "nvidia-smi --query-gpu=power.limit --format=csv,noheader,nounits").stdout.split()
         assert limits == [f"{caps[name]:.2f}"] * 2

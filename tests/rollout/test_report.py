@@ -16,6 +16,7 @@ from ecohash.errors import EcohashError
 from ecohash.rollout.report import (
     CHART_BAR_SPACE,
     MAX_NODE_LINES,
+    REPORT_SCHEMA,
     ReportFiles,
     render_html,
     render_text,
@@ -34,7 +35,7 @@ def make_node(name: str, status: str = "passed", **overrides: Any) -> dict[str, 
         "rack": rack,
         "gpu_model": "h100-sxm",
         "gpus": 2,
-        "cap_w": 350,
+        "gpu_cap_w": 350,
         "status": status,
         "reason": None,
         "fingerprint": FINGERPRINT,
@@ -52,7 +53,7 @@ def sample_report(**overrides: Any) -> dict[str, Any]:
     """The lab's four nodes, one of them unreachable; overrides replace top-level keys."""
     unreachable = "unreachable: connection timed out after 10 s"
     report = {
-        "schema": 1,
+        "schema": REPORT_SCHEMA,
         "site": "lab",
         "run": "20261121T101500Z-provision",
         "directory": "/var/lib/ecohash/runs/lab/20261121T101500Z-provision",
@@ -81,7 +82,7 @@ def sample_report(**overrides: Any) -> dict[str, Any]:
         "nodes": [
             make_node("c01-r01-n01"),
             make_node("c01-r01-n02", wave=2),
-            make_node("c02-r01-n01", gpu_model=None, gpus=0, cap_w=None, gpu_draw_w=None, checks=[]),
+            make_node("c02-r01-n01", gpu_model=None, gpus=0, gpu_cap_w=None, gpu_draw_w=None, checks=[]),
             make_node("c02-r01-n02", "unreachable", reason=unreachable, wave=2, duration_s=None,
                       verdict=None, checks=[], gpu_draw_w=None),
         ],
@@ -386,8 +387,8 @@ def test_the_stack_line_says_whether_it_was_applied_and_why_not(stack: dict[str,
 
 
 def test_a_report_of_another_schema_is_refused():
-    with pytest.raises(EcohashError, match="provision report schema 2 is not one this ecohash renders"):
-        render_text(sample_report(schema=2))
+    with pytest.raises(EcohashError, match="provision report schema 1 is not one this ecohash renders"):
+        render_text(sample_report(schema=1))
 
 
 def test_writing_over_a_report_replaces_it_and_leaves_no_temporary_files(tmp_path: Path):

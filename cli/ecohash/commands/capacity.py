@@ -29,7 +29,7 @@ def capacity(site: str, sku: str, cap_w: int | None, as_json: bool) -> None:
     if as_json:
         from ecohash.report import capacity_data
 
-        print_json(capacity_data(result))
+        print_json("capacity", capacity_data(result))
         return
     from ecohash.tables import print_capacity
 

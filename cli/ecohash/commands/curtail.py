@@ -169,7 +169,7 @@ def start(site: str, to_mw: str | None, by: str | None, program: str | None, for
     if unread:
         data["measured_not_read"] = _not_read(unread)
     if as_json:
-        print_json(data)
+        print_json("curtail-preview", data)
     else:
         print_preview(data, console())
 
@@ -253,7 +253,7 @@ def _finish(outcome: Any, lines: list[str], as_json: bool) -> None:
         data: dict[str, Any] = {"ok": outcome is None or outcome.ok, "messages": lines,
                                 "event": outcome.event.as_dict() if outcome else None,
                                 "report": str(outcome.report) if outcome and outcome.report else None}
-        print_json(data)
+        print_json("curtail-outcome", data)
     else:
         for line in lines:
             click.echo(line)
@@ -271,15 +271,15 @@ def _not_read(unread: dict[str, str]) -> str:
 
 def _print_status(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        print_json(data)
+        print_json("curtail-status", data)
         return
     event, measured = data["event"], data["measured"]
     if event is None:
         click.echo(f"site {data['site']}: no curtailment event recorded")
     else:
         click.echo(f"curtailment event {event['id']} {data['state']}: {event['target_label']} "
-                   f"(target {event['target_mw']:g} MW), since {event['start_time']} "
-                   + (f"until {event['end_time']}" if event["end_time"] else "until released"))
+                   f"(target {event['target_mw']:g} MW), since {event['start_at']} "
+                   + (f"until {event['end_at']}" if event["end_at"] else "until released"))
     target = measured.get("it_target_w")
     against = (f" against the IT target {target / 1000:,.1f} kW: "
                + ("below" if measured["below_target"] else "ABOVE")) if target is not None else ""
@@ -289,10 +289,10 @@ def _print_status(data: dict[str, Any], as_json: bool) -> None:
         problem = next((n["problem"] for n in measured["nodes"] if n["name"] == name), None)
         click.echo(f"{name}: not read: {problem}")
     for node in measured["nodes"] if data["state"] == "active" else []:
-        asked = node["event_cap_w"]
+        asked = node["event_gpu_cap_w"]
         if asked is not None and node["enforced_w"] and any(round(w) != asked for w in node["enforced_w"]):
             click.echo(f"{node['name']}: enforces {', '.join(f'{w:g}' for w in node['enforced_w'])} W, "
-                       f"the event asks {node['event_cap_w']} W")
+                       f"the event asks {node['event_gpu_cap_w']} W")
 
 
 def _duration(option: str, text: str) -> timedelta:

@@ -62,11 +62,11 @@ def drift(site: str, limit: str | None, here: bool, shards: int | None, as_json:
     err = console(stderr=True)
     with interrupt_requests() as cancel, ProgressView(err, live=err.is_terminal, title="drift check") as view:
         report = find_drift(request, view.update if err.is_terminal else lambda _progress: None, cancel)
-    from ecohash.grid.events import event_in_force
+    from ecohash.grid.events import curtailment_data, event_in_force
 
     event = event_in_force(request.site.name)
     if as_json:
-        print_json({**report, "curtailment": event.summary() if event else None})
+        print_json("drift", {**report, "curtailment": curtailment_data(event) if event else None})
     else:
         if event is not None:
             # Its caps are the nodes' caps in force, so they are not drift; said once, here.

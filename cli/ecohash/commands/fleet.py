@@ -61,7 +61,7 @@ def fleet(directory: Path | None, as_json: bool, html_file: Path | None) -> None
             reason = error.strerror or error
             raise InvalidInputError(f"{html_file}: cannot write the page: {reason}") from None
     if as_json:
-        print_json(data)
+        print_json("fleet", data)
     else:
         print_fleet(data, console())
         if html_file is not None:

@@ -113,7 +113,7 @@ def status(as_json: bool) -> None:
 
     result = lab_library.status()
     if as_json:
-        print_json(result.as_dict())
+        print_json("lab-status", result.as_dict())
     else:
         _print_status(result)
 

@@ -17,7 +17,7 @@ from ecohash.commands.drift import drift
 from ecohash.commands.fleet import fleet
 from ecohash.commands.grid import grid
 from ecohash.commands.lab import lab
-from ecohash.commands.options import CONTEXT_SETTINGS, echo_error, exit_code_for
+from ecohash.commands.options import CONTEXT_SETTINGS, echo_error, echo_json_error, exit_code_for
 from ecohash.commands.plan import plan
 from ecohash.commands.provision import provision
 from ecohash.commands.render import render
@@ -36,8 +36,15 @@ class EcohashGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EcohashError as error:
+            exit_code = exit_code_for(ctx, error)
             echo_error(error)
-            sys.exit(exit_code_for(ctx, error))
+            echo_json_error(ctx, error, exit_code)
+            sys.exit(exit_code)
+        except click.ClickException as error:
+            # A usage error: click prints it to stderr and exits as usual; --json adds the
+            # object to stdout (when --json was read before the error stopped parsing).
+            echo_json_error(ctx, error, error.exit_code)
+            raise
         except KeyboardInterrupt:
             # Here, once, for every command: click would print "Aborted!" and exit 1, which a
             # script cannot tell from a failure; 130 is what a shell reports for Ctrl-C.

@@ -13,6 +13,7 @@ from ecohash.ansible.shards import MIN_NODES_PER_SHARD
 from ecohash.errors import EcohashError
 from ecohash.inventory import Site, load_site
 from ecohash.inventory.model import parse_batch
+from ecohash.json_contract import error_data, stamped
 from ecohash.json_text import dumps_indented
 from ecohash.paths import resolve_site
 
@@ -20,7 +21,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+# ctx.meta keys (meta is shared by a command's context and its group's): --json was given,
+# so an error is printed as the error object on stdout; and an output was printed, so a
+# failure after it (provision's failed nodes) adds no second object to stdout.
+JSON_WANTED = "ecohash.json_wanted"
+JSON_PRINTED = "ecohash.json_printed"
+
+
+def _want_json(ctx: click.Context, _parameter: click.Parameter, value: bool) -> bool:
+    ctx.meta[JSON_WANTED] = value
+    return value
+
+
+# Eager, so it is read before the options whose callbacks can fail: their errors, too,
+# come as the error object.
+json_option = click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_want_json,
+                           help="Print one JSON object (docs/json.md) instead of a table.")
 here_option = click.option(
     "--here", is_flag=True,
     help="Run Ansible on this machine even when the site names an executor (spec.provisioning.executor).")
@@ -71,8 +87,16 @@ def load(site_argument_value: str) -> Site:
     return load_site(resolve_site(site_argument_value))
 
 
-def print_json(data: Any) -> None:
-    click.echo(dumps_indented(data))
+def print_json(kind: str, data: dict[str, Any]) -> None:
+    """Print a command's output as its JSON kind (ecohash/schemas/KIND.json), stamped."""
+    click.get_current_context().meta[JSON_PRINTED] = True
+    click.echo(dumps_indented(stamped(kind, data)))
+
+
+def echo_json_error(ctx: click.Context, error: Exception, exit_code: int) -> None:
+    """With --json, the error object on stdout, unless the command already printed its output."""
+    if ctx.meta.get(JSON_WANTED) and not ctx.meta.get(JSON_PRINTED):
+        click.echo(dumps_indented(error_data(error, exit_code)))
 
 
 def echo_error(error: Exception) -> None:

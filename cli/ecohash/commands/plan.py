@@ -68,7 +68,7 @@ def plan(site: str, as_json: bool, detailed_exitcode: bool) -> None:
     if as_json:
         from ecohash.report import plan_data
 
-        print_json({**plan_data(compiled), **({"changes": changes} if changes is not None else {}),
+        print_json("plan", {**plan_data(compiled), **({"changes": changes} if changes is not None else {}),
                     **({"curtailment": curtailment_data(event)} if event is not None else {})})
     else:
         from ecohash.tables import print_plan

@@ -95,7 +95,7 @@ def provision(site: str, limit: str | None, wave_size: int | str | None, max_fai
     with interrupt_requests() as cancel:
         report = run_provision(request, ConsoleDisplay(out), cancel)
     if as_json:
-        print_json(report)
+        print_json("provision", report)
     else:
         out.print(render_text(report), markup=False, highlight=False, soft_wrap=True, end="")
         if report["directory"]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ecohash.commands.options import CONTEXT_SETTINGS, print_json
+from ecohash.commands.options import CONTEXT_SETTINGS
 from ecohash.inventory.model import site_json_schema
+from ecohash.json_text import dumps_indented
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -22,4 +23,5 @@ def schema() -> None:
         # then, first line of a site file:
         # yaml-language-server: $schema=../../site.schema.json
     """
-    print_json(site_json_schema())
+    # The site file's schema itself, for editors: not an output of the JSON contract.
+    click.echo(dumps_indented(site_json_schema()))

@@ -27,15 +27,15 @@ def status(site: str, as_json: bool) -> None:
     """
     from rich.table import Table
 
-    from ecohash.grid.events import event_in_force
+    from ecohash.grid.events import curtailment_data, event_in_force
     from ecohash.rollout.status import site_status
 
     loaded = load(site)
     data = site_status(loaded)
     event = event_in_force(loaded.name)
-    data["curtailment"] = event.as_dict() if event else None
+    data["curtailment"] = curtailment_data(event) if event else None
     if as_json:
-        print_json(data)
+        print_json("status", data)
         return
     out = console()
     nodes = data["nodes"]
@@ -47,11 +47,11 @@ def status(site: str, as_json: bool) -> None:
     for node in shown:
         current = "yes" if node["current"] else ("no: " + ", ".join(node["changed"]) + " changed"
                                                 if node["changed"] else "no")
-        cap = str(node["cap_w"] or "-")
-        if node["recorded_cap_w"] not in (None, node["cap_w"]):
-            cap = f"{node['recorded_cap_w']} -> {cap}"
+        cap = str(node["gpu_cap_w"] or "-")
+        if node["recorded_gpu_cap_w"] not in (None, node["gpu_cap_w"]):
+            cap = f"{node['recorded_gpu_cap_w']} -> {cap}"
         table.add_row(node["name"], node["container"], node["status"], current,
-                      (node["recorded_fingerprint"] or "-")[:12], cap, node["time"] or "-",
+                      (node["recorded_fingerprint"] or "-")[:12], cap, node["recorded_at"] or "-",
                       node["run"] or "-", node["reason"] or "")
     if len(shown) < len(nodes):
         table.caption = f"{len(nodes) - len(shown)} current nodes not shown; --json lists every node"

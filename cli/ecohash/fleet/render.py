@@ -66,7 +66,7 @@ def curtailment_text(curtailment: Mapping[str, Any] | None) -> str:
     if curtailment is None:
         return "none"
     return (f"{curtailment['event']} {curtailment['state']}: {curtailment['target']} "
-            f"({len(curtailment['caps_w'])} node(s) below plan)")
+            f"({len(curtailment['gpu_cap_w_by_node'])} node(s) below plan)")
 
 
 def rollout_text(rollout: Mapping[str, Any] | None) -> str:

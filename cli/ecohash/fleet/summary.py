@@ -276,7 +276,7 @@ def site_data(summary: SiteSummary) -> dict[str, Any]:
         "lab": summary.lab,
         "simulated": summary.standard["simulated"],
         "nodes": sum(nodes for nodes, _ in summary.models.values()),
-        **{key: summary.plan[key] for key in ("gpus", *PLAN_FIGURES, "cap_w")},
+        **{key: summary.plan[key] for key in ("gpus", *PLAN_FIGURES, "gpu_cap_w")},
         "models": _models(summary.models.items()),
         "meter": _meter(summary.tiers, summary.budget_facility_w, summary.planned_facility_w, summary.kept),
         "curtailment": summary.curtailment,

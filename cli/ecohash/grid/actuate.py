@@ -50,6 +50,7 @@ from ecohash.grid.rule import CurtailmentInfeasibleError, Solution, Target, solv
 from ecohash.grid.signals import program_restore_minutes
 from ecohash.inventory.model import CurtailmentProgram
 from ecohash.inventory.site import Site
+from ecohash.rollout.state import utc_time
 
 # How often the command looks whether the measured draw is below the target yet.
 POLL_S = 0.05
@@ -486,7 +487,7 @@ def event_status(site: Site, plan: Plan, link: NodeLink | None = None,
         data["measured"]["below_target"] = measured["it_draw_w"] <= target_it
     for entry in measured["nodes"]:
         recorded = event.nodes.get(entry["name"]) if event is not None else None
-        entry["event_cap_w"] = recorded.cap_w if recorded else None
+        entry["event_gpu_cap_w"] = recorded.cap_w if recorded else None
         entry["event_status"] = recorded.status if recorded else None
     return data
 
@@ -510,14 +511,14 @@ def _measured(plan: Plan, answers: Mapping[str, Answer]) -> dict[str, Any]:
         read_back = answer.read_back
         override = read_back.override if read_back else None
         nodes.append({
-            "name": node.name, "container": node.container, "planned_cap_w": node_plan.gpu_cap_w,
+            "name": node.name, "container": node.container, "planned_gpu_cap_w": node_plan.gpu_cap_w,
             "enforced_w": read_back.enforced_w if read_back else None,
             "draw_w": read_back.draw_w if read_back else None,
             "override": dict(override) if override else None,
             "problem": answer.problem,
         })
     it_draw = sum(containers.values())
-    return {"time": time.time(), "it_draw_w": round(it_draw, 1),
+    return {"measured_at": utc_time(), "it_draw_w": round(it_draw, 1),
             "facility_draw_w": round(float(it_draw * pue), 1),
             "containers": {name: round(w, 1) for name, w in containers.items()},
             "unanswered": unanswered, "nodes": nodes}

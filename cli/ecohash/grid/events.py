@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,13 @@ class NodeEvent:
     # The last read-back: each GPU's enforced limit, and when the node said so.
     enforced_w: list[float] | None = None
     read_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The node as Event.as_dict shows it."""
+        return {"container": self.container, "flex": self.flex, "gpus": self.gpus, "host_w": self.host_w,
+                "planned_gpu_cap_w": self.planned_w, "gpu_cap_w": self.cap_w, "status": self.status,
+                "reason": self.reason, "enforced_w": self.enforced_w,
+                "read_at": None if self.read_at is None else utc_time(self.read_at)}
 
     @property
     def known_cap_w(self) -> int:
@@ -136,14 +144,34 @@ class Event:
                 f"{len(self.below_plan())} of {len(self.nodes)} GPU node(s) below their planned cap{held}")
 
     def as_dict(self, now: float | None = None) -> dict[str, Any]:
+        """The event as `curtail --json` shows it (docs/json.md): moments as ISO text, exact
+        fractions as numbers, caps named as plan names them. The event file keeps its own
+        form (save_event), which this does not change."""
         data = asdict(self)
-        data["state"] = self.state(now)
-        data["start_time"] = self.start_time
-        data["end_time"] = self.end_time
-        return data
+        for key in ("start", "end", "released_at", "verified_s", "below_target_s", "released_s"):
+            data.pop(key)
+        return {
+            **data,
+            "state": self.state(now),
+            "target_facility_w": _watts(self.target_facility_w),
+            "target_it_w": _watts(self.target_it_w),
+            "pue": float(Fraction(self.pue)),
+            "start_at": self.start_time,
+            "end_at": self.end_time,
+            "released_at": None if self.released_at is None else utc_time(self.released_at),
+            "verified_s": self.verified_s,
+            "below_target_s": self.below_target_s,
+            "released_s": self.released_s,
+            "nodes": {name: node.as_dict() for name, node in self.nodes.items()},
+        }
 
 
 _EVENT_FILE = TypeAdapter(Event)
+
+
+def _watts(fraction_text: str) -> float:
+    """An exact "n/d" of the event file as JSON's number of watts, to a tenth as the reports give them."""
+    return round(float(Fraction(fraction_text)), 1)
 
 
 def site_dir(site_name: str) -> Path:
@@ -233,8 +261,8 @@ def curtailment_data(event: Event) -> dict[str, Any]:
     """The event in force as `plan --json` and `fleet --json` show it, without its read-backs:
     what it asks of which nodes."""
     return {"event": event.id, "state": event.state(), "target": event.target_label,
-            "target_mw": event.target_mw, "start": event.start_time, "end": event.end_time,
-            "caps_w": {name: node.cap_w for name, node in sorted(event.below_plan().items())},
+            "target_mw": event.target_mw, "start_at": event.start_time, "end_at": event.end_time,
+            "gpu_cap_w_by_node": {name: node.cap_w for name, node in sorted(event.below_plan().items())},
             "held": sorted(event.held)}
 
 

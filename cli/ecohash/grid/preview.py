@@ -83,7 +83,7 @@ def _caps_by_model(plan: Plan, solution: Solution, container: str) -> list[dict[
         key = (node.sku.gpu or "", solution.planned_w[node.name], solution.caps_w[node.name],
                node.name in solution.held_w)
         counts[key] = counts.get(key, 0) + node.gpus
-    return [{"gpu_model": model, "gpus": gpus, "planned_cap_w": planned, "cap_w": cap, "held": held}
+    return [{"gpu_model": model, "gpus": gpus, "planned_gpu_cap_w": planned, "gpu_cap_w": cap, "held": held}
             for (model, planned, cap, held), gpus in sorted(counts.items())]
 
 
@@ -145,7 +145,7 @@ def preview_data(plan: Plan, solution: Solution, duration: Duration, program: st
                 "container": n.node.container,
                 "gpu_model": n.node.sku.gpu,
                 "gpus": n.node.gpus,
-                "planned_cap_w": solution.planned_w[n.node.name],
+                "planned_gpu_cap_w": solution.planned_w[n.node.name],
                 "gpu_cap_w": solution.caps_w[n.node.name],
                 "held": n.node.name in solution.held_w,
             }
@@ -171,7 +171,7 @@ def print_preview(data: dict[str, Any], console: Console) -> None:
     for column in (table.columns[1], table.columns[3], table.columns[4]):
         column.justify = "right"
     for container in data["containers"]:
-        caps = "\n".join(f"{c['gpu_model']} {c['planned_cap_w']} → {c['cap_w']} ×{c['gpus']}"
+        caps = "\n".join(f"{c['gpu_model']} {c['planned_gpu_cap_w']} → {c['gpu_cap_w']} ×{c['gpus']}"
                          + (" (held: unreachable)" if c["held"] else "")
                          for c in container["caps"]) or "no GPUs"
         table.add_row(container["name"], str(container["flex"]), caps,

@@ -23,8 +23,11 @@ from ecohash.atomic import write_atomic
 from ecohash.budget import Plan
 from ecohash.grid.events import EVENT_SCHEMA, FAILED, HELD, Event, event_dir
 from ecohash.grid.evidence import read_samples
+from ecohash.rollout.state import utc_time
 
-REPORT_SCHEMA = 1
+# 2: caps named gpu_cap_w/planned_gpu_cap_w (gpu_caps_w per container), start_at/end_at,
+# released_at as ISO text: the names of docs/json.md.
+REPORT_SCHEMA = 2
 TEMPLATE_NAME = "curtail-report.html.j2"
 
 # Timeline geometry in SVG user units.
@@ -53,15 +56,15 @@ def event_report(plan: Plan, event: Event) -> dict[str, Any]:
             "gpus": sum(node.gpus for node in members.values()),
             "planned_draw_w": planned,
             "event_draw_w": at_caps,
-            "caps_w": sorted({node.cap_w for node in members.values()}),
-            "planned_caps_w": sorted({node.planned_w for node in members.values()}),
+            "gpu_caps_w": sorted({node.cap_w for node in members.values()}),
+            "planned_gpu_caps_w": sorted({node.planned_w for node in members.values()}),
             "throughput": _kept(kept.get(name)),
             "measured": [{"t": round(sample["t"] - event.start, 3),
                           "draw_w": sample["container_draw_w"].get(name)} for sample in samples
                          if name in sample.get("container_draw_w", {})],
         })
     nodes = [{"name": name, "container": node.container, "flex": node.flex, "gpus": node.gpus,
-              "planned_cap_w": node.planned_w, "cap_w": node.cap_w, "status": node.status,
+              "planned_gpu_cap_w": node.planned_w, "gpu_cap_w": node.cap_w, "status": node.status,
               "enforced_w": node.enforced_w, "reason": node.reason}
              for name, node in sorted(event.nodes.items(), key=_problems_first)]
     return {
@@ -74,10 +77,10 @@ def event_report(plan: Plan, event: Event) -> dict[str, Any]:
         "target": {"label": event.target_label, "facility_mw": event.target_mw,
                    "it_w": round(float(Fraction(event.target_it_w)), 1), "pue": float(pue)},
         "program": event.program,
-        "start": event.start_time,
-        "end": event.end_time,
+        "start_at": event.start_time,
+        "end_at": event.end_time,
         "replaced": event.replaced,
-        "released_at": event.released_at,
+        "released_at": None if event.released_at is None else utc_time(event.released_at),
         "planned_it_draw_w": event.planned_it_draw_w,
         "event_it_draw_w": event.it_draw_w,
         "timings": {"verified_s": event.verified_s, "below_target_s": event.below_target_s,

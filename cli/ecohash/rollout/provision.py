@@ -534,7 +534,7 @@ def _report(rollout: Rollout) -> dict[str, Any]:
             "rack": host_vars["ecohash_rack"],
             "gpu_model": host_vars["ecohash_gpu_model"],
             "gpus": host_vars["ecohash_gpu_count"],
-            "cap_w": host_vars["ecohash_gpu_cap_w"],
+            "gpu_cap_w": host_vars["ecohash_gpu_cap_w"],
             "status": outcome.status,
             "reason": outcome.reason,
             "fingerprint": outcome.fingerprint.value,

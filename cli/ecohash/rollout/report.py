@@ -28,7 +28,7 @@ from ecohash.atomic import write_atomic
 from ecohash.errors import EcohashError
 from ecohash.paths import project_root
 
-REPORT_SCHEMA = 1
+REPORT_SCHEMA = 2  # 2: a node's cap is gpu_cap_w (was cap_w)
 TEMPLATE_NAME = "provision-report.html.j2"
 # Sites have thousands of nodes; past this many, a log line per node buries the failures.
 MAX_NODE_LINES = 50
