@@ -11,7 +11,7 @@ from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.inventory import load_site
 from ecohash.inventory.services import place
 from ecohash.report import plan_data
-from ecohash.stack import labels
+from ecohash.inventory import labels
 from ecohash.stack.cluster import SiteCluster, SiteClusterArgs
 from ecohash.stack.container import GpuContainer, GpuContainerArgs
 from ecohash.stack.inference import InferenceService, InferenceServiceArgs

@@ -23,7 +23,7 @@ from ecohash.inventory.loader import load_site
 from ecohash.inventory.site import Node, Site
 from ecohash.paths import fetched_kubeconfig_file, secrets_dir
 from ecohash.ssh import HOST_KEY_CHECKING_ARGS, check_ssh_config
-from ecohash.stack.labels import (
+from ecohash.inventory.labels import (
     LABEL_PREFIX,
     TAINT_KEYS,
     container_labels,
@@ -39,7 +39,7 @@ _NOT_IN_GROUP_NAMES = re.compile(r"[^A-Za-z0-9_]")
 SERVERS_GROUP = "k8s_servers"
 AGENTS_GROUP = "k8s_agents"
 GPU_NODES_GROUP = "gpu_nodes"
-# A node's Kubernetes labels (ecohash.stack.labels.node_labels), each part on the group it
+# A node's Kubernetes labels (ecohash.inventory.labels.node_labels), each part on the group it
 # is true for, in the order node_labels combines them: one dictionary per host would be
 # half of what Ansible spends on a 10,000-node inventory. roles/k8s_node/defaults/main.yml
 # combines them in this order too.

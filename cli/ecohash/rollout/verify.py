@@ -26,7 +26,7 @@ from typing import Any
 
 from ecohash.ansible.inventory import k8s_labels
 from ecohash.ssh import HOST_KEY_CHECKING_ARGS
-from ecohash.stack.labels import LABEL_PREFIX, TAINT_KEYS
+from ecohash.inventory.labels import LABEL_PREFIX, TAINT_KEYS
 
 VERDICT_FILE = "/var/lib/ecohash/health/verdict.json"
 # The kubelet's own credentials: enough to read its own Node, on agents and servers alike.
@@ -263,7 +263,7 @@ def _host_url(address: str) -> str:
 
 
 def _node_labels_check(host: Any, target: VerifyTarget) -> Check:
-    """The Node's ecohash labels and taints are exactly the inventory's (ecohash.stack.labels)."""
+    """The Node's ecohash labels and taints are exactly the inventory's (ecohash.inventory.labels)."""
     name = "Node labels and taints as the inventory gives them"
     answer = host.run(f"/usr/local/bin/k3s kubectl --kubeconfig {KUBELET_KUBECONFIG} "
                       f"get node {shlex.quote(target.name)} -o json")
@@ -287,7 +287,7 @@ def _node_labels_check(host: Any, target: VerifyTarget) -> Check:
 
 
 def _taint(taint: Mapping[str, str]) -> str:
-    """A taint as the inventory writes it (ecohash.stack.labels.k3s_taint): key=value:Effect."""
+    """A taint as the inventory writes it (ecohash.inventory.labels.k3s_taint): key=value:Effect."""
     value = taint.get("value")
     return f"{taint['key']}{'=' + value if value else ''}:{taint['effect']}"
 
