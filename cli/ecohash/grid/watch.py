@@ -44,7 +44,7 @@ from ecohash.inventory.model import OpenAdr
 from ecohash.inventory.site import Site
 from ecohash.paths import state_dir
 from ecohash.rollout.lock import file_lock
-from ecohash.rollout.state import utc_time
+from ecohash.timestamps import utc_time
 
 STATE_FILE_NAME = "watch.json"
 LOG_FILE_NAME = "watch.log"

@@ -39,7 +39,8 @@ from ecohash.errors import EcohashError
 from ecohash.inventory.site import Site
 from ecohash.paths import runs_dir
 from ecohash.rollout.lock import site_lock
-from ecohash.rollout.state import RolloutState, utc_time
+from ecohash.rollout.state import RolloutState
+from ecohash.timestamps import utc_time
 from ecohash.standard import NodeStandard
 
 DRIFT_SCHEMA = 1

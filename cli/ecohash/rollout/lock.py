@@ -19,7 +19,7 @@ from typing import Any
 
 from ecohash.errors import EcohashError
 from ecohash.paths import state_dir
-from ecohash.rollout.state import utc_time
+from ecohash.timestamps import utc_time
 
 
 class SiteLockedError(EcohashError):

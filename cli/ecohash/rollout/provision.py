@@ -52,7 +52,8 @@ from ecohash.rollout import preflight
 from ecohash.rollout.fingerprint import Fingerprint, Fingerprints
 from ecohash.rollout.lock import site_lock
 from ecohash.rollout.report import REPORT_SCHEMA, write_report
-from ecohash.rollout.state import FAILED, INTERRUPTED, PASSED, UNREACHABLE, NodeRecord, RolloutState, utc_time
+from ecohash.rollout.state import FAILED, INTERRUPTED, PASSED, UNREACHABLE, NodeRecord, RolloutState
+from ecohash.timestamps import utc_time
 from ecohash.rollout.verify import Verification, VerifyTarget, event_caps, verify_nodes
 from ecohash.rollout.waves import Wave, WaveNode, plan_waves
 from ecohash.standard import NodeStandard, standard_file_of
