@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ecohash.bundle import siteregistry
-from ecohash.lab import process
+from ecohash import process
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 

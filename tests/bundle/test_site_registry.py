@@ -12,7 +12,7 @@ import yaml
 
 from ecohash.bundle import siteregistry
 from ecohash.errors import EcohashError
-from ecohash.lab import process
+from ecohash import process
 from tests.bundle.loadhelpers import free_port
 
 needs_registry = pytest.mark.skipif(shutil.which("docker-registry") is None,

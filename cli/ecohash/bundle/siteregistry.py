@@ -20,8 +20,8 @@ from typing import NoReturn
 import yaml
 
 from ecohash.errors import EcohashError, InvalidInputError
-from ecohash.lab import process
-from ecohash.lab.process import TrackedProcess
+from ecohash import process
+from ecohash.process import TrackedProcess
 from ecohash.paths import state_dir
 
 DEFAULT_PORT = 5000

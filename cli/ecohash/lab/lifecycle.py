@@ -17,6 +17,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ecohash import process
 from ecohash.bundle import siteregistry
 from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.lab import (
@@ -27,7 +28,6 @@ from ecohash.lab import (
     mirror,
     mounts,
     network,
-    process,
     proxy,
     state,
 )
@@ -49,7 +49,7 @@ from ecohash.lab.layout import (
 from ecohash.lab.simhardware import SimulatedGpus
 from ecohash.lab.state import HostRecord, LabRecord
 from ecohash.paths import facts_dir
-from ecohash.ssh import HOST_KEY_CHECKING_ARGS
+from ecohash.ssh.host_key_checking import HOST_KEY_CHECKING_ARGS
 from ecohash.standard import load_standard
 
 Progress = Callable[[str], None]

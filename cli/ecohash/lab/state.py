@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ecohash.errors import EcohashError
-from ecohash.lab.process import TrackedProcess
+from ecohash.process import TrackedProcess
 
 
 @dataclass
