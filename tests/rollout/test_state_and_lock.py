@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ecohash.errors import InvalidInputError
-from ecohash.rollout.lock import SiteLockedError, lock_file, site_lock
+from ecohash.locks import SiteLockedError, lock_file, site_lock
 from ecohash.rollout.state import FAILED, PASSED, NodeRecord, RolloutState
 
 
@@ -138,7 +138,7 @@ def test_a_second_holder_is_refused_naming_the_first() -> None:
 
 def test_a_killed_holder_never_leaves_the_lock_behind(state_dir: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import time\nfrom ecohash.rollout.lock import site_lock\n"
+        [sys.executable, "-c", "import time\nfrom ecohash.locks import site_lock\n"
          "with site_lock('lab', 'provision'):\n    print('held', flush=True)\n    time.sleep(60)\n"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "ECOHASH_STATE_DIR": str(state_dir)},
     )

@@ -44,7 +44,7 @@ def apply(site: str, preview: bool, backend: str | None, refresh: bool, yes: boo
 
         ecohash apply tx-odessa --yes --backend s3://ecohash-state/sites
     """
-    from ecohash.rollout.lock import site_lock
+    from ecohash.locks import site_lock
     from ecohash.stack.automation import apply_and_record, apply_site, require_pulumi_cli
 
     loaded = load(site)

@@ -50,7 +50,7 @@ def bootstrap(site: str, limit: str | None, check: bool, serial: int | str | Non
         serial=serial,
         max_fail_percentage=max_fail_percentage,
     )
-    from ecohash.rollout.lock import site_lock
+    from ecohash.locks import site_lock
 
     out = console()
     # One change to a site's nodes at a time: a bootstrap beside a provision would

@@ -28,7 +28,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from ecohash.atomic import write_atomic
 from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.paths import state_dir
-from ecohash.rollout.lock import file_lock
+from ecohash.locks import file_lock
 from ecohash.timestamps import utc_time
 
 EVENT_SCHEMA = 1

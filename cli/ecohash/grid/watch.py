@@ -43,7 +43,7 @@ from ecohash.grid.signals import LEASE_S, Ask, Refusal, Request, Source
 from ecohash.inventory.model import OpenAdr
 from ecohash.inventory.site import Site
 from ecohash.paths import state_dir
-from ecohash.rollout.lock import file_lock
+from ecohash.locks import file_lock
 from ecohash.timestamps import utc_time
 
 STATE_FILE_NAME = "watch.json"

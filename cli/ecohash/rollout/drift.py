@@ -38,7 +38,7 @@ from ecohash.atomic import write_atomic
 from ecohash.errors import EcohashError
 from ecohash.inventory.site import Site
 from ecohash.paths import runs_dir
-from ecohash.rollout.lock import site_lock
+from ecohash.locks import site_lock
 from ecohash.rollout.state import RolloutState
 from ecohash.timestamps import utc_time
 from ecohash.standard import NodeStandard

@@ -50,7 +50,7 @@ from ecohash.inventory.site import Site
 from ecohash.report import plan_data
 from ecohash.rollout import preflight
 from ecohash.rollout.fingerprint import Fingerprint, Fingerprints
-from ecohash.rollout.lock import site_lock
+from ecohash.locks import site_lock
 from ecohash.rollout.report import REPORT_SCHEMA, write_report
 from ecohash.rollout.state import FAILED, INTERRUPTED, PASSED, UNREACHABLE, NodeRecord, RolloutState
 from ecohash.timestamps import utc_time
