@@ -19,10 +19,6 @@ from typing import Any
 
 from ecohash.budget import Plan, compile_budget
 from ecohash.errors import InventoryError, Problem
-from ecohash.inventory.loader import load_site
-from ecohash.inventory.site import Node, Site
-from ecohash.paths import fetched_kubeconfig_file, secrets_dir
-from ecohash.ssh import HOST_KEY_CHECKING_ARGS, check_ssh_config
 from ecohash.inventory.labels import (
     LABEL_PREFIX,
     TAINT_KEYS,
@@ -33,6 +29,10 @@ from ecohash.inventory.labels import (
     site_labels,
     sku_labels,
 )
+from ecohash.inventory.loader import load_site
+from ecohash.inventory.site import Node, Site
+from ecohash.paths import fetched_kubeconfig_file, secrets_dir
+from ecohash.ssh.host_key_checking import HOST_KEY_CHECKING_ARGS, check_ssh_config
 from ecohash.standard import NodeStandard, load_standard, standard_file_of
 
 _NOT_IN_GROUP_NAMES = re.compile(r"[^A-Za-z0-9_]")

@@ -27,8 +27,8 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from ecohash.atomic import write_atomic
 from ecohash.errors import EcohashError, InvalidInputError
-from ecohash.paths import state_dir
 from ecohash.locks import file_lock
+from ecohash.paths import state_dir
 from ecohash.timestamps import utc_time
 
 EVENT_SCHEMA = 1

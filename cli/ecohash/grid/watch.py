@@ -42,8 +42,8 @@ from ecohash.grid.rule import CurtailmentInfeasibleError, Target, mw_text, solve
 from ecohash.grid.signals import LEASE_S, Ask, Refusal, Request, Source
 from ecohash.inventory.model import OpenAdr
 from ecohash.inventory.site import Site
-from ecohash.paths import state_dir
 from ecohash.locks import file_lock
+from ecohash.paths import state_dir
 from ecohash.timestamps import utc_time
 
 STATE_FILE_NAME = "watch.json"

@@ -30,8 +30,8 @@ from ecohash.ansible.inventory import PlannedInventory, planned_inventory
 from ecohash.inventory.site import Site
 from ecohash.rollout.fingerprint import Fingerprints
 from ecohash.rollout.state import PASSED, RolloutState, StackRecord
-from ecohash.timestamps import utc_time
 from ecohash.stack.render import Rendered, file_name, write_render
+from ecohash.timestamps import utc_time
 
 CREATE, UPDATE, RETRY, REMOVE, DELETE = "create", "update", "retry", "remove", "delete"
 PART_WORDS = {"standard": "node standard", "roles": "roles or playbooks", "vars": "inventory variables",

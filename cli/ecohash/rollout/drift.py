@@ -37,11 +37,11 @@ from ecohash.ansible.shards import run_sharded, shard_count
 from ecohash.atomic import write_atomic
 from ecohash.errors import EcohashError
 from ecohash.inventory.site import Site
-from ecohash.paths import runs_dir
 from ecohash.locks import site_lock
+from ecohash.paths import runs_dir
 from ecohash.rollout.state import RolloutState
-from ecohash.timestamps import utc_time
 from ecohash.standard import NodeStandard
+from ecohash.timestamps import utc_time
 
 DRIFT_SCHEMA = 1
 REPORT_FILE_NAME = "drift.json"

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ecohash.ansible.inventory import k8s_labels
-from ecohash.ssh import HOST_KEY_CHECKING_ARGS
 from ecohash.inventory.labels import LABEL_PREFIX, TAINT_KEYS
+from ecohash.ssh.host_key_checking import HOST_KEY_CHECKING_ARGS
 
 VERDICT_FILE = "/var/lib/ecohash/health/verdict.json"
 # The kubelet's own credentials: enough to read its own Node, on agents and servers alike.
