@@ -47,6 +47,7 @@ from ecohash.grid.events import (
 )
 from ecohash.grid.evidence import DEFAULT_SETTLE_S, SAMPLE_INTERVAL_S, Evidence, NodeFacts, Round, Sampler
 from ecohash.grid.nodes import READ, TIMEOUT_S, Answer, NodeLink, SshLink, ask_all
+from ecohash.grid.report import write_event_report
 from ecohash.grid.rule import CurtailmentInfeasibleError, Solution, Target, solve
 from ecohash.grid.signals import program_restore_minutes
 from ecohash.inventory.model import CurtailmentProgram
@@ -335,8 +336,6 @@ def _curtail_lines(event: Event, below: Round | None, settle_s: float) -> list[s
 
 
 def _write_report(site: Site, plan: Plan, event: Event) -> Path:
-    from ecohash.grid.report import write_event_report
-
     return write_event_report(plan, event)
 
 

@@ -23,6 +23,9 @@ from ecohash.atomic import write_atomic
 from ecohash.budget import Plan
 from ecohash.grid.events import EVENT_SCHEMA, FAILED, HELD, Event, event_dir
 from ecohash.grid.evidence import read_samples
+from ecohash.grid.rule import Solution, Target
+from ecohash.grid.throughput import throughput_kept
+from ecohash.standard import load_standard, standard_file_of
 
 REPORT_SCHEMA = 1
 TEMPLATE_NAME = "curtail-report.html.j2"
@@ -108,8 +111,6 @@ def _by_container(event: Event) -> dict[str, dict[str, Any]]:
 
 
 def _simulated(plan: Plan) -> bool:
-    from ecohash.standard import load_standard, standard_file_of
-
     try:
         return load_standard(standard_file_of(plan.site)).simulated
     except Exception:  # noqa: BLE001 - the report of a cut that happened never fails on the standard
@@ -118,9 +119,6 @@ def _simulated(plan: Plan) -> bool:
 
 def _throughput(plan: Plan, event: Event) -> tuple[dict[str, Any], Any]:
     """Throughput kept per container and for the site, by the dry run's rule (grid.throughput)."""
-    from ecohash.grid.rule import Solution, Target
-    from ecohash.grid.throughput import throughput_kept
-
     planned = {n.node.name: n.gpu_cap_w for n in plan.nodes
                if n.node.name in event.nodes and n.gpu_cap_w is not None}
     if set(planned) != set(event.nodes):

@@ -50,12 +50,14 @@ from ecohash.inventory.site import Site
 from ecohash.locks import site_lock
 from ecohash.report import plan_data
 from ecohash.rollout import preflight
+from ecohash.rollout.changes import record_stack
 from ecohash.rollout.fingerprint import Fingerprint, Fingerprints
 from ecohash.rollout.report import REPORT_SCHEMA, write_report
 from ecohash.rollout.state import FAILED, INTERRUPTED, PASSED, UNREACHABLE, NodeRecord, RolloutState
 from ecohash.rollout.verify import Verification, VerifyTarget, event_caps, verify_nodes
 from ecohash.rollout.waves import Wave, WaveNode, plan_waves
 from ecohash.ssh.client import Target
+from ecohash.stack.render import checked_render, write_render
 from ecohash.standard import NodeStandard, standard_file_of
 from ecohash.timestamps import utc_time
 
@@ -479,9 +481,8 @@ def _error_text(error: BaseException) -> str:
 
 
 def _apply_or_render_stack(rollout: Rollout, display: Display) -> None:
-    from ecohash.rollout.changes import record_stack
+    # Lazy: the Automation API loads Pulumi (seconds), which only a stack apply needs.
     from ecohash.stack.automation import apply_blocker, apply_site
-    from ecohash.stack.render import checked_render, write_render
 
     site = rollout.site
     if site.kubernetes is None:
