@@ -281,6 +281,8 @@ def _duration(value: float | None) -> str:
 
 @cache
 def _environment() -> Environment:
+    # Upward, and ignored in pyproject.toml's layers contract until the shared pages
+    # package holds the one page environment (issue 30, item 6).
     from ecohash.rollout.report import page_environment
 
     environment = page_environment()
