@@ -24,7 +24,7 @@ from ecohash.rollout.preflight import (
     probe_all,
 )
 from ecohash.rollout.provision import ProvisionRequest, provision
-from ecohash.ssh.client import Target
+from ecohash.ssh.config import Target
 from tests.conftest import EXAMPLE_SITE
 from tests.rollout.sshserver import (
     Reply,

@@ -52,8 +52,8 @@ from ecohash.grid.rule import CurtailmentInfeasibleError, Solution, Target, solv
 from ecohash.grid.signals import program_restore_minutes
 from ecohash.inventory.model import CurtailmentProgram
 from ecohash.inventory.site import Site
-from ecohash.ssh.client import Target as SshTarget
 from ecohash.ssh.client import host_key_known
+from ecohash.ssh.config import Target as SshTarget
 
 # How often the command looks whether the measured draw is below the target yet.
 POLL_S = 0.05

@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 from ecohash.one_line import first_line, one_line
 from ecohash.ssh import client
+from ecohash.ssh.config import NodeNotReady, Target
 
 SCRIPT = "/usr/local/sbin/ecohash-gpu-power"
 # Connections opened at once: logins are CPU-bound on the controller (key exchange), the
@@ -141,7 +142,7 @@ class SshLink:
     caps and releases are always tried anew.
     """
 
-    def __init__(self, targets: Mapping[str, client.Target], timeout_s: float = TIMEOUT_S):
+    def __init__(self, targets: Mapping[str, Target], timeout_s: float = TIMEOUT_S):
         self.targets = dict(targets)
         self.timeout_s = timeout_s
         self._sessions: dict[str, tuple[client.Session, ExitStack]] = {}
@@ -156,7 +157,7 @@ class SshLink:
         command = power_command(arguments, session.user)
         try:
             result = session.run(command, self.timeout_s)
-        except client.NodeNotReady as problem:
+        except NodeNotReady as problem:
             self._drop(node, session)
             if not reused:
                 raise NodeUnreachable(one_line(str(problem))) from None
@@ -164,7 +165,7 @@ class SshLink:
             session, _ = self._session(node, time.monotonic(), retry_down)
             try:
                 result = session.run(command, self.timeout_s)
-            except client.NodeNotReady as again:
+            except NodeNotReady as again:
                 self._drop(node, session)
                 raise NodeUnreachable(one_line(str(again))) from None
         read_at = time.time()
@@ -188,7 +189,7 @@ class SshLink:
             stack = ExitStack()
             try:
                 session = stack.enter_context(client.connected(self.targets[node], self.timeout_s))
-            except client.NodeNotReady as problem:
+            except NodeNotReady as problem:
                 stack.close()
                 reason = one_line(str(problem))
                 self._down[node] = (time.monotonic(), reason)

@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from ecohash.one_line import first_line, one_line
-from ecohash.ssh.client import NodeNotReady, Session, Target, connected
+from ecohash.ssh.client import Session, connected
+from ecohash.ssh.config import NodeNotReady, Target
 
 # The oldest target Python that ansible-core 2.19 supports on managed nodes.
 MIN_PYTHON = (3, 8)

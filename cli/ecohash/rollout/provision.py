@@ -56,7 +56,7 @@ from ecohash.rollout.report import REPORT_SCHEMA, write_report
 from ecohash.rollout.state import FAILED, INTERRUPTED, PASSED, UNREACHABLE, NodeRecord, RolloutState
 from ecohash.rollout.verify import Verification, VerifyTarget, event_caps, verify_nodes
 from ecohash.rollout.waves import Wave, WaveNode, plan_waves
-from ecohash.ssh.client import Target
+from ecohash.ssh.config import Target
 from ecohash.stack.render import checked_render, write_render
 from ecohash.standard import NodeStandard, standard_file_of
 from ecohash.timestamps import utc_time
