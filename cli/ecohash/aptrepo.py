@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from ecohash.lab import process
+from ecohash import process
 
 KEY_USER_ID = "ecohash site mirror <mirror@ecohash.invalid>"
 

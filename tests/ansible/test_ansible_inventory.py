@@ -23,8 +23,8 @@ from ecohash.ansible.inventory import K8S_LABEL_PARTS, Inventory, build_inventor
 from ecohash.budget import Plan, compile_budget
 from ecohash.errors import InfeasibleSiteError, InvalidInputError, InventoryError, ProblemsError
 from ecohash.inventory import load_site
+from ecohash.inventory.labels import node_labels
 from ecohash.inventory.site import Site
-from ecohash.stack.labels import node_labels
 from ecohash.standard import load_standard
 from tests.conftest import EXAMPLE_SITE, REPO
 from tests.rollout.sshserver import SshServer, new_ed25519_key

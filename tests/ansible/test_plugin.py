@@ -16,7 +16,7 @@ import yaml
 
 from ecohash.ansible.inventory import Inventory, load_inventory
 from ecohash.inventory import load_site
-from ecohash.stack.labels import node_labels
+from ecohash.inventory.labels import node_labels
 from tests.conftest import EXAMPLE_SITE, REPO
 
 SITE_FILE = REPO / "inventories" / "nd-williston" / "site.yaml"

@@ -22,7 +22,6 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from ecohash.ansible import agent as remote_agent
 from ecohash.ansible import remote
 from ecohash.ansible.artifacts import UntrustedStreamError
 from ecohash.ansible.inventory import Inventory, load_inventory
@@ -36,6 +35,7 @@ from ecohash.paths import CONTENT
 from ecohash.rollout import drift as drift_module
 from ecohash.rollout.fingerprint import Fingerprints
 from ecohash.rollout.state import PASSED, RolloutState
+from ecohash.ssh import agent as remote_agent
 from tests.ansible.test_artifacts import member, stream, symlink
 from tests.ansible.test_plugin import plain
 from tests.conftest import EXAMPLE_SITE, REPO

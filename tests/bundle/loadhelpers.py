@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from ecohash import process
 from ecohash.bundle import siteregistry
-from ecohash.lab import process
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ecohash import process
 from ecohash.bundle import siteregistry
 from ecohash.errors import EcohashError
-from ecohash.lab import process
 from tests.bundle.loadhelpers import free_port
 
 needs_registry = pytest.mark.skipif(shutil.which("docker-registry") is None,

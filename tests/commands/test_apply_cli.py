@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from ecohash.commands import apply as apply_module
 from ecohash.commands.apply import apply
 from ecohash.commands.main import EcohashGroup, cli
-from ecohash.rollout.lock import site_lock
+from ecohash.locks import site_lock
 from tests.conftest import EXAMPLE_SITE
 from tests.fakepulumi import FakePulumi, fake, hide_pulumi, state  # noqa: F401 (fixtures)
 

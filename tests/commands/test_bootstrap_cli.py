@@ -67,7 +67,7 @@ def test_help_names_provision_s_options_and_hides_the_old_names() -> None:
 
 
 def test_a_site_being_provisioned_is_refused_naming_the_holder(write_site, state: Path) -> None:
-    from ecohash.rollout.lock import site_lock
+    from ecohash.locks import site_lock
 
     path = write_site()
     with site_lock("tx-odessa", "provision"):

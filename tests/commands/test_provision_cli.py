@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from ecohash.commands.main import cli
-from ecohash.rollout.lock import site_lock
+from ecohash.locks import site_lock
 from tests.conftest import EXAMPLE_SITE
 
 

@@ -17,7 +17,7 @@ from ecohash.grid import events
 from ecohash.grid.actuate import CurtailRequest, event_status, release_event, release_steps, start_event
 from ecohash.grid.events import ENFORCED, FAILED, HELD, RELEASED, RESTORED, event_dir, event_file, load_event
 from ecohash.grid.rule import CurtailmentInfeasibleError, find_program, program_target, solve, target_for
-from ecohash.rollout.lock import SiteLockedError, site_lock
+from ecohash.locks import SiteLockedError, site_lock
 from tests.grid.simnodes import SimulatedNodes
 from tests.grid.sites import grid_plan
 

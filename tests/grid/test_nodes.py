@@ -16,7 +16,7 @@ from ecohash.grid.nodes import (
     parse_read_back,
     power_command,
 )
-from ecohash.rollout.preflight import Target
+from ecohash.ssh.config import Target
 from tests.rollout.sshserver import Reply, SshServer, known_hosts_line, new_ed25519_key
 
 READ_BACK = {"node_time": 1700000000.5, "planned_cap_w": 450, "effective_cap_w": 300,

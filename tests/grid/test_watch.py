@@ -18,7 +18,7 @@ import pytest
 from ecohash.grid.events import load_event
 from ecohash.grid.signals import LEASE_S, Ask, Refusal, Request
 from ecohash.grid.watch import DecisionLog, SiteActuator, Watcher, load_following, watcher_lock
-from ecohash.rollout.lock import SiteLockedError
+from ecohash.locks import SiteLockedError
 from tests.grid.simnodes import SimulatedNodes
 from tests.grid.sites import grid_plan
 

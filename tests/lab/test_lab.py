@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from ecohash import lab as lab_library
+from ecohash import process
 from ecohash.errors import EcohashError
-from ecohash.lab import cgroups, hosts, lifecycle, mounts, network, process, state
+from ecohash.lab import cgroups, hosts, lifecycle, mounts, network, state
 from ecohash.lab.layout import BRIDGE_NAME, inventory_file
 from ecohash.paths import resolve_site
 

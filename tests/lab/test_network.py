@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from ecohash import process
 from ecohash.errors import EcohashError
-from ecohash.lab import network, process
+from ecohash.lab import network
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="creates a network link: needs root")
 LINK = "ecotest-race"

@@ -8,8 +8,8 @@ import pytest
 
 from ecohash.errors import InvalidInputError
 from ecohash.lab import state
-from ecohash.lab.process import TrackedProcess
 from ecohash.lab.state import HostRecord, LabRecord
+from ecohash.process import TrackedProcess
 
 
 def host(name: str, index: int, address: str) -> HostRecord:

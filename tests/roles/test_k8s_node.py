@@ -18,10 +18,10 @@ import yaml
 
 from ecohash.ansible.inventory import load_inventory
 from ecohash.inventory import load_site
+from ecohash.inventory.labels import LABEL_PREFIX, node_labels
 from ecohash.lab.layout import inventory_file
 from ecohash.paths import state_dir
 from ecohash.rollout.verify import Verification, VerifyTarget, verify_nodes
-from ecohash.stack.labels import LABEL_PREFIX, node_labels
 from tests.roles.conftest import H100_HOSTS, LAB_HOSTS, SERVER, Bootstrapped
 
 pytestmark = pytest.mark.lab

@@ -20,11 +20,11 @@ from ecohash.rollout.preflight import (
     ROOT_CHECK_COMMAND,
     SUDO_CHECK_COMMAND,
     ProbeResult,
-    Target,
     probe,
     probe_all,
 )
 from ecohash.rollout.provision import ProvisionRequest, provision
+from ecohash.ssh.config import Target
 from tests.conftest import EXAMPLE_SITE
 from tests.rollout.sshserver import (
     Reply,

@@ -241,12 +241,10 @@ def _apply_fails(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _render_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ecohash.stack import render
-
     def checked_render(site: Site, standard: Any) -> None:
         raise EcohashError("stack render: ConfigMap power-budget: policy violated")
 
-    monkeypatch.setattr(render, "checked_render", checked_render)
+    monkeypatch.setattr(provision_module, "checked_render", checked_render)
 
 
 def _runner_crashes(monkeypatch: pytest.MonkeyPatch) -> None:

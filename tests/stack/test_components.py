@@ -8,10 +8,9 @@ import yaml
 
 from ecohash.budget import compile_budget
 from ecohash.errors import EcohashError, InvalidInputError
-from ecohash.inventory import load_site
+from ecohash.inventory import labels, load_site
 from ecohash.inventory.services import place
 from ecohash.report import plan_data
-from ecohash.stack import labels
 from ecohash.stack.cluster import SiteCluster, SiteClusterArgs
 from ecohash.stack.container import GpuContainer, GpuContainerArgs
 from ecohash.stack.inference import InferenceService, InferenceServiceArgs

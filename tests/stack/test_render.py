@@ -15,9 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecohash.errors import EcohashError, InvalidInputError
-from ecohash.inventory import load_site
+from ecohash.inventory import labels, load_site
 from ecohash.inventory.services import place
-from ecohash.stack import labels
 from ecohash.stack.render import (
     RENDER_MARKER,
     RenderCheckError,

@@ -19,11 +19,7 @@ from typing import Any
 
 from ecohash.budget import Plan, compile_budget
 from ecohash.errors import InventoryError, Problem
-from ecohash.inventory.loader import load_site
-from ecohash.inventory.site import Node, Site
-from ecohash.paths import fetched_kubeconfig_file, secrets_dir
-from ecohash.ssh import HOST_KEY_CHECKING_ARGS, check_ssh_config
-from ecohash.stack.labels import (
+from ecohash.inventory.labels import (
     LABEL_PREFIX,
     TAINT_KEYS,
     container_labels,
@@ -33,13 +29,17 @@ from ecohash.stack.labels import (
     site_labels,
     sku_labels,
 )
+from ecohash.inventory.loader import load_site
+from ecohash.inventory.site import Node, Site
+from ecohash.paths import fetched_kubeconfig_file, secrets_dir
+from ecohash.ssh.host_key_checking import HOST_KEY_CHECKING_ARGS, check_ssh_config
 from ecohash.standard import NodeStandard, load_standard, standard_file_of
 
 _NOT_IN_GROUP_NAMES = re.compile(r"[^A-Za-z0-9_]")
 SERVERS_GROUP = "k8s_servers"
 AGENTS_GROUP = "k8s_agents"
 GPU_NODES_GROUP = "gpu_nodes"
-# A node's Kubernetes labels (ecohash.stack.labels.node_labels), each part on the group it
+# A node's Kubernetes labels (ecohash.inventory.labels.node_labels), each part on the group it
 # is true for, in the order node_labels combines them: one dictionary per host would be
 # half of what Ansible spends on a 10,000-node inventory. roles/k8s_node/defaults/main.yml
 # combines them in this order too.

@@ -54,21 +54,21 @@ from typing import IO, Any
 
 import yaml
 
-from ecohash.ansible.agent import (
+from ecohash.ansible.artifacts import GuardedProcessor, UntrustedStreamError, read_kubeconfig
+from ecohash.ansible.inventory import Inventory, ssh_common_args
+from ecohash.atomic import write_atomic
+from ecohash.errors import EcohashError
+from ecohash.inventory.site import Site
+from ecohash.paths import COLLECTION_PATH, fetched_kubeconfig_file, project_root, secrets_dir
+from ecohash.ssh.agent import (
     AgentError,
     SshHost,
     known_hosts_files,
     short_lived_agent,
     site_identity_files,
 )
-from ecohash.ansible.artifacts import GuardedProcessor, UntrustedStreamError, read_kubeconfig
-from ecohash.ansible.inventory import Inventory, ssh_common_args
-from ecohash.atomic import write_atomic
-from ecohash.errors import EcohashError
-from ecohash.inventory.site import Site
-from ecohash.known_hosts import KnownHost, host_name, lines_naming
-from ecohash.paths import COLLECTION_PATH, fetched_kubeconfig_file, project_root, secrets_dir
-from ecohash.ssh import HOST_KEY_CHECKING_ARGS, known_hosts_files_of, portable_ssh_config
+from ecohash.ssh.host_key_checking import HOST_KEY_CHECKING_ARGS, known_hosts_files_of, portable_ssh_config
+from ecohash.ssh.known_hosts import KnownHost, host_name, lines_naming
 
 # What the executor needs of this checkout to run its playbooks: the collection's content
 # as galaxy.yml's manifest ships it, with the collections/ link that names the checkout

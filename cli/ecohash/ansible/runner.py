@@ -22,8 +22,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ecohash.ansible.inventory import inventory_for
 from ecohash.ansible.remote import Executor, Job, run_on_executor
 from ecohash.errors import InvalidInputError
+from ecohash.inventory.loader import load_site
 from ecohash.paths import collections_dir, facts_dir, project_root, runs_dir
 
 # Events that end one task on one host, and what each says about the host.
@@ -276,9 +278,6 @@ def _run_here(request: PlaybookRun, playbook: Path, directory: Path, handle: Cal
 
 def _run_on_executor(request: PlaybookRun, executor: Executor, directory: Path,
                      handle: Callable[[dict[str, Any]], bool], cancel: threading.Event | None) -> RunResult:
-    from ecohash.ansible.inventory import inventory_for
-    from ecohash.inventory.loader import load_site
-
     site = load_site(request.site_file)
     job = Job(playbook=request.playbook, limit_hosts=request.hosts, limit=request.limit,
               cmdline=request.cmdline(), extravars=request.extravars())

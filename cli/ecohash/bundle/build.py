@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ecohash.atomic import sync_directory, write_atomic
@@ -29,6 +28,7 @@ from ecohash.bundle.manifest import (
 )
 from ecohash.errors import InvalidInputError
 from ecohash.standard import load_standard
+from ecohash.timestamps import utc_time
 
 _BUNDLE_NAMES = {MANIFEST_FILE_NAME, SIGNATURE_FILE_NAME, "blobs"}
 
@@ -63,7 +63,7 @@ def build_bundle(items: list[Item], out: Path, *, standard_file: Path, site_name
                              media_type=item.media_type))
     sync_directory(blobs.blob_directory(out))
     manifest = Manifest(
-        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created=utc_time(),
         standard_name=standard.metadata.name,
         standard_sha256=standard_sha256,
         site=site_name,

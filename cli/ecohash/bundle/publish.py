@@ -23,7 +23,6 @@ import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -33,6 +32,7 @@ from ecohash.bundle.binding import check_not_older
 from ecohash.bundle.registrypush import ImageBlob, PushCount, RegistryClient, push_images
 from ecohash.bundle.store import StoredEntry, fill_store
 from ecohash.errors import EcohashError, InvalidInputError
+from ecohash.timestamps import utc_time
 
 KEYRING_PATH = "keys/site-mirror.gpg"
 MIRROR_LABEL = "ecohash site mirror"
@@ -209,7 +209,7 @@ def _switch(current: Path, target: Path) -> bool:
 def _log_switch(log: Path, bundle: Path, release: str, created: str | None, previous: str | None,
                 downgraded_from: str | None) -> None:
     """A line for whoever asks later which bundle the site ran when, and who rolled it back."""
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = utc_time()
     line = (f"{now} current -> releases/{release} (created {created or '-'}) from {bundle}; "
             f"was {previous or 'none'}")
     if downgraded_from is not None:

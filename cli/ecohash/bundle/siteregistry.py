@@ -19,10 +19,10 @@ from typing import NoReturn
 
 import yaml
 
+from ecohash import process
 from ecohash.errors import EcohashError, InvalidInputError
-from ecohash.lab import process
-from ecohash.lab.process import TrackedProcess
 from ecohash.paths import state_dir
+from ecohash.process import TrackedProcess
 
 DEFAULT_PORT = 5000
 # Where ecohash runs a site's registry when the site file names none.

@@ -44,8 +44,9 @@ def apply(site: str, preview: bool, backend: str | None, refresh: bool, yes: boo
 
         ecohash apply tx-odessa --yes --backend s3://ecohash-state/sites
     """
-    from ecohash.rollout.lock import site_lock
-    from ecohash.stack.automation import apply_and_record, apply_site, require_pulumi_cli
+    from ecohash.locks import site_lock
+    from ecohash.rollout.apply import apply_and_record
+    from ecohash.stack.automation import apply_site, require_pulumi_cli
 
     loaded = load(site)
     require_pulumi_cli()  # what is missing comes first, before any question about confirming

@@ -70,7 +70,7 @@ def bootstrap(site: str, limit: str | None, dry_run: bool, wave_size: int | str 
         serial=wave_size,
         max_fail_percentage=max_fail_pct,
     )
-    from ecohash.rollout.lock import site_lock
+    from ecohash.locks import site_lock
 
     out = console()
     # One change to a site's nodes at a time: a bootstrap beside a provision would

@@ -126,7 +126,7 @@ def _openadr(site, vtn: str | None, ven_name: str | None, insecure_vtn: bool):
 def _say_next_windows(watcher, log) -> None:
     """When each scheduled program's next window opens: a season set up wrong shows at once."""
     from ecohash.grid.schedule import ScheduleSource
-    from ecohash.rollout.state import utc_time
+    from ecohash.timestamps import utc_time
 
     now = watcher.clock()
     for source in watcher.sources:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ecohash.fleet.summary import NO_REGION, NO_STATE
+from ecohash.rollout.report import page_environment
 
 TEMPLATE_NAME = "fleet.html.j2"
 NO_DRIFT = "no drift check here"
@@ -191,8 +192,6 @@ def render_html(data: Mapping[str, Any]) -> str:
 
 @cache
 def _environment() -> Environment:
-    from ecohash.rollout.report import page_environment
-
     environment = page_environment()
     environment.filters.update(
         region=region_name, site_label=site_label, models=models_text, kept=kept_text, shed=shed_text,

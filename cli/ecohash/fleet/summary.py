@@ -36,6 +36,7 @@ from ecohash.paths import SITE_FILE_NAME, inventory_roots, source_path
 from ecohash.report import site_figures
 from ecohash.rollout.drift import last_drift
 from ecohash.rollout.state import RolloutState
+from ecohash.rollout.status import site_status
 from ecohash.standard import NodeStandard, load_standard, standard_file_of
 
 FLEET_SCHEMA = 1
@@ -205,8 +206,6 @@ def _rollout(site: Site) -> dict[str, Any] | None:
     """How many nodes are current at the standard and inputs in force, from rollout state."""
     if not RolloutState.file_for(site.name).exists():
         return None
-    from ecohash.rollout.status import site_status
-
     status = site_status(site)
     nodes = len(status["nodes"])
     current = status["counts"].get("current", 0)

@@ -26,6 +26,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
+from ecohash.ansible.inventory import planned_inventory
 from ecohash.budget import NodePlan, Plan
 from ecohash.errors import EcohashError
 from ecohash.grid import events
@@ -46,11 +47,14 @@ from ecohash.grid.events import (
 )
 from ecohash.grid.evidence import DEFAULT_SETTLE_S, SAMPLE_INTERVAL_S, Evidence, NodeFacts, Round, Sampler
 from ecohash.grid.nodes import READ, TIMEOUT_S, Answer, NodeLink, SshLink, ask_all
+from ecohash.grid.report import write_event_report
 from ecohash.grid.rule import CurtailmentInfeasibleError, Solution, Target, solve
 from ecohash.grid.signals import program_restore_minutes
 from ecohash.inventory.model import CurtailmentProgram
 from ecohash.inventory.site import Site
-from ecohash.rollout.state import utc_time
+from ecohash.ssh.client import host_key_known
+from ecohash.ssh.config import Target as SshTarget
+from ecohash.timestamps import utc_time
 
 # How often the command looks whether the measured draw is below the target yet.
 POLL_S = 0.05
@@ -101,9 +105,6 @@ def gpu_nodes(plan: Plan) -> dict[str, NodePlan]:
 
 def ssh_link(site: Site, names: Sequence[str], timeout_s: float = TIMEOUT_S) -> SshLink:
     """SSH to the named nodes the way Ansible reaches them (the site's inventory variables)."""
-    from ecohash.ansible.inventory import planned_inventory
-    from ecohash.rollout.preflight import Target as SshTarget
-
     inventory = planned_inventory(site).inventory
     return SshLink({name: SshTarget.of_host(name, inventory.host_vars(name), site.ssh_config_file)
                     for name in names}, timeout_s)
@@ -336,8 +337,6 @@ def _curtail_lines(event: Event, below: Round | None, settle_s: float) -> list[s
 
 
 def _write_report(site: Site, plan: Plan, event: Event) -> Path:
-    from ecohash.grid.report import write_event_report
-
     return write_event_report(plan, event)
 
 
@@ -540,8 +539,6 @@ def read_draws(site: Site, plan: Plan, link: NodeLink | None = None,
             ssh = ssh_link(site, list(nodes), timeout_s)
         except EcohashError as error:
             return {}, dict.fromkeys(nodes, str(error))
-        from ecohash.rollout.preflight import host_key_known
-
         unknown = [name for name, target in ssh.targets.items() if not host_key_known(target)]
         problems.update(dict.fromkeys(unknown, "host key not in known_hosts, not contacted"))
         link = ssh

@@ -28,9 +28,9 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from ecohash.atomic import write_atomic
 from ecohash.errors import EcohashError, InvalidInputError
+from ecohash.locks import file_lock
 from ecohash.paths import state_dir
-from ecohash.rollout.lock import file_lock
-from ecohash.rollout.state import utc_time
+from ecohash.timestamps import utc_time
 
 EVENT_SCHEMA = 1
 ACTIVE, RELEASED, EXPIRED = "active", "released", "expired"

@@ -1,6 +1,6 @@
 """Talking to the site's GPU nodes for a curtailment: `ecohash-gpu-power` over SSH, in parallel.
 
-Every node is reached as Ansible and the preflight reach it (rollout.preflight: the site's
+Every node is reached as Ansible and the preflight reach it (ecohash.ssh.client: the site's
 ssh_config, its keys, host keys always checked against known_hosts), and runs the node's
 one script that applies caps, /usr/local/sbin/ecohash-gpu-power, through `sudo -n` when
 the site logs in as another user than root. The script prints a read-back, one JSON line:
@@ -23,7 +23,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from ecohash.rollout import preflight
+from ecohash.one_line import first_line, one_line
+from ecohash.ssh import client
+from ecohash.ssh.config import NodeNotReady, Target
 
 SCRIPT = "/usr/local/sbin/ecohash-gpu-power"
 # Connections opened at once: logins are CPU-bound on the controller (key exchange), the
@@ -109,7 +111,7 @@ def parse_read_back(node: str, text: str, read_at: float) -> ReadBack:
         return ReadBack(node, read_at, float(raw["node_time"]), int(raw["planned_cap_w"]), override, gpus)
     except (ValueError, KeyError, TypeError) as error:
         raise NodeCommandFailed(f"printed a read-back ecohash cannot read ({type(error).__name__}: "
-                                f"{_one_line(str(error))[:80]})") from None
+                                f"{one_line(str(error))[:80]})") from None
 
 
 def _watts(value: Any) -> float | None:
@@ -140,10 +142,10 @@ class SshLink:
     caps and releases are always tried anew.
     """
 
-    def __init__(self, targets: Mapping[str, preflight.Target], timeout_s: float = TIMEOUT_S):
+    def __init__(self, targets: Mapping[str, Target], timeout_s: float = TIMEOUT_S):
         self.targets = dict(targets)
         self.timeout_s = timeout_s
-        self._sessions: dict[str, tuple[preflight.Session, ExitStack]] = {}
+        self._sessions: dict[str, tuple[client.Session, ExitStack]] = {}
         self._down: dict[str, tuple[float, str]] = {}  # node -> (when, why) its last login failed
         self._locks = {name: threading.Lock() for name in self.targets}
         self._closed = False
@@ -155,26 +157,26 @@ class SshLink:
         command = power_command(arguments, session.user)
         try:
             result = session.run(command, self.timeout_s)
-        except preflight.NodeNotReady as problem:
+        except NodeNotReady as problem:
             self._drop(node, session)
             if not reused:
-                raise NodeUnreachable(_one_line(str(problem))) from None
+                raise NodeUnreachable(one_line(str(problem))) from None
             # A connection kept from an earlier command may have gone stale: one new login.
             session, _ = self._session(node, time.monotonic(), retry_down)
             try:
                 result = session.run(command, self.timeout_s)
-            except preflight.NodeNotReady as again:
+            except NodeNotReady as again:
                 self._drop(node, session)
-                raise NodeUnreachable(_one_line(str(again))) from None
+                raise NodeUnreachable(one_line(str(again))) from None
         read_at = time.time()
         if result.exit_status != 0:
-            message = _first_line(result.stderr) or _first_line(result.stdout) or "no message"
+            message = first_line(result.stderr) or first_line(result.stdout) or "no message"
             if result.exit_status == 127:
                 message = f"{SCRIPT} is not installed (provision the node first): {message}"
             raise NodeCommandFailed(f"exit status {result.exit_status}: {message}")
         return parse_read_back(node, result.stdout, read_at)
 
-    def _session(self, node: str, asked: float, retry_down: bool) -> tuple[preflight.Session, bool]:
+    def _session(self, node: str, asked: float, retry_down: bool) -> tuple[client.Session, bool]:
         """The node's open session (and True), or a new one (and False)."""
         with self._locks[node]:
             if self._closed:
@@ -186,17 +188,17 @@ class SshLink:
                 raise NodeUnreachable(down[1])
             stack = ExitStack()
             try:
-                session = stack.enter_context(preflight.connected(self.targets[node], self.timeout_s))
-            except preflight.NodeNotReady as problem:
+                session = stack.enter_context(client.connected(self.targets[node], self.timeout_s))
+            except NodeNotReady as problem:
                 stack.close()
-                reason = _one_line(str(problem))
+                reason = one_line(str(problem))
                 self._down[node] = (time.monotonic(), reason)
                 raise NodeUnreachable(reason) from None
             self._down.pop(node, None)
             self._sessions[node] = (session, stack)
             return session, False
 
-    def _drop(self, node: str, session: preflight.Session | None = None) -> None:
+    def _drop(self, node: str, session: client.Session | None = None) -> None:
         with self._locks[node]:
             entry = self._sessions.get(node)
             if entry is not None and (session is None or entry[0] is session):
@@ -238,7 +240,7 @@ def ask(node: str, link: NodeLink, arguments: Sequence[str]) -> Answer:
     except NodeCommandFailed as problem:
         return Answer(node, problem.read_back, failed=str(problem))
     except Exception as error:  # noqa: BLE001 - one node's odd failure must not stop the others
-        reason = f"failed unexpectedly: {type(error).__name__}: {_one_line(str(error))}"
+        reason = f"failed unexpectedly: {type(error).__name__}: {one_line(str(error))}"
         return Answer(node, None, failed=reason)
 
 
@@ -255,11 +257,3 @@ def ask_all(link: NodeLink, commands: Mapping[str, Sequence[str]],
             workers: int = WORKERS) -> dict[str, Answer]:
     """Each node's command (node -> arguments), all in parallel."""
     return in_parallel(list(commands), lambda node: ask(node, link, commands[node]), workers)
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

@@ -20,7 +20,7 @@ from ecohash.grid.documents import Document, DocumentError, Reader, read_documen
 from ecohash.grid.signals import Ask, Refusal, Request, correlation_id
 from ecohash.inventory.model import CurtailmentProgram, PriceTrigger
 from ecohash.inventory.site import Site
-from ecohash.rollout.state import utc_time
+from ecohash.timestamps import utc_time
 
 NAME = "price"
 # Beyond any market's price cap (ERCOT's is 5,000/MWh): a figure past this is a broken feed.

@@ -23,7 +23,10 @@ from ecohash.atomic import write_atomic
 from ecohash.budget import Plan
 from ecohash.grid.events import EVENT_SCHEMA, FAILED, HELD, Event, event_dir
 from ecohash.grid.evidence import read_samples
-from ecohash.rollout.state import utc_time
+from ecohash.grid.rule import Solution, Target
+from ecohash.grid.throughput import throughput_kept
+from ecohash.standard import load_standard, standard_file_of
+from ecohash.timestamps import utc_time
 
 # 2: caps named gpu_cap_w/planned_gpu_cap_w (gpu_caps_w per container), start_at/end_at,
 # released_at as ISO text: the names of docs/json.md.
@@ -111,8 +114,6 @@ def _by_container(event: Event) -> dict[str, dict[str, Any]]:
 
 
 def _simulated(plan: Plan) -> bool:
-    from ecohash.standard import load_standard, standard_file_of
-
     try:
         return load_standard(standard_file_of(plan.site)).simulated
     except Exception:  # noqa: BLE001 - the report of a cut that happened never fails on the standard
@@ -121,9 +122,6 @@ def _simulated(plan: Plan) -> bool:
 
 def _throughput(plan: Plan, event: Event) -> tuple[dict[str, Any], Any]:
     """Throughput kept per container and for the site, by the dry run's rule (grid.throughput)."""
-    from ecohash.grid.rule import Solution, Target
-    from ecohash.grid.throughput import throughput_kept
-
     planned = {n.node.name: n.gpu_cap_w for n in plan.nodes
                if n.node.name in event.nodes and n.gpu_cap_w is not None}
     if set(planned) != set(event.nodes):
@@ -286,6 +284,8 @@ def _duration(value: float | None) -> str:
 
 @cache
 def _environment() -> Environment:
+    # Upward, and ignored in pyproject.toml's layers contract until the shared pages
+    # package holds the one page environment.
     from ecohash.rollout.report import page_environment
 
     environment = page_environment()

@@ -35,16 +35,19 @@ from pydantic import TypeAdapter, ValidationError
 from ecohash.atomic import write_atomic
 from ecohash.budget import Plan
 from ecohash.errors import EcohashError, InvalidInputError
+from ecohash.grid.actuate import CurtailRequest, event_status, release_event, start_event
 from ecohash.grid.events import Event, load_event, make_dirs, site_dir
 from ecohash.grid.evidence import append_line
 from ecohash.grid.nodes import NodeLink
+from ecohash.grid.price import PriceSource
 from ecohash.grid.rule import CurtailmentInfeasibleError, Target, mw_text, solve
+from ecohash.grid.schedule import ScheduleSource
 from ecohash.grid.signals import LEASE_S, Ask, Refusal, Request, Source
 from ecohash.inventory.model import OpenAdr
 from ecohash.inventory.site import Site
+from ecohash.locks import file_lock
 from ecohash.paths import state_dir
-from ecohash.rollout.lock import file_lock
-from ecohash.rollout.state import utc_time
+from ecohash.timestamps import utc_time
 
 STATE_FILE_NAME = "watch.json"
 LOG_FILE_NAME = "watch.log"
@@ -145,8 +148,6 @@ class SiteActuator:
         self.problems: list[str] = []
 
     def start(self, request: Request, target: Target, duration: timedelta) -> Event:
-        from ecohash.grid.actuate import CurtailRequest, start_event
-
         outcome = start_event(CurtailRequest(
             self.site, self.plan, target, program=request.ask.program, duration=duration,
             settle_s=self.settle_s, source=request.source, correlation_id=request.correlation_id,
@@ -155,16 +156,12 @@ class SiteActuator:
         return outcome.event
 
     def release(self, ramp: timedelta | None) -> Event | None:
-        from ecohash.grid.actuate import release_event
-
         outcome = release_event(self.site, self.plan, ramp=ramp, link=self.link)
         self.problems = [] if outcome is None or outcome.ok else outcome.lines
         return outcome.event if outcome is not None else None
 
     def measured_facility_w(self) -> float | None:
         """The site's measured facility draw now (OpenADR's TELEMETRY_USAGE), None if no node answered."""
-        from ecohash.grid.actuate import event_status
-
         measured = event_status(self.site, self.plan, link=self.link)["measured"]
         if not measured["nodes"] or len(measured["unanswered"]) == len(measured["nodes"]):
             return None
@@ -351,9 +348,6 @@ def build_sources(site: Site, openadr: OpenAdr | None, watcher: Watcher,
     """The site's signal sources: a schedule and a price source per program that has them,
     and the OpenADR VEN when `openadr` is given (`insecure_vtn`: one not pinned is followed,
     with a warning at its start). Returns (sources, the VEN or None)."""
-    from ecohash.grid.price import PriceSource
-    from ecohash.grid.schedule import ScheduleSource
-
     sources: list[Source] = []
     for program in site.curtailment_programs:
         if program.windows:
@@ -362,6 +356,7 @@ def build_sources(site: Site, openadr: OpenAdr | None, watcher: Watcher,
             sources.append(PriceSource(site, program))
     ven = None
     if openadr is not None:
+        # Lazy: openleadr (and its aiohttp) loads only for a site that follows an OpenADR VTN.
         from ecohash.grid.openadr import OpenAdrVen
 
         def log(level: str, correlation_id: str, text: str) -> None:

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ecohash import process
 from ecohash.errors import EcohashError
-from ecohash.lab import process
 from ecohash.lab.layout import LabPaths
 
 SUITE = "bookworm"

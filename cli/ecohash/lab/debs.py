@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ecohash.lab import process
+from ecohash import process
 
 
 def build_deb(output_dir: Path, file_name: str, control: str, files: dict[str, tuple[str, int]]) -> Path:

@@ -15,12 +15,13 @@ import time
 import uuid
 from pathlib import Path
 
+from ecohash import process
 from ecohash.errors import EcohashError
-from ecohash.lab import cgroups, process
+from ecohash.lab import cgroups
 from ecohash.lab.network import netns_path
-from ecohash.lab.process import TrackedProcess
 from ecohash.lab.simhardware import SimulatedGpus
 from ecohash.lab.state import HostRecord
+from ecohash.process import TrackedProcess
 
 # systemd-nspawn needs this directory; /run is no tmpfs on such VMs, and nspawn cannot remove
 # the "disk file system" it leaves there, so each host gets a private tmpfs on it.

@@ -17,8 +17,11 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ecohash import process
+from ecohash.ansible.runner import PlaybookRun, run_playbook
 from ecohash.bundle import siteregistry
 from ecohash.errors import EcohashError, InvalidInputError
+from ecohash.grid.events import event_file
 from ecohash.lab import (
     base,
     cgroups,
@@ -27,7 +30,6 @@ from ecohash.lab import (
     mirror,
     mounts,
     network,
-    process,
     proxy,
     state,
 )
@@ -49,7 +51,8 @@ from ecohash.lab.layout import (
 from ecohash.lab.simhardware import SimulatedGpus
 from ecohash.lab.state import HostRecord, LabRecord
 from ecohash.paths import facts_dir
-from ecohash.ssh import HOST_KEY_CHECKING_ARGS
+from ecohash.rollout.state import RolloutState
+from ecohash.ssh.host_key_checking import HOST_KEY_CHECKING_ARGS
 from ecohash.standard import load_standard
 
 Progress = Callable[[str], None]
@@ -277,8 +280,6 @@ def _build(
 def _install_executor() -> None:
     """Run playbooks/executor.yml against the lab's site, as a site's operator would once
     (`ansible-playbook -i SITE playbooks/executor.yml`); its artifacts stay under runs/lab/."""
-    from ecohash.ansible.runner import PlaybookRun, run_playbook
-
     result = run_playbook(
         PlaybookRun(site_name=inventory.SITE_NAME, site_file=inventory_file(), playbook="executor.yml"),
         on_update=lambda _progress: None,
@@ -303,9 +304,6 @@ def _forget_rollouts() -> None:
     """The hosts are new machines: what rollouts recorded (and the facts Ansible cached)
     about their namesakes is not theirs, nor is a curtailment that was active on them.
     Past events' evidence stays: it describes what happened then."""
-    from ecohash.grid.events import event_file
-    from ecohash.rollout.state import RolloutState
-
     shutil.rmtree(RolloutState.file_for(inventory.SITE_NAME).parent, ignore_errors=True)
     shutil.rmtree(facts_dir(inventory.SITE_NAME), ignore_errors=True)
     event_file(inventory.SITE_NAME).unlink(missing_ok=True)

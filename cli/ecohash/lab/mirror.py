@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ecohash import process
 from ecohash.bundle import contents, keys, localdebs
 from ecohash.bundle.build import build_bundle
 from ecohash.bundle.contents import ContentSources
@@ -24,10 +25,10 @@ from ecohash.bundle.items import Item
 from ecohash.bundle.load import LoadTarget, load_verified
 from ecohash.bundle.publish import KEYRING_PATH as KEYRING_PATH  # where tests find the keyring
 from ecohash.bundle.verify import verify_bundle
-from ecohash.lab import labbundle, labstandard, process, simdriver, simimage, simk3s, simtoolkit
+from ecohash.lab import labbundle, labstandard, simdriver, simimage, simk3s, simtoolkit
 from ecohash.lab.inventory import SITE_NAME
 from ecohash.lab.layout import BRIDGE_ADDRESS, MIRROR_PORT, LabPaths
-from ecohash.lab.process import TrackedProcess
+from ecohash.process import TrackedProcess
 from ecohash.standard import NodeStandard, k3s_mirror_path, load_standard
 
 # Lab hosts run Debian 12; the mirror carries that platform's pinned packages.

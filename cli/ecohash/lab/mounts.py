@@ -10,8 +10,8 @@ import re
 import time
 from pathlib import Path
 
+from ecohash import process
 from ecohash.errors import EcohashError
-from ecohash.lab import process
 
 
 def mount_points() -> list[Path]:

@@ -11,8 +11,9 @@ import ipaddress
 import json
 from pathlib import Path
 
+from ecohash import process
 from ecohash.errors import EcohashError, InvalidInputError
-from ecohash.lab import mounts, process
+from ecohash.lab import mounts
 from ecohash.lab.layout import BRIDGE_ADDRESS, BRIDGE_NAME, NAME_PREFIX, SUBNET
 
 NETNS_DIR = Path("/run/netns")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ecohash.lab import process
+from ecohash import process
 from ecohash.lab.layout import BRIDGE_ADDRESS, PROXY_PORT
-from ecohash.lab.process import TrackedProcess
+from ecohash.process import TrackedProcess
 
 
 def proxy_url() -> str:

@@ -11,8 +11,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ecohash.errors import EcohashError
-from ecohash.lab.process import TrackedProcess
+from ecohash.errors import EcohashError, InvalidInputError
+from ecohash.process import TrackedProcess
 
 
 @dataclass
@@ -62,8 +62,6 @@ class LabRecord:
         for host in self.machines:
             if host.name == name:
                 return host
-        from ecohash.errors import InvalidInputError
-
         valid = ", ".join(h.name for h in self.machines) or "none (run `ecohash lab up`)"
         raise InvalidInputError(f"no lab host {name!r}; lab hosts: {valid}")
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 from ecohash.ansible.inventory import Inventory
 from ecohash.ansible.runner import RunResult
 from ecohash.rollout.fingerprint import Fingerprints
-from ecohash.rollout.state import PASSED, NodeRecord, RolloutState, utc_time
+from ecohash.rollout.state import PASSED, NodeRecord, RolloutState
+from ecohash.timestamps import utc_time
 
 # Said in the record's reason: the node passed the playbook, not testinfra's verification.
 NOT_VERIFIED = "converged by `ecohash bootstrap` (not verified: provision verifies)"

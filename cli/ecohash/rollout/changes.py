@@ -29,8 +29,9 @@ import yaml
 from ecohash.ansible.inventory import PlannedInventory, planned_inventory
 from ecohash.inventory.site import Site
 from ecohash.rollout.fingerprint import Fingerprints
-from ecohash.rollout.state import PASSED, RolloutState, StackRecord, utc_time
-from ecohash.stack.render import Rendered, file_name, write_render
+from ecohash.rollout.state import PASSED, RolloutState, StackRecord
+from ecohash.stack.render import Rendered, checked_render, file_name, write_render
+from ecohash.timestamps import utc_time
 
 CREATE, UPDATE, RETRY, REMOVE, DELETE = "create", "update", "retry", "remove", "delete"
 PART_WORDS = {"standard": "node standard", "roles": "roles or playbooks", "vars": "inventory variables",
@@ -113,8 +114,6 @@ def _recorded_text(path: Path) -> str | None:
 
 def site_changes(site: Site) -> dict[str, Any]:
     """Plan's comparison: every node and object a rollout of the site would change."""
-    from ecohash.stack.render import checked_render
-
     planned = planned_inventory(site)
     state = RolloutState.load(site.name)
     nodes = node_changes(planned, state)

@@ -37,10 +37,13 @@ from ecohash.ansible.shards import run_sharded, shard_count
 from ecohash.atomic import write_atomic
 from ecohash.errors import EcohashError
 from ecohash.inventory.site import Site
+from ecohash.locks import site_lock
 from ecohash.paths import runs_dir
-from ecohash.rollout.lock import site_lock
-from ecohash.rollout.state import RolloutState, utc_time
+from ecohash.rollout.changes import object_changes
+from ecohash.rollout.state import RolloutState
+from ecohash.stack.render import checked_render
 from ecohash.standard import NodeStandard
+from ecohash.timestamps import utc_time
 
 DRIFT_SCHEMA = 1
 REPORT_FILE_NAME = "drift.json"
@@ -169,9 +172,8 @@ def _check_finding(check: dict[str, Any]) -> str:
 
 def stack_drift(site: Site, standard: NodeStandard, state: RolloutState) -> dict[str, Any]:
     """The stack's drift: a pulumi preview where possible, else the render against the last one."""
-    from ecohash.rollout.changes import object_changes
+    # Lazy: the Automation API loads Pulumi (seconds), which only a stack preview needs.
     from ecohash.stack.automation import apply_blocker, apply_site
-    from ecohash.stack.render import checked_render
 
     if site.kubernetes is None:
         return {"method": "none", "reason": "the site declares no Kubernetes cluster", "objects": []}

@@ -47,15 +47,19 @@ from ecohash.ansible.shards import run_sharded, shard_count
 from ecohash.budget import Plan
 from ecohash.errors import EcohashError
 from ecohash.inventory.site import Site
+from ecohash.locks import site_lock
 from ecohash.report import plan_data
 from ecohash.rollout import preflight
+from ecohash.rollout.changes import record_stack
 from ecohash.rollout.fingerprint import Fingerprint, Fingerprints
-from ecohash.rollout.lock import site_lock
 from ecohash.rollout.report import REPORT_SCHEMA, write_report
-from ecohash.rollout.state import FAILED, INTERRUPTED, PASSED, UNREACHABLE, NodeRecord, RolloutState, utc_time
+from ecohash.rollout.state import FAILED, INTERRUPTED, PASSED, UNREACHABLE, NodeRecord, RolloutState
 from ecohash.rollout.verify import Verification, VerifyTarget, event_caps, verify_nodes
 from ecohash.rollout.waves import Wave, WaveNode, plan_waves
+from ecohash.ssh.config import Target
+from ecohash.stack.render import checked_render, write_render
 from ecohash.standard import NodeStandard, standard_file_of
+from ecohash.timestamps import utc_time
 
 # A run's words for nodes it did not provision (never written to state).
 SKIPPED, NOT_RUN = "skipped", "not-run"
@@ -254,9 +258,9 @@ def _preflight(rollout: Rollout, display: Display, cancel: threading.Event) -> l
     return passed
 
 
-def _target(rollout: Rollout, name: str) -> preflight.Target:
+def _target(rollout: Rollout, name: str) -> Target:
     """How Ansible reaches the node: what the preflight probes and verification uses."""
-    return preflight.Target.of_host(name, rollout.inventory.host_vars(name), rollout.site.ssh_config_file)
+    return Target.of_host(name, rollout.inventory.host_vars(name), rollout.site.ssh_config_file)
 
 
 def _waves(rollout: Rollout, names: list[str]) -> list[Wave]:
@@ -477,9 +481,8 @@ def _error_text(error: BaseException) -> str:
 
 
 def _apply_or_render_stack(rollout: Rollout, display: Display) -> None:
-    from ecohash.rollout.changes import record_stack
+    # Lazy: the Automation API loads Pulumi (seconds), which only a stack apply needs.
     from ecohash.stack.automation import apply_blocker, apply_site
-    from ecohash.stack.render import checked_render, write_render
 
     site = rollout.site
     if site.kubernetes is None:

@@ -10,7 +10,6 @@ holds fingerprints, verdicts and reasons, never a secret.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NotRequired
@@ -28,11 +27,6 @@ STATE_SCHEMA = 1
 # Node verdicts a rollout records. "skipped" and "not-run" are a run's words, not state.
 PASSED, FAILED, UNREACHABLE, INTERRUPTED = "passed", "failed", "unreachable", "interrupted"
 RUNS_KEPT = 100
-
-
-def utc_time(epoch: float | None = None) -> str:
-    """A moment as rollout state, reports and the lock write it: ISO 8601, UTC, to the second."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 @dataclass

@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from ecohash.ansible.inventory import k8s_labels
-from ecohash.ssh import HOST_KEY_CHECKING_ARGS
-from ecohash.stack.labels import LABEL_PREFIX, TAINT_KEYS
+from ecohash.grid.events import ENFORCED, active_event
+from ecohash.grid.nodes import SCRIPT, NodeCommandFailed, parse_read_back
+from ecohash.inventory.labels import LABEL_PREFIX, TAINT_KEYS
+from ecohash.ssh.host_key_checking import HOST_KEY_CHECKING_ARGS
 
 VERDICT_FILE = "/var/lib/ecohash/health/verdict.json"
 # The kubelet's own credentials: enough to read its own Node, on agents and servers alike.
@@ -88,8 +90,6 @@ class VerifyTarget:
 
 def event_caps(site_name: str) -> dict[str, Curtailment]:
     """The nodes an active curtailment event of the site holds at its cap, from the event state."""
-    from ecohash.grid.events import ENFORCED, active_event
-
     event = active_event(site_name)
     if event is None:
         return {}
@@ -178,8 +178,6 @@ def _cap_in_force(host: Any, target: VerifyTarget) -> tuple[int | None, str]:
     curtailment = target.curtailment
     if curtailment is None:
         return planned, ""
-    from ecohash.grid.nodes import SCRIPT, NodeCommandFailed, parse_read_back
-
     answer = host.run(f"{SCRIPT} read")
     try:
         override = parse_read_back(target.name, answer.stdout, 0.0).override if answer.rc == 0 else None
@@ -263,7 +261,7 @@ def _host_url(address: str) -> str:
 
 
 def _node_labels_check(host: Any, target: VerifyTarget) -> Check:
-    """The Node's ecohash labels and taints are exactly the inventory's (ecohash.stack.labels)."""
+    """The Node's ecohash labels and taints are exactly the inventory's (ecohash.inventory.labels)."""
     name = "Node labels and taints as the inventory gives them"
     answer = host.run(f"/usr/local/bin/k3s kubectl --kubeconfig {KUBELET_KUBECONFIG} "
                       f"get node {shlex.quote(target.name)} -o json")
@@ -287,7 +285,7 @@ def _node_labels_check(host: Any, target: VerifyTarget) -> Check:
 
 
 def _taint(taint: Mapping[str, str]) -> str:
-    """A taint as the inventory writes it (ecohash.stack.labels.k3s_taint): key=value:Effect."""
+    """A taint as the inventory writes it (ecohash.inventory.labels.k3s_taint): key=value:Effect."""
     value = taint.get("value")
     return f"{taint['key']}{'=' + value if value else ''}:{taint['effect']}"
 
@@ -295,6 +293,7 @@ def _taint(taint: Mapping[str, str]) -> str:
 def verify_nodes(targets: Iterable[VerifyTarget], workers: int = 32,
                  on_result: Callable[[Verification], None] | None = None) -> dict[str, Verification]:
     """Check every target in parallel; a node that cannot be reached gets an error, not a raise."""
+    # Lazy: testinfra loads pytest's machinery, which only a provision's verification needs.
     import testinfra
 
     targets = list(targets)

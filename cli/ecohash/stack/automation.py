@@ -29,8 +29,6 @@ SITE_CONFIG_KEY = "ecohash:site"
 PASSPHRASE_FILE_NAME = "pulumi-passphrase"
 # Pulumi's own variables; when the user sets either, pulumi reads it and ecohash stays out of the way.
 PASSPHRASE_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
-# The run a stack record names when `ecohash apply`, not a provision run, applied it.
-APPLY_RUN = "ecohash apply"
 
 
 @dataclass(frozen=True)
@@ -183,32 +181,6 @@ def apply_site(
         updated = stack.up(refresh=refresh, on_output=on_output)
     outputs = {name: output.value for name, output in updated.outputs.items() if not output.secret}
     return ApplyResult(site.name, "up", url, _op_counts(updated.summary.resource_changes), outputs)
-
-
-def apply_and_record(
-    site: Site,
-    *,
-    backend_url: str | None = None,
-    refresh: bool = True,
-    on_output: Callable[[str], None] | None = None,
-) -> ApplyResult:
-    """Update the site's stack and record it in the site's rollout state, as provision does,
-    so that plan and drift compare with what was applied. The caller holds the site's lock.
-
-    The render is checked before anything is applied (what is applied is what was checked)
-    and recorded only after the update succeeded.
-    """
-    from ecohash.rollout.changes import record_stack
-    from ecohash.rollout.state import RolloutState
-    from ecohash.stack.render import checked_render
-    from ecohash.standard import load_standard, standard_file_of
-
-    state = RolloutState.load(site.name)  # a damaged state file stops the apply before it starts
-    rendered = checked_render(site, load_standard(standard_file_of(site)))
-    applied = apply_site(site, preview=False, backend_url=backend_url, refresh=refresh, on_output=on_output)
-    record_stack(state, rendered, "applied", None, APPLY_RUN)
-    state.save()
-    return applied
 
 
 def _op_counts(changes: Mapping[Any, int] | None) -> dict[str, int]:

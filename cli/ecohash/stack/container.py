@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from ecohash.stack import labels
+from ecohash.inventory import labels
 from ecohash.stack.names import container_namespace, object_labels
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -56,7 +56,7 @@ class GpuContainer(pulumi.ComponentResource):
         self.register_outputs({
             "namespace": self.namespace,
             "node_selector": self.node_selector,
-            # Given to each node at registration (ecohash.stack.labels, k8s_node role).
+            # Given to each node at registration (ecohash.inventory.labels, k8s_node role).
             "node_taints": [labels.GPU_TAINT],
             "gpus": args.gpus,
         })

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from ecohash.inventory import labels
 from ecohash.inventory.model import InferenceService as ServiceSpec
 from ecohash.inventory.services import ServicePlacement
-from ecohash.stack import labels
 from ecohash.stack.container import GPU_RESOURCE
 from ecohash.stack.names import object_labels
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ecohash.errors import InvalidInputError
-from ecohash.stack import labels
+from ecohash.inventory import labels
 
 SYSTEM_NAMESPACE = "ecohash-system"  # power budget and its exporter
 OPERATOR_NAMESPACE = "gpu-operator"

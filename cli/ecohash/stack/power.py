@@ -20,8 +20,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ecohash.errors import InvalidInputError
+from ecohash.inventory import labels
 from ecohash.json_text import dumps_indented
-from ecohash.stack import labels
 from ecohash.stack.names import SYSTEM_NAMESPACE, object_labels
 
 SITE_CONFIGMAP = "power-budget"

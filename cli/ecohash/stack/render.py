@@ -20,6 +20,7 @@ from ecohash.atomic import replace_directory
 from ecohash.budget import Plan, compile_budget
 from ecohash.errors import EcohashError
 from ecohash.inventory import Site
+from ecohash.report import plan_data
 from ecohash.standard import NodeStandard, kubernetes_minor
 
 KUBERNETES_TYPE = "kubernetes:"
@@ -67,7 +68,8 @@ def checked_render(site: Site, standard: NodeStandard, plan: Plan | None = None)
 
     `plan` is the site's compiled budget when the caller has it already.
     """
-    from ecohash.report import plan_data
+    # Lazy: the policies load pulumi_kubernetes and the validation jsonschema, which only
+    # a checked render needs; plan and drift import this module for the render's files alone.
     from ecohash.stack.policy import check_policies
     from ecohash.stack.validation import validate_manifests
 
@@ -90,6 +92,8 @@ def bundled_crds() -> list[dict[str, Any]]:
 
 
 def _run_offline(site: Site, standard: NodeStandard, plan: Plan) -> list[dict[str, Any]]:
+    # Lazy: Pulumi and the program's components (pulumi_kubernetes) take seconds to load,
+    # and only a render runs them.
     import pulumi
     from pulumi.runtime import mocks, settings, stack
     from pulumi.runtime.sync_await import _sync_await

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ecohash.errors import EcohashError, InventoryError, Problem
 from ecohash.inventory.site import Site
-from ecohash.known_hosts import KnownHost
+from ecohash.ssh.known_hosts import KnownHost
 
 # The names the constraints' known_hosts file gives the executor and the site's nodes.
 EXECUTOR_ALIAS = "ecohash-executor"

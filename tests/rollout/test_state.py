@@ -1,18 +1,13 @@
-"""Rollout state keeps every result it was given; the site lock lets one rollout in at a time."""
+"""Rollout state keeps every result it was given, and refuses a file it did not write."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from ecohash.errors import InvalidInputError
-from ecohash.rollout.lock import SiteLockedError, lock_file, site_lock
 from ecohash.rollout.state import FAILED, PASSED, NodeRecord, RolloutState
 
 
@@ -122,32 +117,3 @@ def test_run_history_is_updated_by_run_id_and_bounded() -> None:
         state.record_run({"run": f"x{index}"})
     assert len(state.runs) == 100
     assert state.runs[-1] == {"run": "x149"}
-
-
-def test_a_second_holder_is_refused_naming_the_first() -> None:
-    with site_lock("lab", "provision"):
-        with pytest.raises(SiteLockedError) as refused, site_lock("lab", "bootstrap"):
-            pass
-        assert "site lab is busy: `ecohash provision` by" in str(refused.value)
-        assert f"(pid {os.getpid()})" in str(refused.value)
-    with site_lock("lab", "provision"):  # released: the next one gets it
-        pass
-    with site_lock("lab", "provision"), site_lock("other-site", "provision"):
-        pass  # sites are independent
-
-
-def test_a_killed_holder_never_leaves_the_lock_behind(state_dir: Path) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import time\nfrom ecohash.rollout.lock import site_lock\n"
-         "with site_lock('lab', 'provision'):\n    print('held', flush=True)\n    time.sleep(60)\n"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "ECOHASH_STATE_DIR": str(state_dir)},
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        with pytest.raises(SiteLockedError, match=f"pid {holder.pid}"), site_lock("lab", "provision"):
-            pass
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
-    with site_lock("lab", "provision"):  # the kernel released the dead holder's lock
-        assert '"command": "provision"' in lock_file("lab").read_text()

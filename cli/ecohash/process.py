@@ -1,8 +1,10 @@
-"""Running commands and tracking the long-lived processes the lab starts.
+"""Running commands and tracking the long-lived processes ecohash starts.
 
 Every command failure becomes an EcohashError carrying the command and the tail of its
-stderr, so a user sees why the lab failed without a traceback. Processes the lab leaves
-running are identified by PID *and* start time, so a recycled PID is never signalled.
+stderr, so a user sees why it failed without a traceback. Processes left running (the
+lab's hosts, a site's registry) are identified by PID *and* start time, so a recycled PID
+is never signalled. Production code and the lab both run commands through here, which is
+why it sits below both: production code never imports the lab.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def describe_failure(argv: Sequence[str], returncode: int, output: str) -> str:
 
 @dataclass(frozen=True)
 class TrackedProcess:
-    """A process the lab started and must stop: its PID and the kernel's start time for it."""
+    """A process ecohash started and must stop: its PID and the kernel's start time for it."""
 
     pid: int
     start_ticks: int

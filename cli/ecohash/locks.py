@@ -1,4 +1,6 @@
-"""One rollout per site at a time: a lock file in the state directory, held with flock.
+"""One process changing a site at a time: a lock file in the state directory, held with flock.
+
+Rollouts, bootstrap, apply and curtailments all take it, which is why it sits below them.
 
 flock is released by the kernel when the holder exits however it exits (Ctrl-C, kill -9,
 a crash), so a lock can never be left stale; the file only says who holds it and since
@@ -19,7 +21,7 @@ from typing import Any
 
 from ecohash.errors import EcohashError
 from ecohash.paths import state_dir
-from ecohash.rollout.state import utc_time
+from ecohash.timestamps import utc_time
 
 
 class SiteLockedError(EcohashError):

@@ -1,4 +1,4 @@
-"""Which known_hosts lines name a site's hosts (ecohash.known_hosts): what travels to an executor."""
+"""Which known_hosts lines name a site's hosts (ecohash.ssh.known_hosts): what travels to an executor."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ecohash.known_hosts import host_name, lines_naming, names_host, parse_line
+from ecohash.ssh.known_hosts import host_name, lines_naming, names_host, parse_line
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyFakeKeyFakeKeyFakeKeyFakeKeyFakeKey"
 
