@@ -11,6 +11,7 @@ from rich.table import Table
 from ecohash.budget import DomainPlan, NodePlan, Plan, it_budget_w, kw
 from ecohash.capacity import Capacity
 from ecohash.paths import source_path
+from ecohash.summarise import name_range
 
 
 def _kw(watts: Fraction | int | None) -> str:
@@ -18,13 +19,23 @@ def _kw(watts: Fraction | int | None) -> str:
 
 
 def _caps(nodes: list[NodePlan]) -> str:
-    """Distinct caps with their GPU counts and what set them: '612 W x32 (rack c01/r01)'."""
+    """Distinct caps with their GPU counts and what set them: '612 W ×64 (rack c01/r01)'.
+
+    Domains that differ only in name (twelve racks of a container alike) are one line with
+    their names as a range: 'h100-sxm 612 W ×64 each (12 racks c01/r01..c01/r12)'.
+    """
     gpus: Counter[tuple[str, int, str]] = Counter()
     for n in nodes:
         if n.gpu_cap_w is not None and n.node.sku.gpu:
             gpus[(n.node.sku.gpu, n.gpu_cap_w, n.capped_by or "TDP")] += n.node.gpus
-    lines = [f"{model} {cap} W ×{count} ({why})"
-             for (model, cap, why), count in sorted(gpus.items(), key=lambda i: (i[0][0], i[0][1]))]
+    alike: dict[tuple[str, int, str, int], list[str]] = {}
+    for (model, cap, why), count in sorted(gpus.items(), key=lambda i: (i[0][0], i[0][1])):
+        kind, _, name = why.partition(" ")  # 'rack c01/r01', 'container c04' or 'TDP'
+        alike.setdefault((model, cap, kind, count), []).append(name)
+    lines = []
+    for (model, cap, kind, count), names in alike.items():
+        each = " each" if len(names) > 1 else ""
+        lines.append(f"{model} {cap} W ×{count}{each} ({name_range(kind, names) if names != [''] else kind})")
     return "\n".join(lines) or "no GPUs"
 
 
@@ -60,17 +71,11 @@ def print_plan(plan: Plan, console: Console) -> None:
 
 
 def _binding_summary(binding: list[DomainPlan]) -> list[str]:
-    """'rack c01/r01 at 612 W', or '36 racks at 612 W (c01/r01 ... c03/r12)' when many agree."""
+    """'rack c01/r01 at 612 W', or '36 racks c01/r01..c03/r12 at 612 W' when many agree."""
     groups: dict[tuple[str, int | None], list[str]] = {}
     for domain in binding:
         groups.setdefault((domain.kind, domain.cap_w), []).append(domain.name)
-    parts = []
-    for (kind, cap), names in groups.items():
-        if len(names) <= 3:
-            parts.extend(f"{kind} {name} at {cap} W" for name in names)
-        else:
-            parts.append(f"{len(names)} {kind}s at {cap} W ({names[0]} … {names[-1]})")
-    return parts
+    return [f"{name_range(kind, names)} at {cap} W" for (kind, cap), names in groups.items()]
 
 
 def print_capacity(room: Capacity, console: Console) -> None:
