@@ -20,6 +20,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+# Past 50 nodes text is summarised per container (ecohash.summarise); this shows every one.
+all_option = click.option("--all", "show_all", is_flag=True,
+                          help="List every node, however many (past 50 the text summarises per container).")
 here_option = click.option(
     "--here", is_flag=True,
     help="Run Ansible on this machine even when the site names an executor (spec.provisioning.executor).")
