@@ -1,9 +1,11 @@
-"""Plans and capacities as tables for people (rich); report.py has the same as data."""
+"""Plans, capacities and rollout status as tables for people (rich); report.py has the same as data."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from fractions import Fraction
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -11,7 +13,7 @@ from rich.table import Table
 from ecohash.budget import DomainPlan, NodePlan, Plan, it_budget_w, kw
 from ecohash.capacity import Capacity
 from ecohash.paths import source_path
-from ecohash.summarise import name_range
+from ecohash.summarise import SEE_ALL, by_container, name_range, summarised
 
 
 def _kw(watts: Fraction | int | None) -> str:
@@ -91,3 +93,38 @@ def print_capacity(room: Capacity, console: Console) -> None:
     table.add_row("site", _kw(room.site_headroom_w), str(room.site_nodes), style="bold")
     console.print(table)
     console.print(f"The site budget alone has room for {room.grid_nodes} more, were containers added.")
+
+
+def print_status(data: Mapping[str, Any], console: Console, show_all: bool = False) -> None:
+    """`ecohash status`'s table: a row per node, or past FULL_UP_TO nodes a row per container."""
+    nodes = data["nodes"]
+    counts = ", ".join(f"{count} {kind}" for kind, count in sorted(data["counts"].items()))
+    if summarised(len(nodes), show_all):
+        console.print(_status_by_container(nodes, title=f"{data['site']}: {counts}"))
+        return
+    table = Table(title=f"{data['site']}: {counts}")
+    for column in ("node", "container", "status", "current", "fingerprint", "cap W", "when", "run", "reason"):
+        table.add_column(column)
+    for node in nodes:
+        current = "yes" if node["current"] else ("no: " + ", ".join(node["changed"]) + " changed"
+                                                if node["changed"] else "no")
+        cap = str(node["cap_w"] or "-")
+        if node["recorded_cap_w"] not in (None, node["cap_w"]):
+            cap = f"{node['recorded_cap_w']} -> {cap}"
+        table.add_row(node["name"], node["container"], node["status"], current,
+                      (node["recorded_fingerprint"] or "-")[:12], cap, node["time"] or "-",
+                      node["run"] or "-", node["reason"] or "")
+    console.print(table)
+
+
+def _status_by_container(nodes: list[Mapping[str, Any]], title: str) -> Table:
+    """A row per container: its nodes by status, how many are not current, and the first of those."""
+    stale = {summary.container: summary
+             for summary in by_container((n["name"], n["container"], "") for n in nodes if not n["current"])}
+    table = Table("container", "nodes", "by status", "not current", "first not current", title=title,
+                  caption=f"{len(nodes)} nodes, a row per container; {SEE_ALL}")
+    for summary in by_container((n["name"], n["container"], n["status"]) for n in nodes):
+        behind = stale.get(summary.container)
+        table.add_row(summary.container, str(summary.total), summary.counts_text(),
+                      str(behind.total if behind else 0), behind.names_text() if behind else "")
+    return table
