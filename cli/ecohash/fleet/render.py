@@ -121,6 +121,12 @@ def print_fleet(data: Mapping[str, Any], console: Console) -> None:
     for column in table.columns[1:10]:
         column.justify = "right"
     for region in data["regions"]:
+        if len(region["sites"]) == 1:
+            # A region of one site: its totals are the site's own row, so that row stands for both.
+            (site,) = region["sites"]
+            _add_row(table, f"{site_label(site)}, {region_name(region['region'])}", site,
+                     rollout_text(site["rollout"]))
+            continue
         for site in region["sites"]:
             _add_row(table, site_label(site), site, rollout_text(site["rollout"]))
         totals = region["totals"]
