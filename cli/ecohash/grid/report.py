@@ -23,6 +23,7 @@ from ecohash.atomic import write_atomic
 from ecohash.budget import Plan
 from ecohash.grid.events import EVENT_SCHEMA, FAILED, HELD, Event, event_dir
 from ecohash.grid.evidence import read_samples
+from ecohash.pages import made_now, page_environment
 
 REPORT_SCHEMA = 1
 TEMPLATE_NAME = "curtail-report.html.j2"
@@ -255,8 +256,9 @@ def render_html(report: Mapping[str, Any]) -> str:
                  marks)
         for c in report["containers"]
     ]
-    return _environment().get_template(TEMPLATE_NAME).render(report=report, site_chart=site,
-                                                             container_charts=containers)
+    return _environment().get_template(TEMPLATE_NAME).render(
+        report=report, site_chart=site, container_charts=containers,
+        made=made_now(f"ecohash curtail {report['site']}, event {report['event']}"))
 
 
 def write_event_report(plan: Plan, event: Event) -> Path:
@@ -283,8 +285,6 @@ def _duration(value: float | None) -> str:
 
 @cache
 def _environment() -> Environment:
-    from ecohash.rollout.report import page_environment
-
     environment = page_environment()
     environment.filters.update(percent=_percent, kw=_kw, duration=_duration)
     return environment

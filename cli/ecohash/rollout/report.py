@@ -22,11 +22,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 
 from ecohash.atomic import write_atomic
 from ecohash.errors import EcohashError
-from ecohash.paths import project_root
+from ecohash.pages import Made, made_now, page_environment
 from ecohash.summarise import FULL_UP_TO, SEE_ALL, by_container, names_line, summarised
 
 REPORT_SCHEMA = 1
@@ -145,7 +145,7 @@ def render_text(report: dict[str, Any], show_all: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_html(report: dict[str, Any]) -> str:
+def render_html(report: dict[str, Any], made: Made | None = None) -> str:
     """The self-contained page: inline style, inline SVG charts, no scripts, no links out."""
     _check_schema(report)
     problems, rest = split_problems(report)
@@ -159,6 +159,7 @@ def render_html(report: dict[str, Any]) -> str:
         problems=problems,
         folds=fold_by_container(rest),
         fingerprint_shown=FINGERPRINT_SHOWN,
+        made=made or made_now(f"ecohash provision {report['site']}, run {report['run']}"),
     )
 
 
@@ -434,19 +435,6 @@ def _bar_width(value: float | None, scale: float) -> float:
 
 def _exceeds(value: float | None, budget: float | None) -> bool:
     return value is not None and budget is not None and value > budget
-
-
-def page_environment() -> Environment:
-    """Jinja for ecohash's report pages (templates/): escaped, strict, compact; add filters to taste."""
-    return Environment(
-        loader=FileSystemLoader(project_root() / "templates"),
-        autoescape=select_autoescape(enabled_extensions=("html", "j2"), default=True),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        # Block tags on their own lines leave no blank lines: a page of thousands of rows stays compact.
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 @cache
