@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ecohash.summarise import FULL_UP_TO, by_container, name_range, names_line
+from ecohash.summarise import FULL_UP_TO, by_container, name_range, names_line, problem_lines
 
 
 def nodes(container: str, count: int) -> list[tuple[str, str]]:
@@ -32,3 +32,12 @@ def test_all_lists_every_name_however_many():
 def test_counts_by_state_most_first():
     (summary,) = by_container([("a", "c01", "ok"), ("b", "c01", "failed"), ("c", "c01", "ok")])
     assert summary.line() == "c01: 2 ok, 1 failed: a, b, c"
+
+
+def test_problems_are_a_line_each_up_to_the_limit_then_a_line_per_container_by_problem():
+    few = [("c01-n001", "c01", "not read: timed out")]
+    assert problem_lines(few) == ["c01-n001: not read: timed out"]
+    many = [(name, container, "not read: timed out") for name, container in nodes("c01", 60)]
+    assert problem_lines(many) == ["c01: 60 not read: timed out: c01-n001, c01-n002, c01-n003, … 57 more",
+                                   "(60 nodes; --all or --json lists every one)"]
+    assert len(problem_lines(many, show_all=True)) == 60

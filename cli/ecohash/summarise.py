@@ -71,6 +71,14 @@ def by_container(nodes: Iterable[tuple[str, str, str]]) -> list[ContainerSummary
     return list(summaries.values())
 
 
+def problem_lines(nodes: Sequence[tuple[str, str, str]], show_all: bool = False) -> list[str]:
+    """(name, container, problem) of each node as lines: 'name: problem' each, or past
+    FULL_UP_TO a line per container counting them by problem, then how to see them all."""
+    if not summarised(len(nodes), show_all):
+        return [f"{name}: {problem}" for name, _, problem in nodes]
+    return [summary.line() for summary in by_container(nodes)] + [f"({len(nodes):,} nodes; {SEE_ALL})"]
+
+
 def names_line(nodes: Sequence[tuple[str, str]], show_all: bool = False) -> str:
     """(name, container) of each node as one line: every name, or past FULL_UP_TO per container.
 

@@ -27,7 +27,7 @@ from jinja2 import Environment
 from ecohash.atomic import write_atomic
 from ecohash.errors import EcohashError
 from ecohash.pages import Made, made_now, page_environment
-from ecohash.summarise import FULL_UP_TO, SEE_ALL, by_container, names_line, summarised
+from ecohash.summarise import FULL_UP_TO, names_line, problem_lines, summarised
 
 REPORT_SCHEMA = 1
 TEMPLATE_NAME = "provision-report.html.j2"
@@ -387,13 +387,9 @@ def _unfinished(node: Mapping[str, Any], report: Mapping[str, Any]) -> bool:
 
 def _failure_lines(report: Mapping[str, Any], show_all: bool) -> list[str]:
     """'name: reason' per failed node; past FULL_UP_TO, per container by reason with the first names."""
-    failed = report["failed"]
-    if not summarised(len(failed), show_all):
-        return [f"{failure['name']}: {failure['reason']}" for failure in failed]
     container_of = _containers_of(report)
-    summaries = by_container((failure["name"], container_of.get(failure["name"], "-"), failure["reason"])
-                             for failure in failed)
-    return [summary.line() for summary in summaries] + [f"({len(failed):,} nodes; {SEE_ALL})"]
+    return problem_lines([(failure["name"], container_of.get(failure["name"], "-"), failure["reason"])
+                          for failure in report["failed"]], show_all)
 
 
 def failed_names(report: Mapping[str, Any], show_all: bool = False) -> str:
