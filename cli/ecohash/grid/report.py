@@ -21,9 +21,10 @@ from jinja2 import Environment
 
 from ecohash.atomic import write_atomic
 from ecohash.budget import Plan
-from ecohash.grid.events import EVENT_SCHEMA, FAILED, HELD, Event, event_dir
+from ecohash.grid.events import ENFORCED, EVENT_SCHEMA, FAILED, HELD, Event, event_dir
 from ecohash.grid.evidence import read_samples
 from ecohash.pages import made_now, page_environment
+from ecohash.summarise import by_container, summarised
 
 REPORT_SCHEMA = 1
 TEMPLATE_NAME = "curtail-report.html.j2"
@@ -256,9 +257,23 @@ def render_html(report: Mapping[str, Any]) -> str:
                  marks)
         for c in report["containers"]
     ]
+    shown, folds = _node_rows(report["nodes"])
     return _environment().get_template(TEMPLATE_NAME).render(
-        report=report, site_chart=site, container_charts=containers,
+        report=report, site_chart=site, container_charts=containers, shown_nodes=shown, folds=folds,
         made=made_now(f"ecohash curtail {report['site']}, event {report['event']}"))
+
+
+def _node_rows(nodes: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], list[tuple[str, list]]]:
+    """The nodes shown as rows, and past FULL_UP_TO the rest folded per container under a
+    line counting them by status (ecohash.summarise): every node that does not enforce its
+    cap is a row of its own either way; report.json has every node."""
+    if not summarised(len(nodes), show_all=False):
+        return list(nodes), []
+    shown = [node for node in nodes if node["status"] != ENFORCED]
+    rest = [node for node in nodes if node["status"] == ENFORCED]
+    folds = [(summary.line(), [node for node in rest if node["container"] == summary.container])
+             for summary in by_container((node["name"], node["container"], node["status"]) for node in rest)]
+    return shown, folds
 
 
 def write_event_report(plan: Plan, event: Event) -> Path:
