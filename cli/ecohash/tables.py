@@ -1,9 +1,11 @@
-"""Plans and capacities as tables for people (rich); report.py has the same as data."""
+"""Plans, capacities and rollout status as tables for people (rich); report.py has the same as data."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from fractions import Fraction
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -11,6 +13,7 @@ from rich.table import Table
 from ecohash.budget import DomainPlan, NodePlan, Plan, it_budget_w, kw
 from ecohash.capacity import Capacity
 from ecohash.paths import source_path
+from ecohash.summarise import SEE_ALL, by_container, name_range, summarised
 
 
 def _kw(watts: Fraction | int | None) -> str:
@@ -18,13 +21,23 @@ def _kw(watts: Fraction | int | None) -> str:
 
 
 def _caps(nodes: list[NodePlan]) -> str:
-    """Distinct caps with their GPU counts and what set them: '612 W x32 (rack c01/r01)'."""
+    """Distinct caps with their GPU counts and what set them: '612 W ×64 (rack c01/r01)'.
+
+    Domains that differ only in name (twelve racks of a container alike) are one line with
+    their names as a range: 'h100-sxm 612 W ×64 each (12 racks c01/r01..c01/r12)'.
+    """
     gpus: Counter[tuple[str, int, str]] = Counter()
     for n in nodes:
         if n.gpu_cap_w is not None and n.node.sku.gpu:
             gpus[(n.node.sku.gpu, n.gpu_cap_w, n.capped_by or "TDP")] += n.node.gpus
-    lines = [f"{model} {cap} W ×{count} ({why})"
-             for (model, cap, why), count in sorted(gpus.items(), key=lambda i: (i[0][0], i[0][1]))]
+    alike: dict[tuple[str, int, str, int], list[str]] = {}
+    for (model, cap, why), count in sorted(gpus.items(), key=lambda i: (i[0][0], i[0][1])):
+        kind, _, name = why.partition(" ")  # 'rack c01/r01', 'container c04' or 'TDP'
+        alike.setdefault((model, cap, kind, count), []).append(name)
+    lines = []
+    for (model, cap, kind, count), names in alike.items():
+        each = " each" if len(names) > 1 else ""
+        lines.append(f"{model} {cap} W ×{count}{each} ({name_range(kind, names) if names != [''] else kind})")
     return "\n".join(lines) or "no GPUs"
 
 
@@ -60,17 +73,11 @@ def print_plan(plan: Plan, console: Console) -> None:
 
 
 def _binding_summary(binding: list[DomainPlan]) -> list[str]:
-    """'rack c01/r01 at 612 W', or '36 racks at 612 W (c01/r01 ... c03/r12)' when many agree."""
+    """'rack c01/r01 at 612 W', or '36 racks c01/r01..c03/r12 at 612 W' when many agree."""
     groups: dict[tuple[str, int | None], list[str]] = {}
     for domain in binding:
         groups.setdefault((domain.kind, domain.cap_w), []).append(domain.name)
-    parts = []
-    for (kind, cap), names in groups.items():
-        if len(names) <= 3:
-            parts.extend(f"{kind} {name} at {cap} W" for name in names)
-        else:
-            parts.append(f"{len(names)} {kind}s at {cap} W ({names[0]} … {names[-1]})")
-    return parts
+    return [f"{name_range(kind, names)} at {cap} W" for (kind, cap), names in groups.items()]
 
 
 def print_capacity(room: Capacity, console: Console) -> None:
@@ -86,3 +93,38 @@ def print_capacity(room: Capacity, console: Console) -> None:
     table.add_row("site", _kw(room.site_headroom_w), str(room.site_nodes), style="bold")
     console.print(table)
     console.print(f"The site budget alone has room for {room.grid_nodes} more, were containers added.")
+
+
+def print_status(data: Mapping[str, Any], console: Console, show_all: bool = False) -> None:
+    """`ecohash status`'s table: a row per node, or past FULL_UP_TO nodes a row per container."""
+    nodes = data["nodes"]
+    counts = ", ".join(f"{count} {kind}" for kind, count in sorted(data["counts"].items()))
+    if summarised(len(nodes), show_all):
+        console.print(_status_by_container(nodes, title=f"{data['site']}: {counts}"))
+        return
+    table = Table(title=f"{data['site']}: {counts}")
+    for column in ("node", "container", "status", "current", "fingerprint", "cap W", "when", "run", "reason"):
+        table.add_column(column)
+    for node in nodes:
+        current = "yes" if node["current"] else ("no: " + ", ".join(node["changed"]) + " changed"
+                                                if node["changed"] else "no")
+        cap = str(node["gpu_cap_w"] or "-")
+        if node["recorded_gpu_cap_w"] not in (None, node["gpu_cap_w"]):
+            cap = f"{node['recorded_gpu_cap_w']} -> {cap}"
+        table.add_row(node["name"], node["container"], node["status"], current,
+                      (node["recorded_fingerprint"] or "-")[:12], cap, node["recorded_at"] or "-",
+                      node["run"] or "-", node["reason"] or "")
+    console.print(table)
+
+
+def _status_by_container(nodes: list[Mapping[str, Any]], title: str) -> Table:
+    """A row per container: its nodes by status, how many are not current, and the first of those."""
+    stale = {summary.container: summary
+             for summary in by_container((n["name"], n["container"], "") for n in nodes if not n["current"])}
+    table = Table("container", "nodes", "by status", "not current", "first not current", title=title,
+                  caption=f"{len(nodes)} nodes, a row per container; {SEE_ALL}")
+    for summary in by_container((n["name"], n["container"], n["status"]) for n in nodes):
+        behind = stale.get(summary.container)
+        table.add_row(summary.container, str(summary.total), summary.counts_text(),
+                      str(behind.total if behind else 0), behind.names_text() if behind else "")
+    return table

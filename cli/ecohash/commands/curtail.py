@@ -15,6 +15,7 @@ import click
 
 from ecohash.commands.options import CONTEXT_SETTINGS, console, json_option, load, print_json, site_argument
 from ecohash.errors import InvalidInputError
+from ecohash.summarise import problem_lines
 
 _NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?")
 # The options that name a target; exactly one is given (see _one_target).
@@ -285,9 +286,11 @@ def _print_status(data: dict[str, Any], as_json: bool) -> None:
                + ("below" if measured["below_target"] else "ABOVE")) if target is not None else ""
     click.echo(f"measured IT draw now {measured['it_draw_w'] / 1000:,.1f} kW (facility "
                f"{measured['facility_draw_w'] / 1000:,.1f} kW){against}")
-    for name in measured["unanswered"]:
-        problem = next((n["problem"] for n in measured["nodes"] if n["name"] == name), None)
-        click.echo(f"{name}: not read: {problem}")
+    by_name = {node["name"]: node for node in measured["nodes"]}
+    unread = [(name, node.get("container", "-"), f"not read: {node.get('problem')}")
+              for name, node in ((name, by_name.get(name, {})) for name in measured["unanswered"])]
+    for line in problem_lines(unread):  # past 50 nodes, a line per container
+        click.echo(line)
     for node in measured["nodes"] if data["state"] == "active" else []:
         asked = node["event_gpu_cap_w"]
         if asked is not None and node["enforced_w"] and any(round(w) != asked for w in node["enforced_w"]):

@@ -37,6 +37,9 @@ def _want_json(ctx: click.Context, _parameter: click.Parameter, value: bool) -> 
 # come as the error object.
 json_option = click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_want_json,
                            help="Print one JSON object (docs/json.md) instead of a table.")
+# Past 50 nodes text is summarised per container (ecohash.summarise); this shows every one.
+all_option = click.option("--all", "show_all", is_flag=True,
+                          help="List every node, however many (past 50 the text summarises per container).")
 here_option = click.option(
     "--here", is_flag=True,
     help="Run Ansible on this machine even when the site names an executor (spec.provisioning.executor).")

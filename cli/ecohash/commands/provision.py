@@ -11,6 +11,7 @@ import click
 
 from ecohash.commands.options import (
     CONTEXT_SETTINGS,
+    all_option,
     batch_option_value,
     console,
     here_option,
@@ -58,9 +59,10 @@ class ConsoleDisplay:
               help="Validate, plan, probe and show the waves; change nothing and record nothing.")
 @here_option
 @json_option
+@all_option
 def provision(site: str, limit: str | None, wave_size: int | str | None, max_fail_pct: int | None,
               canary_per_container: int, shards: int | None, force: bool, dry_run: bool,
-              here: bool, as_json: bool) -> None:
+              here: bool, as_json: bool, show_all: bool) -> None:
     """Provision SITE: preflight, a canary wave, then waves; verify; apply or render the stack.
 
     Nodes already standard at the same fingerprint (node standard, roles, variables
@@ -84,7 +86,7 @@ def provision(site: str, limit: str | None, wave_size: int | str | None, max_fai
     from ecohash.interrupts import interrupt_requests
     from ecohash.rollout.provision import ProvisionRequest
     from ecohash.rollout.provision import provision as run_provision
-    from ecohash.rollout.report import render_text
+    from ecohash.rollout.report import failed_names, render_text
 
     loaded = load(site)
     # With --json, stdout carries only the report; progress goes to stderr.
@@ -97,7 +99,7 @@ def provision(site: str, limit: str | None, wave_size: int | str | None, max_fai
     if as_json:
         print_json("provision", report)
     else:
-        out.print(render_text(report), markup=False, highlight=False, soft_wrap=True, end="")
+        out.print(render_text(report, show_all), markup=False, highlight=False, soft_wrap=True, end="")
         if report["directory"]:
             out.print(f"report: {report['directory']}/report.html (also report.json, report.txt)",
                       markup=False, highlight=False, soft_wrap=True)
@@ -105,4 +107,4 @@ def provision(site: str, limit: str | None, wave_size: int | str | None, max_fai
         sys.exit(INTERRUPTED_EXIT)
     if report["outcome"] == "stopped" or report["failed"]:
         raise EcohashError(report["message"] or f"{len(report['failed'])} node(s) failed: "
-                           + ", ".join(f["name"] for f in report["failed"]))
+                           + failed_names(report, show_all))

@@ -1,7 +1,7 @@
 """The fleet summary for people: a text table per region, and a self-contained page.
 
 Both only present fleet_data's dict (summary.py decides every figure). The page follows
-the provision report's rules (rollout.report.page_environment: autoescaped, strict): inline
+the provision report's rules (ecohash.pages: autoescaped, strict): inline
 style, the chart as inline SVG, no scripts, no links out; it is laid out to be read on a
 phone as well (one column, tables scroll inside their box, the chart scales to the width).
 """
@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ecohash.fleet.summary import NO_REGION, NO_STATE
-from ecohash.rollout.report import page_environment
+from ecohash.pages import made_now, page_environment
 
 TEMPLATE_NAME = "fleet.html.j2"
 NO_DRIFT = "no drift check here"
@@ -122,6 +122,12 @@ def print_fleet(data: Mapping[str, Any], console: Console) -> None:
     for column in table.columns[1:10]:
         column.justify = "right"
     for region in data["regions"]:
+        if len(region["sites"]) == 1:
+            # A region of one site: its totals are the site's own row, so that row stands for both.
+            (site,) = region["sites"]
+            _add_row(table, f"{site_label(site)}, {region_name(region['region'])}", site,
+                     rollout_text(site["rollout"]))
+            continue
         for site in region["sites"]:
             _add_row(table, site_label(site), site, rollout_text(site["rollout"]))
         totals = region["totals"]
@@ -187,7 +193,8 @@ def chart(data: Mapping[str, Any]) -> dict[str, Any]:
 def render_html(data: Mapping[str, Any]) -> str:
     """The self-contained page: inline style, an inline SVG chart, no scripts, no links out."""
     return _environment().get_template(TEMPLATE_NAME).render(
-        data=data, headline=headline(data), chart=chart(data), no_state=NO_STATE)
+        data=data, headline=headline(data), chart=chart(data), no_state=NO_STATE,
+        made=made_now("ecohash fleet"))
 
 
 @cache

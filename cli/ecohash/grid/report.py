@@ -21,11 +21,13 @@ from jinja2 import Environment
 
 from ecohash.atomic import write_atomic
 from ecohash.budget import Plan
-from ecohash.grid.events import EVENT_SCHEMA, FAILED, HELD, Event, event_dir
+from ecohash.grid.events import ENFORCED, EVENT_SCHEMA, FAILED, HELD, Event, event_dir
 from ecohash.grid.evidence import read_samples
 from ecohash.grid.rule import Solution, Target
 from ecohash.grid.throughput import throughput_kept
+from ecohash.pages import made_now, page_environment
 from ecohash.standard import load_standard, standard_file_of
+from ecohash.summarise import by_container, summarised
 from ecohash.timestamps import utc_time
 
 # 2: caps named gpu_cap_w/planned_gpu_cap_w (gpu_caps_w per container), start_at/end_at,
@@ -256,8 +258,23 @@ def render_html(report: Mapping[str, Any]) -> str:
                  marks)
         for c in report["containers"]
     ]
-    return _environment().get_template(TEMPLATE_NAME).render(report=report, site_chart=site,
-                                                             container_charts=containers)
+    shown, folds = _node_rows(report["nodes"])
+    return _environment().get_template(TEMPLATE_NAME).render(
+        report=report, site_chart=site, container_charts=containers, shown_nodes=shown, folds=folds,
+        made=made_now(f"ecohash curtail {report['site']}, event {report['event']}"))
+
+
+def _node_rows(nodes: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], list[tuple[str, list]]]:
+    """The nodes shown as rows, and past FULL_UP_TO the rest folded per container under a
+    line counting them by status (ecohash.summarise): every node that does not enforce its
+    cap is a row of its own either way; report.json has every node."""
+    if not summarised(len(nodes), show_all=False):
+        return list(nodes), []
+    shown = [node for node in nodes if node["status"] != ENFORCED]
+    rest = [node for node in nodes if node["status"] == ENFORCED]
+    folds = [(summary.line(), [node for node in rest if node["container"] == summary.container])
+             for summary in by_container((node["name"], node["container"], node["status"]) for node in rest)]
+    return shown, folds
 
 
 def write_event_report(plan: Plan, event: Event) -> Path:
@@ -284,10 +301,6 @@ def _duration(value: float | None) -> str:
 
 @cache
 def _environment() -> Environment:
-    # Upward, and ignored in pyproject.toml's layers contract until the shared pages
-    # package holds the one page environment.
-    from ecohash.rollout.report import page_environment
-
     environment = page_environment()
     environment.filters.update(percent=_percent, kw=_kw, duration=_duration)
     return environment

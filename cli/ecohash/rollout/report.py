@@ -22,16 +22,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 
 from ecohash.atomic import write_atomic
 from ecohash.errors import EcohashError
-from ecohash.paths import project_root
+from ecohash.pages import Made, made_now, page_environment
+from ecohash.summarise import FULL_UP_TO, names_line, problem_lines, summarised
 
 REPORT_SCHEMA = 2  # 2: a node's cap is gpu_cap_w (was cap_w)
 TEMPLATE_NAME = "provision-report.html.j2"
-# Sites have thousands of nodes; past this many, a log line per node buries the failures.
-MAX_NODE_LINES = 50
 FINGERPRINT_SHOWN = 12
 _EMPTY_NODES = '\n  "nodes": []'
 
@@ -107,10 +106,11 @@ class ContainerChart:
         return self.axis_y + CHART_AXIS_HEIGHT
 
 
-def render_text(report: dict[str, Any]) -> str:
+def render_text(report: dict[str, Any], show_all: bool = False) -> str:
     """The human summary a log shows; the caller prints where the report files are.
 
-    What went wrong comes first, every failed node by name; then the run; then a line per
+    What went wrong comes first, every failed node by name (past FULL_UP_TO, a line per
+    container counting them by reason, unless `show_all`); then the run; then a line per
     container counting its nodes by status, and a line per node only on a small site.
     """
     _check_schema(report)
@@ -121,14 +121,14 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append(report["message"])
     if report["failed"]:
         lines.append("failed:")
-        lines += [f"  {failure['name']}: {failure['reason']}" for failure in report["failed"]]
+        lines += [f"  {line}" for line in _failure_lines(report, show_all)]
     not_run = [node for node in report["nodes"] if _unfinished(node, report)]
     if not_run:
         # Nodes a wave was given but Ansible never ran: not failures, but not done either.
         lines.append("not run:")
-        lines += [f"  {node['name']}: {node['reason']}" for node in not_run[:MAX_NODE_LINES]]
-        if len(not_run) > MAX_NODE_LINES:
-            lines.append(f"  ... {len(not_run) - MAX_NODE_LINES:,} more (report.json lists every node)")
+        lines += [f"  {node['name']}: {node['reason']}" for node in not_run[:FULL_UP_TO]]
+        if len(not_run) > FULL_UP_TO:
+            lines.append(f"  ... {len(not_run) - FULL_UP_TO:,} more (report.json lists every node)")
     lines += [
         f"started {report['started']}, finished {report['finished']}",
         f"standard: {report['standard']['name']} ({report['standard']['file']})",
@@ -145,7 +145,7 @@ def render_text(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_html(report: dict[str, Any]) -> str:
+def render_html(report: dict[str, Any], made: Made | None = None) -> str:
     """The self-contained page: inline style, inline SVG charts, no scripts, no links out."""
     _check_schema(report)
     problems, rest = split_problems(report)
@@ -159,6 +159,7 @@ def render_html(report: dict[str, Any]) -> str:
         problems=problems,
         folds=fold_by_container(rest),
         fingerprint_shown=FINGERPRINT_SHOWN,
+        made=made or made_now(f"ecohash provision {report['site']}, run {report['run']}"),
     )
 
 
@@ -384,10 +385,28 @@ def _unfinished(node: Mapping[str, Any], report: Mapping[str, Any]) -> bool:
     return node["status"] == NOT_RUN and bool(node["reason"]) and not report["options"]["dry_run"]
 
 
+def _failure_lines(report: Mapping[str, Any], show_all: bool) -> list[str]:
+    """'name: reason' per failed node; past FULL_UP_TO, per container by reason with the first names."""
+    container_of = _containers_of(report)
+    return problem_lines([(failure["name"], container_of.get(failure["name"], "-"), failure["reason"])
+                          for failure in report["failed"]], show_all)
+
+
+def failed_names(report: Mapping[str, Any], show_all: bool = False) -> str:
+    """The failed nodes' names in one line (an error message), past FULL_UP_TO per container."""
+    container_of = _containers_of(report)
+    failed = [(failure["name"], container_of.get(failure["name"], "-")) for failure in report["failed"]]
+    return names_line(failed, show_all)
+
+
+def _containers_of(report: Mapping[str, Any]) -> dict[str, str]:
+    return {node["name"]: node["container"] for node in report["nodes"]}
+
+
 def _node_lines(nodes: list[Mapping[str, Any]]) -> list[str]:
     """A line per node on small sites; on large ones a line per container counting its nodes
     by status (failures and unfinished nodes are named above)."""
-    if len(nodes) > MAX_NODE_LINES:
+    if summarised(len(nodes), show_all=False):
         return [f"{fold.container}: {fold.counts}" for fold in fold_by_container(nodes)]
     name_width = max(len(node["name"]) for node in nodes)
     status_width = max(len(node["status"]) for node in nodes)
@@ -412,19 +431,6 @@ def _bar_width(value: float | None, scale: float) -> float:
 
 def _exceeds(value: float | None, budget: float | None) -> bool:
     return value is not None and budget is not None and value > budget
-
-
-def page_environment() -> Environment:
-    """Jinja for ecohash's report pages (templates/): escaped, strict, compact; add filters to taste."""
-    return Environment(
-        loader=FileSystemLoader(project_root() / "templates"),
-        autoescape=select_autoescape(enabled_extensions=("html", "j2"), default=True),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        # Block tags on their own lines leave no blank lines: a page of thousands of rows stays compact.
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 @cache
