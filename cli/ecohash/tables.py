@@ -64,7 +64,7 @@ def _binding_summary(binding: list[DomainPlan]) -> list[str]:
     groups: dict[tuple[str, int | None], list[str]] = {}
     for domain in binding:
         groups.setdefault((domain.kind, domain.cap_w), []).append(domain.name)
-    parts = []
+    parts: list[str] = []
     for (kind, cap), names in groups.items():
         if len(names) <= 3:
             parts.extend(f"{kind} {name} at {cap} W" for name in names)

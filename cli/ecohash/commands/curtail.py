@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import click
 
@@ -16,6 +16,14 @@ from ecohash.commands.options import CONTEXT_SETTINGS, console, json_option, loa
 from ecohash.errors import InvalidInputError
 
 _NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+class _TargetArgs(TypedDict, total=False):
+    """grid.rule.target_for's keyword arguments for --to or --by: one of them."""
+
+    to_mw: Decimal
+    by_mw: Decimal
+    by_pct: Decimal
 # The options that say what to do; exactly one is given.
 _MODES = ("--to", "--by", "--program", "--release", "--status")
 
@@ -89,7 +97,7 @@ def curtail(site: str, to_mw: str | None, by: str | None, program: str | None, f
     length = _duration("--for", for_) if for_ is not None else None
     if length is not None and length <= timedelta(0):
         raise InvalidInputError(f"--for: {for_!r} must be longer than 0")
-    target_args = _target_args(to_mw, by) if mode in ("--to", "--by") else {}
+    target_args: _TargetArgs = _target_args(to_mw, by) if mode in ("--to", "--by") else {}
 
     settle_length = _duration("--settle", settle) if settle is not None else None
 
@@ -219,7 +227,7 @@ def _duration(option: str, text: str) -> timedelta:
         raise InvalidInputError(f"{option}: {error}") from None
 
 
-def _target_args(to_mw: str | None, by: str | None) -> dict[str, Decimal]:
+def _target_args(to_mw: str | None, by: str | None) -> _TargetArgs:
     """--to MW, --by MW or --by P% as target_for's keyword arguments; one line on a bad value."""
     if to_mw is not None:
         return {"to_mw": _positive("--to", to_mw, "a number of MW such as 9.5")}
