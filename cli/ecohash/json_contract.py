@@ -48,7 +48,9 @@ def stamped(kind: str, data: dict[str, Any]) -> dict[str, Any]:
 
 def published_schema(kind: str) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) an output of this kind validates against."""
-    return json.loads(files("ecohash").joinpath("schemas", f"{kind}.json").read_text("utf-8"))
+    text = files("ecohash").joinpath("schemas", f"{kind}.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 def problem_data(file: str, line: int | None, message: str, column: int | None = None) -> dict[str, Any]:

@@ -69,7 +69,8 @@ def file_lock(path: Path, subject: str, command: str) -> Iterator[None]:
 
 def _read_holder(descriptor: int) -> dict[str, Any]:
     try:
-        return json.loads(os.pread(descriptor, 4096, 0).decode() or "{}")
+        holder: dict[str, Any] = json.loads(os.pread(descriptor, 4096, 0).decode() or "{}")
+        return holder
     except ValueError:
         return {}
 

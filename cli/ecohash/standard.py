@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypeGuard, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,6 +26,11 @@ Platform = Literal["debian12", "ubuntu2204", "ubuntu2404"]
 PLATFORMS: tuple[str, ...] = get_args(Platform)
 PackageName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.+-]+$")]
 Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
+def is_platform(name: str) -> TypeGuard[Platform]:
+    """Whether `name` (an os-release's ID and VERSION_ID, say) is a platform a standard may pin."""
+    return name in PLATFORMS
 
 
 class _Strict(BaseModel):

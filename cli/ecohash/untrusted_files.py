@@ -12,11 +12,11 @@ while it is read is found too long without being read to its end.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 # As the bundle's writer copies (ecohash.bundle.blobs): hashlib at OpenSSL's speed, memory flat.
 # Not imported from there: the manifest reads through this module, and blobs needs the manifest.
@@ -36,7 +36,7 @@ class NotRegularFileError(OSError):
     """A file that must be a regular file is a link, a FIFO, a device, or was swapped while opened."""
 
 
-def open_regular(path: Path) -> BinaryIO:
+def open_regular(path: Path) -> io.FileIO:
     """`path` opened for reading, unbuffered, once lstat and fstat agree it is one regular file.
 
     Raises NotRegularFileError, or the OSError of lstat or open (FileNotFoundError when absent).
@@ -62,7 +62,7 @@ def open_regular(path: Path) -> BinaryIO:
         raise
 
 
-def chunks(file: BinaryIO, expected_size: int) -> Iterator[memoryview]:
+def chunks(file: io.RawIOBase, expected_size: int) -> Iterator[memoryview]:
     """The file's bytes, in chunks of at most CHUNK_BYTES, up to `expected_size` + 1 bytes.
 
     Each chunk is a view of one reused buffer: use it before asking for the next.

@@ -110,6 +110,15 @@ def test_platform_comes_from_the_roots_os_release(tmp_path: Path) -> None:
     assert apt_closure.platform_of(tmp_path) == "ubuntu2404"
 
 
+def test_a_root_of_a_platform_no_standard_can_pin_is_refused_with_the_ones_it_can(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/os-release").write_text('ID=centos\nVERSION_ID="9"\n')
+    with pytest.raises(EcohashError) as error:
+        apt_closure.platform_of(tmp_path)
+    assert str(error.value) == (f"{tmp_path}: centos9 is not a platform ecohash builds nodes on "
+                                "(debian12, ubuntu2204, ubuntu2404)")
+
+
 def test_k3s_from_sources_is_checked_against_the_pin(tmp_path: Path) -> None:
     standard_file, sources = lab_standard(tmp_path)
     items = collect(standard_file, None, tmp_path / "work",

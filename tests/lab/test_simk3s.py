@@ -69,3 +69,15 @@ def test_taint_adds_replaces_and_removes_like_kubectl() -> None:
 def test_what_is_not_simulated_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     assert k3s_sim.main(["etcd-snapshot"]) == 1
     assert "SIMULATED" in capsys.readouterr().err
+
+
+def test_a_kubeconfig_unreadable_for_a_reason_the_os_does_not_name_is_still_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> str:
+        raise OSError("refused by a FUSE file system")  # no errno, so no strerror
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    kubeconfig = tmp_path / "kubeconfig"
+    with pytest.raises(k3s_sim.K3sError) as error:
+        k3s_sim.client(kubeconfig)
+    assert str(error.value) == f"error: open {kubeconfig}: refused by a fuse file system"

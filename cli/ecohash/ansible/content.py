@@ -26,7 +26,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 
@@ -42,7 +42,7 @@ ROLE_TASK_DIRS = ("tasks", "handlers")
 ROLE_META_FILES = ("meta/main.yml", "meta/main.yaml")
 
 try:
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
+    _Loader: type[yaml.CSafeLoader | yaml.SafeLoader] = yaml.CSafeLoader
 except AttributeError:  # PyYAML without libyaml
     _Loader = yaml.SafeLoader
 
@@ -328,10 +328,10 @@ def ansible_bool(value: Any) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    return value == 1
+    return bool(value == 1)
 
 
-def _is_template(value: Any) -> bool:
+def _is_template(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 

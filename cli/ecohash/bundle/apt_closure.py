@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlparse
 
 from ecohash.bundle.fetch import fetch, sha256_of
 from ecohash.errors import EcohashError
+from ecohash.standard import PLATFORMS, Platform, is_platform
 
 # `apt-get --print-uris`: 'URI' file-name size SHA256:hex
 _URI_LINE = re.compile(r"^'(?P<uri>[^']+)' (?P<file>\S+) (?P<size>\d+) SHA256:(?P<sha256>[0-9a-f]{64})$")
@@ -36,7 +37,7 @@ class Deb:
     sha256: str
 
 
-def platform_of(root: Path) -> str:
+def platform_of(root: Path) -> Platform:
     """The node standard's platform key of a root file system ("debian12"), from os-release."""
     fields: dict[str, str] = {}
     for name in ("etc/os-release", "usr/lib/os-release"):
@@ -49,7 +50,11 @@ def platform_of(root: Path) -> str:
     distribution, version = fields.get("ID", ""), fields.get("VERSION_ID", "")
     if not distribution or not version:
         raise EcohashError(f"{root}: no ID and VERSION_ID in etc/os-release; not a root file system?")
-    return distribution + version.replace(".", "")
+    platform = distribution + version.replace(".", "")
+    if not is_platform(platform):
+        raise EcohashError(f"{root}: {platform} is not a platform ecohash builds nodes on "
+                           f"({', '.join(PLATFORMS)})")
+    return platform
 
 
 def resolve(base: Path, packages: Sequence[str], work: Path, *, local_debs: Sequence[Path] = (),

@@ -32,7 +32,7 @@ from ecohash.bundle.registry_client import ImageName, RegistryClient
 from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.inventory.site import Site
 from ecohash.paths import project_root
-from ecohash.standard import NodeStandard, chart_mirror_path, k3s_mirror_path, load_standard
+from ecohash.standard import NodeStandard, Platform, chart_mirror_path, k3s_mirror_path, load_standard
 
 # Parts of a standard a caller may leave out because it cannot carry them (the lab has no
 # route to NVIDIA for the chart); anything else is always collected.
@@ -106,7 +106,8 @@ def wheel_items(work: Path) -> list[Item]:
             for wheel in wheels.download(work)]
 
 
-def role_packages(standard: NodeStandard, platform: str, *, gpus: bool, executor: bool = False) -> list[str]:
+def role_packages(standard: NodeStandard, platform: Platform, *, gpus: bool,
+                  executor: bool = False) -> list[str]:
     """The packages the roles install on `platform`, as apt names them (name=version where pinned);
     executor: and those the executor role installs next to the wheels (its virtualenv's)."""
     base_defaults = yaml.safe_load((project_root() / BASE_DEFAULTS).read_text())
@@ -121,7 +122,7 @@ def role_packages(standard: NodeStandard, platform: str, *, gpus: bool, executor
         driver, toolkit = standard.nvidia_driver, standard.nvidia_container_toolkit
         if driver.kernel_headers:
             packages.append(KERNEL_HEADERS[platform.rstrip("0123456789")])
-        packages += [f"{name}={driver.apt_version}" for name in driver.packages[platform]]  # type: ignore[index]
+        packages += [f"{name}={driver.apt_version}" for name in driver.packages[platform]]
         packages += [f"{name}={toolkit.version}" for name in toolkit.packages]
     return packages
 

@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeGuard
 
 from ecohash.bundle.items import DESTINATION_ROOTS
 from ecohash.errors import InvalidInputError
@@ -116,11 +116,11 @@ def check_destination(kind: str, destination: str) -> None:
                                 "with no empty, '.' or '..' parts")
 
 
-def is_sha256(value: object) -> bool:
+def is_sha256(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _SHA256.match(value) is not None
 
 
-def is_created(value: object) -> bool:
+def is_created(value: object) -> TypeGuard[str]:
     """A manifest's `created`: YYYY-MM-DDTHH:MM:SSZ, so that its text sorts as time does."""
     return isinstance(value, str) and _CREATED.match(value) is not None
 

@@ -186,7 +186,7 @@ def write_layout(layout: Path, files: Mapping[str, tuple[bytes, int]], *, ref: s
 
 
 def _with_parents(directories: list[str]) -> list[str]:
-    every = set()
+    every: set[str] = set()
     for directory in directories:
         path = Path(directory)
         every.update(str(parent) for parent in [path, *path.parents] if str(parent) != ".")

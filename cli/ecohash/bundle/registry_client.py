@@ -62,7 +62,7 @@ class RegistryClient:
             path = f"/v2/{repository}/{kind}/{digest}"
             with self._open("GET", path, repository, headers=headers) as response, open(partial, "wb") as out:
                 shutil.copyfileobj(response, out, 1 << 20)
-                served = response.headers.get("Content-Type")
+                served: str | None = response.headers.get("Content-Type")
             partial.rename(target)
             return served
 

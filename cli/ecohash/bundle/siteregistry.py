@@ -62,7 +62,8 @@ def answers(registry_url: str) -> bool:
     host = registry_url.split("://", 1)[-1].split("/", 1)[0]
     try:
         with urllib.request.urlopen(f"{scheme}://{host}/v2/", timeout=5) as response:
-            return response.status == 200
+            status: int = response.status
+            return status == 200
     except urllib.error.HTTPError as error:
         return error.code == 401
     except OSError:

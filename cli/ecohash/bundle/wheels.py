@@ -49,7 +49,9 @@ def read_lock(lock: Path) -> tuple[dict[str, Pin], str]:
         raise EcohashError(f"{lock}: cannot read: {error.strerror or error}") from None
     version = _PYTHON_VERSION.search(text)
     pins: dict[str, Pin] = {}
-    name, lines, via = "", [], []
+    name = ""
+    lines: list[str] = []
+    via: list[str] = []
     for line in [*text.splitlines(), ""]:
         match = _REQUIREMENT.match(line)
         stripped = line.strip()

@@ -126,8 +126,8 @@ def build(site: str | None, standard: Path | None, signer: str | None, out: Path
     # Downloads are kept between builds, so an interrupted build does not fetch them again.
     work = state_dir() / "bundle-work" / signing_site.name
     items = _collect(standard, bundled_site, work, models, debs)
-    manifest = build_bundle(items, out, standard_file=standard, site_name=bundled_site and bundled_site.name,
-                            key=key, base=base)
+    manifest = build_bundle(items, out, standard_file=standard,
+                            site_name=bundled_site.name if bundled_site else None, key=key, base=base)
     here = {sha256: size for sha256, size in manifest.blobs().items()
             if blobs.blob_path(out, sha256).exists()}
     click.echo(f"{out}: {len(manifest.entries)} entries, {len(here)} blobs "
@@ -176,9 +176,12 @@ def verify(directory: Path, site: str | None, pubkey: Path | None, base: Path | 
     from ecohash.bundle import keys
     from ecohash.bundle.verify import check_bundle
 
-    if (site is None) == (pubkey is None):
+    if site is not None and pubkey is None:
+        public = keys.load_public(load(site).name)
+    elif pubkey is not None and site is None:
+        public = keys.read_public(pubkey)
+    else:
         raise InvalidInputError("give --site SITE or --pubkey FILE: the key the bundle must be signed with")
-    public = keys.read_public(pubkey) if pubkey else keys.load_public(load(site).name)
     result = check_bundle(directory, public, base)
     blobs = result.manifest.blobs()
     click.echo(f"{directory}: ok: signed by key {public.key_id_text}, "

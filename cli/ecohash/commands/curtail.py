@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import click
 
@@ -22,6 +22,14 @@ _NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?")
 _TARGET_OPTIONS = ("--to", "--by", "--program")
 # The legacy spelling's mode flags, and the subcommand each became.
 _LEGACY_MODES = {"--release": "release", "--status": "status"}
+
+
+class _TargetArgs(TypedDict, total=False):
+    """grid.rule.target_for's keyword arguments for --to or --by: one of them."""
+
+    to_mw: Decimal
+    by_mw: Decimal
+    by_pct: Decimal
 
 
 class _CurtailGroup(click.Group):
@@ -131,7 +139,7 @@ def start(site: str, to_mw: str | None, by: str | None, program: str | None, for
     length = _duration("--for", for_) if for_ is not None else None
     if length is not None and length <= timedelta(0):
         raise InvalidInputError(f"--for: {for_!r} must be longer than 0")
-    target_args = _target_args(to_mw, by) if program is None else {}
+    target_args: _TargetArgs = _target_args(to_mw, by) if program is None else {}
 
     settle_length = _duration("--settle", settle) if settle is not None else None
 
@@ -307,7 +315,7 @@ def _duration(option: str, text: str) -> timedelta:
         raise InvalidInputError(f"{option}: {error}") from None
 
 
-def _target_args(to_mw: str | None, by: str | None) -> dict[str, Decimal]:
+def _target_args(to_mw: str | None, by: str | None) -> _TargetArgs:
     """--to MW, --by MW or --by P% as target_for's keyword arguments; one line on a bad value."""
     if to_mw is not None:
         return {"to_mw": _positive("--to", to_mw, "a number of MW such as 9.5")}

@@ -72,7 +72,9 @@ class DetailedExitCommand(click.Command):
         except click.UsageError as error:
             if not ctx.meta.get(DETAILED_EXIT):
                 raise
-            error.exit_code = ERROR
+            # click types exit_code as a ClassVar, yet exits with the instance's: set on this one
+            # error, it keeps the subclass's message (No such option ... Did you mean) as it is.
+            error.exit_code = ERROR  # type: ignore[misc]
             raise
 
 

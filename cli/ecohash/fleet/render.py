@@ -42,7 +42,8 @@ def region_name(region: str | None) -> str:
 def site_label(site: Mapping[str, Any]) -> str:
     """The site's name, marked when it is the lab or built from a SIMULATED standard."""
     marks = (["lab"] if site["lab"] else []) + (["SIMULATED"] if site["simulated"] else [])
-    return site["site"] + (f" ({', '.join(marks)})" if marks else "")
+    name: str = site["site"]
+    return name + (f" ({', '.join(marks)})" if marks else "")
 
 
 def models_text(models: list[Mapping[str, Any]]) -> str:

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 from ecohash.errors import EcohashError
 from ecohash.inventory.model import PeakAlert, PriceTrigger
@@ -75,7 +75,8 @@ def _read_file(path: str) -> bytes:
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     """Follow redirects to http(s) only: urllib would also follow one to ftp://."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
+                         headers: http.client.HTTPMessage, newurl: str) -> urllib.request.Request | None:
         if not newurl.lower().startswith(("http://", "https://")):
             raise urllib.error.HTTPError(newurl, code, "redirect to a URL that is not http(s)",
                                          headers, fp)

@@ -264,7 +264,10 @@ def render_html(report: Mapping[str, Any]) -> str:
         made=made_now(f"ecohash curtail {report['site']}, event {report['event']}"))
 
 
-def _node_rows(nodes: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], list[tuple[str, list]]]:
+_Rows = list[Mapping[str, Any]]
+
+
+def _node_rows(nodes: Sequence[Mapping[str, Any]]) -> tuple[_Rows, list[tuple[str, _Rows]]]:
     """The nodes shown as rows, and past FULL_UP_TO the rest folded per container under a
     line counting them by status (ecohash.summarise): every node that does not enforce its
     cap is a row of its own either way; report.json has every node."""

@@ -124,9 +124,9 @@ class _Validation:
             self.parsed = parse(text)
         except YamlSyntaxError as error:
             raise InventoryError([_syntax_problem(self.file, error)]) from None
-        for line, key in self.parsed.duplicate_keys:
+        for line, duplicate in self.parsed.duplicate_keys:
             self.problems.append(
-                Problem(str(self.file), line, f"duplicate key {key!r}: a key may appear once")
+                Problem(str(self.file), line, f"duplicate key {duplicate!r}: a key may appear once")
             )
         data = self.parsed.data
         if not isinstance(data, dict):
@@ -428,7 +428,7 @@ class _Validation:
             self.problem(("spec", "services"), "services need a spec.kubernetes cluster to run in",
                          key=True)
             return
-        names = [c.get("name") for _, c in _items(spec.get("containers")) if isinstance(c.get("name"), str)]
+        names = [name for _, c in _items(spec.get("containers")) if isinstance(name := c.get("name"), str)]
         check_services(spec["services"], nodes, gpu_models, skus, names, self.problem)
 
 

@@ -212,7 +212,7 @@ PROGRAM_TARGETS = ("to_mw", "by_mw", "by_pct")
 _HH_MM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 LocalTime = Annotated[str, *_string(_HH_MM, "a local time HH:MM (24-hour)", "15:00")]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def _time_zone(value: Any) -> str:

@@ -91,8 +91,9 @@ def check_services(raw_services: Any, nodes: Sequence[Node], gpu_models: Iterabl
     models = sorted(gpu_models)
     groups = group_nodes(nodes)
     seen: dict[str, int] = {}
-    minimum_gpus: dict[str, int] = {}
-    last_path: dict[str, YamlPath] = {}
+    # Keyed by (container, GPU model): the pool of GPUs that services of one model share.
+    minimum_gpus: dict[tuple[str, str], int] = {}
+    last_path: dict[tuple[str, str], YamlPath] = {}
     for index, raw in enumerate(raw_services):
         try:
             service = InferenceService.model_validate(raw)
@@ -126,8 +127,8 @@ def check_services(raw_services: Any, nodes: Sequence[Node], gpu_models: Iterabl
     # Services of one GPU model share that model's GPUs in a container.
     gpus_in: dict[tuple[str, str | None], int] = {}
     for group in groups:
-        pool = (group.container, group.sku.gpu)
-        gpus_in[pool] = gpus_in.get(pool, 0) + group.sku.gpus * group.nodes
+        group_pool = (group.container, group.sku.gpu)
+        gpus_in[group_pool] = gpus_in.get(group_pool, 0) + group.sku.gpus * group.nodes
     for (container, model), needed in minimum_gpus.items():
         if needed > gpus_in[container, model]:
             report(last_path[container, model],

@@ -66,7 +66,7 @@ def _child(node: yaml.Node, step: str | int) -> tuple[yaml.Node | None, yaml.Nod
     return None, None
 
 
-class _ExactLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+class _ExactLoader(_BaseLoader):
     """The safe loader with exact decimals and duplicate-key detection."""
 
     def __init__(self, stream: str):
@@ -80,11 +80,11 @@ class _ExactLoader(_BaseLoader):  # type: ignore[misc, valid-type]
                 if key_node.value in seen:
                     self.duplicate_keys.append((key_node.start_mark.line + 1, key_node.value))
                 seen.add(key_node.value)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep=deep)
 
 
 def _construct_decimal(loader: yaml.BaseLoader, node: yaml.ScalarNode) -> Decimal:
-    text = loader.construct_scalar(node).replace("_", "").lower()  # type: ignore[union-attr]
+    text = loader.construct_scalar(node).replace("_", "").lower()
     try:
         return Decimal(_SPECIAL_FLOATS.get(text, text))
     except InvalidOperation:  # YAML 1.1 sexagesimal such as 1:30.5; nobody means that here

@@ -319,7 +319,7 @@ def client(kubeconfig_path: Path) -> tuple[str, str]:
     try:
         config = json.loads(kubeconfig_path.read_text())
     except OSError as error:
-        raise K3sError(f"error: open {kubeconfig_path}: {error.strerror.lower()}") from None
+        raise K3sError(f"error: open {kubeconfig_path}: {(error.strerror or str(error)).lower()}") from None
     except ValueError:
         raise K3sError(f"error: {kubeconfig_path} is not a kubeconfig this simulation wrote") from None
     return config["clusters"][0]["cluster"]["server"], config["users"][0]["user"]["token"]

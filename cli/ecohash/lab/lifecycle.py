@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ecohash import process
 from ecohash.ansible.runner import PlaybookRun, run_playbook
@@ -92,7 +93,7 @@ class LabStatus:
     proxy: str
     mirror: str
     registry: str
-    bundle: dict[str, float] | None  # mirror.BundleFigures of the bundle `up` loaded
+    bundle: dict[str, Any] | None  # mirror.BundleFigures of the bundle `up` loaded
     executor: HostStatus | None = None  # `lab up --executor`'s host, no node of the site
 
     def as_dict(self) -> dict[str, object]:

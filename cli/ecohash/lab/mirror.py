@@ -29,10 +29,10 @@ from ecohash.lab import labbundle, labstandard, simdriver, simimage, simk3s, sim
 from ecohash.lab.inventory import SITE_NAME
 from ecohash.lab.layout import BRIDGE_ADDRESS, MIRROR_PORT, LabPaths
 from ecohash.process import TrackedProcess
-from ecohash.standard import NodeStandard, k3s_mirror_path, load_standard
+from ecohash.standard import NodeStandard, Platform, k3s_mirror_path, load_standard
 
 # Lab hosts run Debian 12; the mirror carries that platform's pinned packages.
-LAB_PLATFORM = "debian12"
+LAB_PLATFORM: Platform = "debian12"
 
 
 def mirror_url() -> str:

@@ -11,6 +11,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SIM_HARDWARE_FILE = Path("etc/ecohash-sim/gpus.json")
 
@@ -54,7 +55,7 @@ FAULTS = {
 }
 
 
-def with_fault(description: dict, gpu_index: int, fault: str, value: int | bool) -> dict:
+def with_fault(description: dict[str, Any], gpu_index: int, fault: str, value: int | bool) -> dict[str, Any]:
     """A copy of a host's gpus.json with one fault set on one GPU (a SIMULATED fault)."""
     if fault not in FAULTS or not isinstance(value, FAULTS[fault]):
         raise ValueError(f"fault {fault}={value!r}: known faults are {', '.join(sorted(FAULTS))}")

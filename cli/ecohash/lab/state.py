@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ecohash.errors import EcohashError, InvalidInputError
 from ecohash.process import TrackedProcess
@@ -49,7 +50,7 @@ class LabRecord:
     offline: bool = False  # the hosts have no apt proxy; everything comes from the bundle
     # What the lab's bundle weighed and what building, verifying and loading it took
     # (mirror.BundleFigures as a dict): for `lab status` and bench/lab_bundle.py.
-    bundle: dict[str, float] | None = None
+    bundle: dict[str, Any] | None = None
     # `lab up --executor`: the site's executor, a host on the bridge that is no node.
     executor: HostRecord | None = None
 

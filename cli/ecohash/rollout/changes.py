@@ -81,7 +81,7 @@ def node_changes(planned: PlannedInventory, state: RolloutState) -> list[dict[st
 
 def object_changes(rendered: Rendered, state: RolloutState) -> list[dict[str, Any]]:
     """Objects the stack would create, update or delete against the last rollout's render."""
-    recorded: dict[str, str] = (state.stack or {}).get("objects", {})
+    recorded: dict[str, str] = state.stack.get("objects", {}) if state.stack else {}
     stack_dir = RolloutState.stack_dir_for(state.site)
     changes = []
     by_name = {file_name(obj): obj for obj in rendered.objects}

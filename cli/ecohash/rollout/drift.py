@@ -102,7 +102,7 @@ def find_drift(request: DriftRequest, on_update: Callable[[HostProgress], None],
                                f"({result.status}, exit {result.rc}); see {directory}/artifacts")
         nodes = [node_drift(name, result.hosts.get(name)) for name in scope]
         stack = stack_drift(site, planned.standard, state)
-    report = {
+    report: dict[str, Any] = {
         "schema": DRIFT_SCHEMA,
         "site": site.name,
         "run": directory.name,

@@ -129,7 +129,7 @@ class Fingerprints:
         sections = _chosen(STANDARD_EVERY_NODE, STANDARD_GPU_NODE, STANDARD_K8S_NODE, gpu, k8s)
         return _digest({name: self._standard.get(name) for name in sections})
 
-    def _roles_digest(self, host_vars: Mapping[str, Any]) -> str:
+    def _roles_digest(self, host_vars: dict[str, Any]) -> str:
         roles = self._content.roles_for(ChainMap(host_vars, self._inventory.all_vars))
         if roles not in self._roles_digests:
             self._roles_digests[roles] = _digest({

@@ -24,7 +24,7 @@ def site_status(site: Site) -> dict[str, Any]:
     plan, inventory = planned.plan, planned.inventory
     fingerprints = Fingerprints(inventory)
     state = RolloutState.load(site.name)
-    nodes = []
+    nodes: list[dict[str, Any]] = []
     for node_plan in plan.nodes:
         name = node_plan.node.name
         fingerprint = fingerprints.of(name)

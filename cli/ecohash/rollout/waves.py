@@ -30,7 +30,7 @@ class Wave:
 
 def batch_sizes(serial: int | str | Sequence[int | str], total: int) -> list[int]:
     """Sizes of consecutive batches covering `total` nodes, by Ansible's serial rules."""
-    entries = list(serial) if isinstance(serial, list | tuple) else [serial]
+    entries: list[int | str] = [serial] if isinstance(serial, int | str) else list(serial)
     sizes: list[int] = []
     covered = 0
     position = 0

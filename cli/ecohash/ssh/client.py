@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import paramiko
 
@@ -173,7 +174,8 @@ def _transport_preferring(known: _KnownHostKeys) -> Callable[..., paramiko.Trans
     only, must not be taken for a changed host because it offered its Ed25519 key first.
     """
 
-    def make(sock: object, disabled_algorithms: dict[str, list[str]] | None = None) -> paramiko.Transport:
+    def make(sock: socket.socket | paramiko.ProxyCommand,
+             disabled_algorithms: dict[str, list[str]] | None = None) -> paramiko.Transport:
         transport = paramiko.Transport(sock, disabled_algorithms=disabled_algorithms)
         options = transport.get_security_options()
         known_types = [key.get_name() for key in known.keys]
@@ -195,12 +197,18 @@ class _ProxyCommand(paramiko.ProxyCommand):
     signals a process id that the transport thread and the probe may both have reaped.
     """
 
+    def _pipe(self, pipe: IO[bytes] | None) -> IO[bytes]:
+        # paramiko starts the command with stdin, stdout and stderr all piped.
+        assert pipe is not None
+        return pipe
+
     def recv(self, size: int) -> bytes:
-        readable, _, _ = select.select([self.process.stdout], [], [], self.timeout)
+        stdout = self._pipe(self.process.stdout)
+        readable, _, _ = select.select([stdout], [], [], self.timeout)
         if not readable:
             raise TimeoutError
         # Whatever is there, as a socket returns; b"" once the command has exited.
-        return os.read(self.process.stdout.fileno(), size)
+        return os.read(stdout.fileno(), size)
 
     def close(self) -> None:
         self.process.terminate()  # a no-op once the process has been reaped
@@ -214,8 +222,9 @@ class _ProxyCommand(paramiko.ProxyCommand):
             return None
         if status < 0:  # ended by our signal, after the transport gave up on it
             return None
-        readable, _, _ = select.select([self.process.stderr], [], [], 0)
-        stderr = os.read(self.process.stderr.fileno(), 4096).decode(errors="replace") if readable else ""
+        pipe = self._pipe(self.process.stderr)
+        readable, _, _ = select.select([pipe], [], [], 0)
+        stderr = os.read(pipe.fileno(), 4096).decode(errors="replace") if readable else ""
         return f"status {status}: {first_line(stderr) or 'no message'}"
 
     def dispose(self) -> None:
@@ -226,7 +235,7 @@ class _ProxyCommand(paramiko.ProxyCommand):
             self.process.kill()
             self.process.wait()
         for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
-            pipe.close()
+            self._pipe(pipe).close()
 
 
 def _open_connection(options: SshOptions, timeout_s: float) -> socket.socket | _ProxyCommand:
@@ -307,7 +316,8 @@ def _log_in(
             hostname=options.hostname,
             port=options.port,
             username=options.user,
-            key_filename=[str(path) for path in key_files],
+            # paramiko takes a list of files too (its docs); its stubs say one file only.
+            key_filename=[str(path) for path in key_files],  # type: ignore[arg-type]
             allow_agent=options.allow_agent,
             look_for_keys=options.look_for_keys,
             sock=connection,

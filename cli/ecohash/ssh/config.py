@@ -76,7 +76,8 @@ def ssh_options(target: Target) -> SshOptions:
     # never as config text: a user name with a line break would add lines of its own, such
     # as a ProxyCommand run on this machine. Ansible's -o ConnectTimeout= likewise overrides
     # the files', which is why ConnectTimeout is not read: timeout_s plays that part.
-    config._config.append({"host": ["*"], "config": {"port": str(target.port), "user": target.user}})
+    config._config.append(  # type: ignore[attr-defined]  # private: see above
+        {"host": ["*"], "config": {"port": str(target.port), "user": target.user}})
     if target.ssh_config is not None:
         config_files = [target.ssh_config]
     else:

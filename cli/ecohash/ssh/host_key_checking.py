@@ -85,7 +85,7 @@ def portable_ssh_config(path: Path | None, known_hosts: str) -> str:
 
 def known_hosts_files_of(path: Path) -> list[Path]:
     """The known_hosts files an ssh_config names (UserKnownHostsFile, GlobalKnownHostsFile)."""
-    named = []
+    named: list[str] = []
     for line in path.read_text(errors="replace").splitlines():
         match = _OPTION.fullmatch(line)
         if match and match[1].lower() in ("userknownhostsfile", "globalknownhostsfile"):

@@ -20,6 +20,14 @@ from ecohash.stack.names import container_namespace, object_labels
 GPU_RESOURCE = "nvidia.com/gpu"
 
 
+def gpu_tolerations() -> list[k8s.core.v1.TolerationArgs]:
+    """What lets a pod onto the site's GPU nodes, as a pod spec takes it."""
+    # By name, not **labels.GPU_TOLERATION: a dict[str, str] could hold toleration_seconds, an int.
+    toleration = labels.GPU_TOLERATION
+    return [k8s.core.v1.TolerationArgs(key=toleration["key"], operator=toleration["operator"],
+                                       effect=toleration["effect"])]
+
+
 @dataclass
 class GpuContainerArgs:
     site: str

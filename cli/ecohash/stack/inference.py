@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 from ecohash.inventory import labels
 from ecohash.inventory.model import InferenceService as ServiceSpec
 from ecohash.inventory.services import ServicePlacement
-from ecohash.stack.container import GPU_RESOURCE
+from ecohash.stack.container import GPU_RESOURCE, gpu_tolerations
 from ecohash.stack.names import object_labels
 
 PORT = 8000
@@ -164,7 +164,7 @@ def _pod_spec(args: InferenceServiceArgs, selector: dict[str, str]) -> k8s.core.
                             label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector)),
                     )]),
         ),
-        tolerations=[k8s.core.v1.TolerationArgs(**labels.GPU_TOLERATION)],
+        tolerations=gpu_tolerations(),
         automount_service_account_token=False,
         enable_service_links=False,
         termination_grace_period_seconds=120,  # lets in-flight generations finish

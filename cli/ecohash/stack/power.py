@@ -22,6 +22,7 @@ import pulumi_kubernetes as k8s
 from ecohash.errors import InvalidInputError
 from ecohash.inventory import labels
 from ecohash.json_text import dumps_indented
+from ecohash.stack.container import gpu_tolerations
 from ecohash.stack.names import SYSTEM_NAMESPACE, object_labels
 
 SITE_CONFIGMAP = "power-budget"
@@ -189,7 +190,7 @@ def _exporter_spec(site: str, image: str, containers: list[str]) -> k8s.apps.v1.
                                 key=labels.SITE, operator="In", values=[site]),
                             k8s.core.v1.NodeSelectorRequirementArgs(key=labels.GPU_MODEL, operator="Exists"),
                         ])]))),
-                tolerations=[k8s.core.v1.TolerationArgs(**labels.GPU_TOLERATION)],
+                tolerations=gpu_tolerations(),
                 automount_service_account_token=False,
                 enable_service_links=False,
                 containers=[k8s.core.v1.ContainerArgs(

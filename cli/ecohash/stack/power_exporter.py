@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 SMI_FIELDS = "index,uuid,name,power.draw,power.limit"
@@ -46,7 +46,7 @@ FAMILIES = {
 
 
 class GpuReading(NamedTuple):
-    index: str
+    gpu_index: str  # nvidia-smi's index; `index` would hide tuple.index
     uuid: str
     name: str
     draw_w: float | None  # None where nvidia-smi printed [N/A] or [Not Supported]
@@ -107,10 +107,10 @@ class BudgetReader:
 
     def __init__(self, budget_dir: str):
         self.nodes_dir = os.path.join(budget_dir, "nodes")
-        self._parsed: dict[str, tuple[tuple[int, int, int], dict[str, dict]]] = {}
+        self._parsed: dict[str, tuple[tuple[int, int, int], dict[str, dict[str, Any]]]] = {}
         self._lock = threading.Lock()  # scrapes are served by concurrent threads
 
-    def entry(self, node_name: str) -> dict | None:
+    def entry(self, node_name: str) -> dict[str, Any] | None:
         with self._lock:
             try:
                 names = sorted(n for n in os.listdir(self.nodes_dir) if n.endswith(".json"))
@@ -134,7 +134,7 @@ class BudgetReader:
             return None
 
     @staticmethod
-    def _parse(path: str) -> dict[str, dict]:
+    def _parse(path: str) -> dict[str, dict[str, Any]]:
         # A broken file is cached as empty under its key, so it is logged once, not every scrape.
         try:
             with open(path, encoding="utf-8") as file:
@@ -153,7 +153,7 @@ def number(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)  # 612, not 612.0
 
 
-def render_metrics(node: str, entry: dict | None, readings: list[GpuReading] | None) -> str:
+def render_metrics(node: str, entry: dict[str, Any] | None, readings: list[GpuReading] | None) -> str:
     """The exposition text (format 0.0.4) for one scrape."""
     samples: dict[str, list[tuple[dict[str, str], float]]] = {name: [] for name in FAMILIES}
 
@@ -167,7 +167,7 @@ def render_metrics(node: str, entry: dict | None, readings: list[GpuReading] | N
     if entry and entry.get("draw_w") is not None:
         add("ecohash_node_planned_draw_watts", {"node": node, "container": container}, entry["draw_w"])
     for gpu in readings or []:
-        labels = {"node": node, "container": container, "gpu": gpu.index, "uuid": gpu.uuid}
+        labels = {"node": node, "container": container, "gpu": gpu.gpu_index, "uuid": gpu.uuid}
         if gpu.draw_w is not None:
             add("ecohash_gpu_power_draw_watts", labels, gpu.draw_w)
         if gpu.limit_w is not None:
@@ -260,16 +260,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.node_name:
         parser.error("no node name: pass --node-name or set NODE_NAME")
 
+    listen_host, listen_port = args.listen
     exporter = Exporter(args.budget_dir, args.node_name, args.nvidia_smi)
     if args.once:
         sys.stdout.write(exporter.scrape())
         return 0
     try:
-        server = make_server(*args.listen, exporter)
+        server = make_server(listen_host, listen_port, exporter)
     except OSError as error:
-        log(f"cannot listen on {args.listen[0]}:{args.listen[1]}: {error.strerror or error}")
+        log(f"cannot listen on {listen_host}:{listen_port}: {error.strerror or error}")
         return 1
-    host, port = server.server_address[:2]
+    host, port = server.socket.getsockname()[:2]  # the port bound, where 0 was asked
     log(f"serving http://{host}:{port}/metrics for node {args.node_name}")
     # As a container's PID 1, Python would ignore SIGTERM and every pod stop would wait out
     # the grace period; exit at once instead, there is nothing to flush.

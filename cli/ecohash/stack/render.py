@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -22,6 +22,9 @@ from ecohash.errors import EcohashError
 from ecohash.inventory import Site
 from ecohash.report import plan_data
 from ecohash.standard import NodeStandard, kubernetes_minor
+
+if TYPE_CHECKING:
+    from pulumi.runtime.mocks import Mocks
 
 KUBERNETES_TYPE = "kubernetes:"
 PROJECT = "ecohash-site"  # stacks/Pulumi.yaml's name
@@ -100,32 +103,36 @@ def _run_offline(site: Site, standard: NodeStandard, plan: Plan) -> list[dict[st
 
     from ecohash.stack.program import declare_site
 
-    recorder = _Recorder()
+    objects: list[dict[str, Any]] = []
     # Pulumi keeps one root stack resource per process (pulumi/pulumi#8280); a fresh one
     # per render keeps a second render in the same process from inheriting the first.
     settings.ROOT.set(None)
-    mocks.set_mocks(recorder, project=PROJECT, stack=site.name, preview=False)
+    mocks.set_mocks(_recorder(objects), project=PROJECT, stack=site.name, preview=False)
     declare_site(site, standard, plan, kubeconfig=None)
     try:
         _sync_await(stack.wait_for_rpcs())
     except pulumi.RunError as error:
         raise EcohashError(f"site {site.name}: the stack program failed: {error}") from None
-    return recorder.objects
+    return objects
 
 
-class _Recorder:
-    """A mock monitor's resource hook: keeps each Kubernetes object's inputs."""
+def _recorder(objects: list[dict[str, Any]]) -> Mocks:
+    """A mock monitor's resource hook that appends each Kubernetes object's inputs to `objects`."""
+    # Pulumi's Mocks takes a second to import: only a render pays for it, not every command
+    # that imports this module. Subclassing it gives the hooks the monitor may call besides
+    # these two (register_transform...).
+    from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
-    def __init__(self) -> None:
-        self.objects: list[dict[str, Any]] = []
+    class Recorder(Mocks):
+        def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+            if args.typ.startswith(KUBERNETES_TYPE):
+                objects.append(_plain(args.inputs))
+            return f"{args.name}-id", dict(args.inputs)
 
-    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
-        if args.typ.startswith(KUBERNETES_TYPE):
-            self.objects.append(_plain(args.inputs))
-        return f"{args.name}-id", dict(args.inputs)
+        def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+            return {}, None
 
-    def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+    return Recorder()
 
 
 def _plain(value: Any) -> Any:
@@ -156,7 +163,7 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
-class _FastDumper(_LibyamlDumper):  # type: ignore[misc, valid-type]
+class _FastDumper(_LibyamlDumper):
     pass
 
 
@@ -177,7 +184,7 @@ _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 _LITERAL_TEXT = re.compile(r"[\n\x20-\x7e]*")
 
 
-def _str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+def _str(dumper: yaml.representer.SafeRepresenter, text: str) -> yaml.ScalarNode:
     # Multi-line values (JSON budgets, Helm values, the exporter's source) as literal
     # blocks, so a diff of a render is a diff of lines.
     style = "|" if "\n" in text else None

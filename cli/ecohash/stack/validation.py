@@ -115,7 +115,8 @@ def _supported(kubernetes_version: str) -> str:
 
 def _read_schema(schema_dir: str, filename: str) -> dict[str, Any]:
     """One bundled schema file, parsed."""
-    return json.loads((_SCHEMA_ROOT / schema_dir / filename).read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads((_SCHEMA_ROOT / schema_dir / filename).read_text(encoding="utf-8"))
+    return schema
 
 
 @functools.cache
@@ -128,7 +129,8 @@ def _registry(schema_dir: str) -> Registry:
     defs = definitions["$defs"]
     defs["io.k8s.apimachinery.pkg.util.intstr.IntOrString"] = {"type": ["string", "integer", "null"]}
     defs["io.k8s.apimachinery.pkg.api.resource.Quantity"] = {"type": ["string", "number", "null"]}
-    return Registry().with_resource(_DEFINITIONS_URI, Resource.from_contents(definitions)).crawl()
+    registry: Registry = Registry().with_resource(_DEFINITIONS_URI, Resource.from_contents(definitions))
+    return registry.crawl()
 
 
 @functools.cache
@@ -243,7 +245,9 @@ def _crd_versions(crd: Mapping[str, Any]) -> Iterable[tuple[str, str, Mapping[st
 
 def _label(obj: Mapping[str, Any]) -> str:
     kind = obj.get("kind") if isinstance(obj.get("kind"), str) and obj.get("kind") else "object"
-    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping):
+        metadata = {}
     name, namespace = metadata.get("name"), metadata.get("namespace")
     if not name:
         return f"{kind} (no name)"
