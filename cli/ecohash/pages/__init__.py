@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 import ecohash
 from ecohash.paths import project_root
+from ecohash.timestamps import utc_time
 
 BASE_TEMPLATE = "page.html.j2"
 
@@ -37,8 +37,7 @@ class Made:
 
 def made_now(what: str) -> Made:
     """Provenance for a page made now on this machine."""
-    at = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    return Made(at=at, host=socket.gethostname(), version=ecohash.__version__, what=what)
+    return Made(at=utc_time(), host=socket.gethostname(), version=ecohash.__version__, what=what)
 
 
 def number(value: float | None, digits: int = 3) -> str:
