@@ -109,6 +109,7 @@ def test_a_source_file_without_its_site_file_is_refused_by_name(tmp_path: Path) 
     assert f"{source}: Required config 'site_file'" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_installed_playbooks_and_the_checkouts_pass_a_syntax_check(collections: Path, tmp_path: Path) -> None:
     for name in ("bootstrap", "verify"):
         installed = run([BIN / "ansible-playbook", "--syntax-check", "-i", SOURCE_FILE, f"{FQCN}.{name}"],
@@ -139,6 +140,7 @@ def test_ansible_builder_accepts_the_execution_environment(tarball: Path, tmp_pa
 IMPORTER = REPO / ".venv-importer" / "bin" / "python"
 
 
+@pytest.mark.slow
 def test_galaxy_importer_accepts_the_built_collection(tarball: Path, tmp_path: Path) -> None:
     if not IMPORTER.is_file():
         assert not os.environ.get("CI"), "CI runs scripts/install --test, which makes .venv-importer"
