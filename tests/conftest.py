@@ -10,7 +10,7 @@ import pytest
 from ecohash import lab as lab_library
 from ecohash.lab import network
 from ecohash.lab.layout import LabPaths
-from tests.labhosts import LAB_CONTAINERS, LAB_NODES, Lab, lab_unavailable_reason
+from tests.labhosts import LAB_CONTAINERS, LAB_NODES, Lab, lab_state_rank, lab_unavailable_reason
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -66,8 +66,11 @@ def write_site(tmp_path: Path) -> Callable[..., Path]:
 
 
 # The lab (tests/labhosts.py): one session-wide set of real hosts for lab, role and
-# rollout tests, skipped with the reason where it cannot run.
+# rollout tests, skipped with the reason where it cannot run, and its tests run grouped by
+# the converged state they need so that each state is built once (a stable sort: within a
+# group, the usual order).
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: lab_state_rank(getattr(item, "fixturenames", [])))
     reason = lab_unavailable_reason()
     if reason is None:
         return
@@ -93,3 +96,11 @@ def lab() -> Iterator[Lab]:
         yield running
     finally:
         lab_library.down()
+
+
+@pytest.fixture(scope="module")
+def provisioned_lab(lab: Lab) -> Lab:
+    """The lab offline (no apt proxy; everything from its bundle) and provisioned by the real
+    CLI, once for every module that asks while nothing else rebuilt it (Lab.provision_offline)."""
+    lab.provision_offline()
+    return lab

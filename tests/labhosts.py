@@ -5,12 +5,18 @@ built once (cached in ecohash's state directory across sessions), the hosts are 
 once per session (about a second), and the lab is torn down when the session ends.
 Tests marked `lab` skip, with the reason, where the lab cannot run: not Linux, not
 root, or the Debian packages it needs are missing.
+
+Converging hosts takes minutes, so each converged state is built once and shared: a test
+asks for the state it needs (fresh, bootstrapped, with an executor, provisioned offline),
+the Lab rebuilds only when the hosts are in another, and tests/conftest.py runs the tests
+grouped by state in LAB_STATES' order so that no state is built twice.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +26,22 @@ from ecohash import lab as lab_library
 from ecohash.errors import InvalidInputError
 from ecohash.lab import lifecycle, mirror, proxy
 from ecohash.lab.layout import BRIDGE_ADDRESS, LabPaths
+from ecohash.paths import facts_dir, state_dir
 
 LAB_NODES = 4
 ECOHASH = str(Path(sys.executable).parent / "ecohash")
 LAB_CONTAINERS = 2
+
+# The fixtures that converge the lab into a state, in the order a session builds them: a
+# lab test runs in the group of the earliest of these it uses (none: fresh hosts, first).
+# The first offline provision is recorded for the tests that check it, so they go before
+# the other tests of that lab, which provision and edit it again.
+LAB_STATES = ("bootstrapped", "executor_lab", "first_provision", "provisioned_lab")
+
+
+def lab_state_rank(fixture_names: list[str]) -> int:
+    """Where a test goes in the session: 0 for fresh hosts, then LAB_STATES' order."""
+    return min((rank for rank, name in enumerate(LAB_STATES, 1) if name in fixture_names), default=0)
 
 
 def lab_unavailable_reason() -> str | None:
@@ -36,6 +54,15 @@ def lab_unavailable_reason() -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class ProvisionRun:
+    """`ecohash provision lab --json`'s run: the report on stdout, progress on stderr."""
+
+    stdout: str
+    stderr: str
+    seconds: float
+
+
 @dataclass
 class Lab:
     """A running lab: its hosts, and SSH into them the way Ansible and testinfra will."""
@@ -45,33 +72,44 @@ class Lab:
     paths: LabPaths
     # Whether /run/netns was a mount before the lab: if so, it is not the lab's to remove.
     run_netns_was_mounted: bool
-    # How the running hosts were provisioned by provision() ("offline"), None for fresh hosts.
-    provisioned: str | None = None
+    # What changed the running hosts since `lab up` ("offline provision", "bootstrap", "site
+    # mirror"), None for fresh hosts.
+    changed_by: str | None = None
     # Whether the running lab has `lab up --executor`'s extra host.
     executor: bool = False
+    # The offline provision of the running hosts, from fresh (provision_offline's).
+    offline_provision: ProvisionRun | None = None
 
     def up(self, *, offline: bool = False, executor: bool = False) -> lab_library.LabStatus:
         status = lab_library.up(nodes=self.nodes, containers=self.containers, offline=offline,
                                 executor=executor)
-        self.provisioned = None
+        self.changed_by = None
         self.executor = executor
+        self.offline_provision = None
         return status
 
-    def provision_offline(self) -> None:
-        """An offline lab (no apt proxy; everything from the lab's bundle) provisioned by the
-        real CLI: once per session for every module that asks, since a provision is the
-        slowest thing the suite does (tests/bundle's offline test and tests/grid share it)."""
-        if self.provisioned == "offline" and not self.executor:
-            return
+    def provision_offline(self) -> ProvisionRun:
+        """An offline lab (no apt proxy; everything from the lab's bundle) provisioned from
+        fresh hosts by the real CLI: once per session for every module that asks, since a
+        provision is the slowest thing the suite does (the rollout, gitops, offline bundle
+        and grid tests share it)."""
+        if self.offline_provision is not None and self.changed_by == "offline provision":
+            return self.offline_provision
         self.up(offline=True)
-        result = subprocess.run([ECOHASH, "provision", "lab"], capture_output=True, text=True,
+        # `lab up` forgets the lab's rollout state and cached facts: this provision starts from nothing.
+        assert not (state_dir() / "rollouts" / "lab" / "state.json").exists()
+        assert not facts_dir("lab").exists()
+        started = time.monotonic()
+        result = subprocess.run([ECOHASH, "provision", "lab", "--json"], capture_output=True, text=True,
                                 timeout=1200, check=False)
         assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
-        self.provisioned = "offline"
+        self.changed_by = "offline provision"
+        self.offline_provision = ProvisionRun(result.stdout, result.stderr, time.monotonic() - started)
+        return self.offline_provision
 
     def fresh(self) -> None:
-        """Hosts nobody provisioned, for tests that expect them: new ones only when needed."""
-        if self.provisioned is not None or self.executor:
+        """Hosts nobody changed, for tests that expect them: new ones only when needed."""
+        if self.changed_by is not None or self.executor:
             self.up()
 
     def status(self) -> lab_library.LabStatus:
@@ -112,8 +150,9 @@ class Lab:
         """Point a host's apt at the lab's proxy and signed mirror, as the base role does.
 
         For lab tests that install packages without running the roles; role tests start
-        from hosts that know neither (see tests/roles).
+        from hosts that know neither (see tests/roles). The hosts are no longer fresh after it.
         """
+        self.changed_by = self.changed_by or "site mirror"
         keyring = (self.paths.mirror_dir / "current" / mirror.KEYRING_PATH).read_bytes()
         self.ssh(node, "mkdir -p /etc/apt/keyrings && cat > /etc/apt/keyrings/lab-mirror.gpg",
                  input_bytes=keyring)

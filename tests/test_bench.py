@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ecohash.inventory import load_site
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +34,7 @@ def test_generated_sites_are_deterministic_valid_and_of_the_size_asked(tmp_path:
     assert sizes == [100, 1000]
 
 
+@pytest.mark.slow
 def test_plan_scaling_measures_and_judges_every_command(tmp_path: Path) -> None:
     saved = tmp_path / "figures.json"
     result = bench("plan_scaling.py", "--sizes", "100,1000", "--repeat", "1",
@@ -52,6 +55,7 @@ def test_bundle_verify_bench_measures_verify_against_sha256sum() -> None:
     assert result.returncode in (0, 1)  # 1 is a measured miss of the target, not a broken script
 
 
+@pytest.mark.slow
 def test_inventory_scaling_compares_the_plugin_with_its_static_twin(tmp_path: Path) -> None:
     out = tmp_path / "inventory_scaling.txt"
     result = bench("inventory_scaling.py", "--sizes", "100", "--repeat", "1", "--out", str(out))
@@ -75,6 +79,7 @@ def test_report_size_measures_the_three_forms_of_the_report(tmp_path: Path) -> N
     assert all(int(row[2].replace(",", "")) > 0 for row in rows)
 
 
+@pytest.mark.slow
 def test_fleet_speed_runs_fleet_over_generated_sites_and_judges_the_target(tmp_path: Path) -> None:
     out = tmp_path / "fleet_speed.txt"
     result = bench("fleet_speed.py", "--sites", "3", "--nodes", "100", "--repeat", "1", "--out", str(out))

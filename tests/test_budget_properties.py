@@ -85,6 +85,7 @@ def reference(site, floors=True):
     return {n.name: ceiling[n.name] if n.gpus else None for n in nodes}
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(sites())
 def test_compiler_matches_the_rule_and_keeps_every_domain_in_budget(generated):
@@ -111,6 +112,7 @@ def test_compiler_matches_the_rule_and_keeps_every_domain_in_budget(generated):
     assert plan.site_domain.draw_w == sum(n.draw_w for n in plan.nodes)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(sites())
 def test_a_site_feasible_under_the_single_w_rule_keeps_its_caps(generated):
@@ -130,6 +132,7 @@ def test_example_sites_keep_their_caps(path):
     assert caps == reference(site, floors=False) == reference(site)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(sites())
 def test_every_domain_draws_what_its_nodes_draw_at_their_final_caps(generated):

@@ -79,10 +79,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     yield Installed(venv=venv, package=site_packages / "ecohash", work=work)
 
 
+@pytest.mark.slow
 def test_the_installed_package_is_the_wheel_not_the_checkout(installed):
     assert Path(installed.python("import ecohash; print(ecohash.__file__)")) == installed.package / "__init__.py"
 
 
+@pytest.mark.slow
 def test_validate_plan_and_render_run_from_outside_the_checkout(installed):
     validate = installed.ecohash("validate", "site.yaml")
     assert (validate.returncode, validate.stderr) == (0, "")
@@ -98,6 +100,7 @@ def test_validate_plan_and_render_run_from_outside_the_checkout(installed):
     assert list((installed.work / "rendered").rglob("*.yaml"))
 
 
+@pytest.mark.slow
 def test_the_content_resolves_inside_the_installed_package(installed):
     root, collections = installed.python(
         "from ecohash.paths import project_root, collections_dir; print(project_root()); print(collections_dir())"
@@ -114,6 +117,7 @@ def test_the_content_resolves_inside_the_installed_package(installed):
                             "print(published_schema('plan')['$id'])") == "https://ecohash.dev/schemas/plan.json"
 
 
+@pytest.mark.slow
 def test_ansible_finds_the_installed_collection_and_its_inventory_plugin(installed):
     root = installed.package / "collections" / "ansible_collections" / "ecohash" / "site"
     check = installed.run(str(installed.venv / "bin" / "python"), "-m", "ansible.cli.playbook", "--syntax-check",
@@ -123,6 +127,7 @@ def test_ansible_finds_the_installed_collection_and_its_inventory_plugin(install
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+@pytest.mark.slow
 def test_an_install_missing_its_roles_refuses_in_one_line(installed):
     root = installed.package / "collections" / "ansible_collections" / "ecohash" / "site"
     (root / "roles").rename(root / "roles.away")

@@ -29,6 +29,7 @@ values = st.recursive(
 
 @settings(max_examples=500)
 @given(values)
+@pytest.mark.slow
 def test_it_is_json_dumps_with_indent_2(value):
     assert dumps_indented(value) == json.dumps(value, indent=2)
 

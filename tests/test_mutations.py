@@ -1,5 +1,6 @@
 """Random edits of valid inventories never make ecohash crash: exit 0 or 2, never a traceback."""
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -45,6 +46,7 @@ def mutated(draw):
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=mutated())
+@pytest.mark.slow
 def test_mutated_inventories_never_crash(tmp_path, text):
     path = tmp_path / "site.yaml"
     path.write_text(text)

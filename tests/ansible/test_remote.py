@@ -229,6 +229,7 @@ def ansible_inventory(source: Path, state_dir: Path, *extra: str, static: bool =
     return result.stdout
 
 
+@pytest.mark.slow
 def test_the_static_inventory_is_the_plugins_inventory(tmp_path, state_dir):
     site_file = tmp_path / "site.yaml"
     site_file.write_text(WILLISTON)
@@ -480,6 +481,7 @@ def reachable_run(site_file: Path, directory: Path, executor: Executor | None,
     return result, seen
 
 
+@pytest.mark.slow
 def test_a_run_on_the_executor_streams_back_what_a_local_run_gives(
         tmp_path, write_site, monkeypatch, token, remote_base):
     # Every host reached with the local connection (the worker's own environment), here and there.
@@ -510,6 +512,7 @@ def test_a_run_on_the_executor_streams_back_what_a_local_run_gives(
         assert not path.is_file() or TOKEN not in path.read_text(errors="replace"), path
 
 
+@pytest.mark.slow
 def test_a_playbook_that_fails_on_the_executor_is_the_playbooks_failure_not_the_executors(
         tmp_path, write_site, monkeypatch, token, remote_base):
     # The worker exits with ansible-playbook's rc; here no host matches the limit (rc 1).
@@ -521,6 +524,7 @@ def test_a_playbook_that_fails_on_the_executor_is_the_playbooks_failure_not_the_
     assert (there.status, there.rc, there.reason) == (local.status, local.rc, None) == ("failed", 1, None)
 
 
+@pytest.mark.slow
 def test_an_executor_that_dies_mid_stream_fails_the_run_naming_it(tmp_path, write_site, monkeypatch, token,
                                                                  remote_base):
     monkeypatch.setenv("ANSIBLE_TRANSPORT", "local")

@@ -293,6 +293,7 @@ CONTROLLER_PLAY = """\
 """
 
 
+@pytest.mark.slow
 def test_a_real_sharded_run_gives_each_host_what_its_play_says(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from ecohash.ansible import runner

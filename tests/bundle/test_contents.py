@@ -66,6 +66,7 @@ def test_an_executor_adds_the_executor_roles_packages_to_the_apt_closure() -> No
 
 
 @needs_base
+@pytest.mark.slow
 def test_lab_debs_are_the_closure_resolved_in_the_base(tmp_path: Path) -> None:
     standard_file, sources = lab_standard(tmp_path)
     items = collect(standard_file, None, tmp_path / "work",
@@ -88,6 +89,7 @@ def test_lab_debs_are_the_closure_resolved_in_the_base(tmp_path: Path) -> None:
 
 
 @needs_base
+@pytest.mark.slow
 def test_production_debs_name_what_upstream_lacks(tmp_path: Path) -> None:
     sources = ContentSources(base_root=BASE, leave_out=EVERYTHING_BUT["apt"])
     with pytest.raises(EcohashError) as error:

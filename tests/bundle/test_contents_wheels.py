@@ -25,6 +25,7 @@ def test_the_subset_is_the_executors_closure_in_the_lock() -> None:
     assert "pulumi" not in names and "openleadr" not in names and "pytest" not in names
 
 
+@pytest.mark.slow
 def test_wheels_download_by_the_locks_hashes(tmp_path: Path) -> None:
     downloaded = wheels.download(tmp_path)
     pins, _ = wheels.read_lock(LOCK)
@@ -36,6 +37,7 @@ def test_wheels_download_by_the_locks_hashes(tmp_path: Path) -> None:
         assert f"--hash=sha256:{digest}" in pin.text
 
 
+@pytest.mark.slow
 def test_a_hash_the_lock_does_not_pin_is_refused(tmp_path: Path) -> None:
     lock = tmp_path / "requirements.lock"
     text = LOCK.read_text()

@@ -19,47 +19,41 @@ pytestmark = pytest.mark.lab
 NODE = "c01-r01-n01"
 
 
-@pytest.fixture(scope="module")
-def offline_lab(lab: Lab) -> Lab:
-    lab.provision_offline()
-    return lab
-
-
-def test_the_hosts_have_no_proxy_and_no_route_out(offline_lab: Lab) -> None:
-    assert offline_lab.status().proxy == "none: the lab is offline"
+def test_the_hosts_have_no_proxy_and_no_route_out(provisioned_lab: Lab) -> None:
+    assert provisioned_lab.status().proxy == "none: the lab is offline"
     assert "apt_proxy" not in inventory_file().read_text()
-    for name in offline_lab.host_names:
-        assert offline_lab.ssh(name, "apt-config dump Acquire::http::Proxy").stdout.strip() == ""
+    for name in provisioned_lab.host_names:
+        assert provisioned_lab.ssh(name, "apt-config dump Acquire::http::Proxy").stdout.strip() == ""
         # Nothing answers where the proxy was, and Debian's mirror is out of reach.
         for host, port in ((str(BRIDGE_ADDRESS), PROXY_PORT), ("deb.debian.org", 80)):
-            probe = offline_lab.ssh(
+            probe = provisioned_lab.ssh(
                 name, f"python3 -c 'import socket; socket.create_connection((\"{host}\", {port}), 3)'",
                 check=False)
             assert probe.returncode != 0, f"{name} reached {host}:{port}"
 
 
-def test_apt_reads_the_mirror_alone(offline_lab: Lab) -> None:
-    offline_lab.ssh(NODE, "apt-get update -q")
-    uris = offline_lab.ssh(NODE, "apt-get indextargets --format '$(URI)'").stdout.split()
+def test_apt_reads_the_mirror_alone(provisioned_lab: Lab) -> None:
+    provisioned_lab.ssh(NODE, "apt-get update -q")
+    uris = provisioned_lab.ssh(NODE, "apt-get indextargets --format '$(URI)'").stdout.split()
     assert uris and all(uri.startswith(f"{mirror.mirror_url()}/apt/") for uri in uris), uris
     # The host's own sources are still on disk, unread.
-    assert "deb.debian.org" in offline_lab.ssh(NODE, "cat /etc/apt/sources.list").stdout
+    assert "deb.debian.org" in provisioned_lab.ssh(NODE, "cat /etc/apt/sources.list").stdout
 
 
-def test_every_package_the_roles_install_came_from_the_bundle(offline_lab: Lab) -> None:
-    standard = load_standard(offline_lab.paths.standard_file)
+def test_every_package_the_roles_install_came_from_the_bundle(provisioned_lab: Lab) -> None:
+    standard = load_standard(provisioned_lab.paths.standard_file)
     names = [package.split("=", 1)[0] for package in role_packages(standard, "debian12", gpus=True)]
-    manifest = json.loads((offline_lab.paths.bundle / "manifest.json").read_text())
+    manifest = json.loads((provisioned_lab.paths.bundle / "manifest.json").read_text())
     carried = {entry["destination"].removeprefix("apt/").split("_", 1)[0]
                for entry in manifest["entries"] if entry["kind"] == "deb"}
-    record = state.load(offline_lab.paths.state_file)
+    record = state.load(provisioned_lab.paths.state_file)
     assert record is not None
     in_base = installed_in(Path(record.base))
     # A package the base (a freshly installed node) lacks came in the bundle; so did what apt
     # pulled in for it (pciutils -> libpci3).
     assert {name for name in names if name not in in_base} <= carried
     assert {"chrony", "containerd", "nvidia-driver-sim", "libpci3"} <= carried
-    installed = offline_lab.ssh(
+    installed = provisioned_lab.ssh(
         NODE, "dpkg-query --show --showformat='${Package} ${db:Status-Abbrev}\\n' " + " ".join(names)
     ).stdout.splitlines()
     # Status "ii", or "hi" for the packages the roles hold: installed either way.
@@ -76,7 +70,7 @@ def installed_in(root: Path) -> set[str]:
     return installed
 
 
-def test_the_image_came_from_the_site_registry(offline_lab: Lab) -> None:
-    reference = image_reference(load_standard(offline_lab.paths.standard_file), lifecycle.registry_url())
-    for name in offline_lab.host_names:
-        assert reference in offline_lab.ssh(name, "ctr --namespace k8s.io images list --quiet").stdout.split()
+def test_the_image_came_from_the_site_registry(provisioned_lab: Lab) -> None:
+    reference = image_reference(load_standard(provisioned_lab.paths.standard_file), lifecycle.registry_url())
+    for name in provisioned_lab.host_names:
+        assert reference in provisioned_lab.ssh(name, "ctr --namespace k8s.io images list --quiet").stdout.split()

@@ -84,6 +84,7 @@ def test_ansible_doc_shows_the_installed_inventory_plugin(collections: Path, tmp
     assert doc["options"]["site_file"]["required"] is True
 
 
+@pytest.mark.slow
 def test_an_awx_source_file_gives_the_same_inventory_installed_as_from_the_checkout(
         collections: Path, tmp_path: Path) -> None:
     listing = ["--list", "--export", "-i", SOURCE_FILE]
@@ -100,6 +101,7 @@ def test_an_awx_source_file_gives_the_same_inventory_installed_as_from_the_check
     assert "c01-r01-n01" in inventory["rack_c01_r01"]["hosts"]
 
 
+@pytest.mark.slow
 def test_a_source_file_without_its_site_file_is_refused_by_name(tmp_path: Path) -> None:
     source = tmp_path / "broken.ecohash.yml"
     source.write_text(f"plugin: {PLUGIN}\n")
@@ -109,6 +111,7 @@ def test_a_source_file_without_its_site_file_is_refused_by_name(tmp_path: Path) 
     assert f"{source}: Required config 'site_file'" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_installed_playbooks_and_the_checkouts_pass_a_syntax_check(collections: Path, tmp_path: Path) -> None:
     for name in ("bootstrap", "verify"):
         installed = run([BIN / "ansible-playbook", "--syntax-check", "-i", SOURCE_FILE, f"{FQCN}.{name}"],
@@ -139,6 +142,7 @@ def test_ansible_builder_accepts_the_execution_environment(tarball: Path, tmp_pa
 IMPORTER = REPO / ".venv-importer" / "bin" / "python"
 
 
+@pytest.mark.slow
 def test_galaxy_importer_accepts_the_built_collection(tarball: Path, tmp_path: Path) -> None:
     if not IMPORTER.is_file():
         assert not os.environ.get("CI"), "CI runs scripts/install --test, which makes .venv-importer"

@@ -90,6 +90,7 @@ def test_preview_shows_pulumis_progress_and_the_changes(site: str, fake: FakePul
     assert operations(fake) == ["preview"]
 
 
+@pytest.mark.slow
 def test_yes_applies_and_prints_outputs_but_no_secrets(site: str, fake: FakePulumi, state: Path) -> None:
     result = run(site, "--yes")
     assert result.exit_code == 0, result.output

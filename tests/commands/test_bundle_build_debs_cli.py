@@ -20,7 +20,7 @@ from ecohash.lab.layout import LabPaths, inventory_file
 from ecohash.standard import load_standard
 from tests.bundle.test_contents import BASE, needs_base
 
-pytestmark = needs_base
+pytestmark = [needs_base, pytest.mark.slow]
 
 
 def run(*args: str | Path):

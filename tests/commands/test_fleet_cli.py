@@ -209,6 +209,7 @@ def png_colours(path: Path) -> tuple[int, int, int]:
     return width, height, len(colours)
 
 
+@pytest.mark.slow
 def test_the_page_renders_in_a_real_browser_and_fits_a_phone(with_broken: Path, tmp_path: Path) -> None:
     page = tmp_path / "fleet.html"
     result = run("fleet", str(with_broken), "--html", str(page))

@@ -90,6 +90,7 @@ def test_drift_reports_bad_input_as_an_error(state: Path) -> None:
     assert run("drift", "--no-such-flag", "x").exit_code == 1
 
 
+@pytest.mark.slow
 def test_render_and_plan_are_byte_identical_across_hash_seeds_and_working_directories(
         site_file: Path, state: Path, tmp_path: Path) -> None:
     repository = site_file.parent.parent.parent

@@ -8,6 +8,7 @@ slow for real sites; solve() must agree with it on every cap.
 from decimal import ROUND_CEILING, Decimal
 from fractions import Fraction
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,6 +65,7 @@ def reference(plan, it_target: Fraction, held: dict[str, int]):
     return None
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(sites(), st.integers(1, 60), st.data())
 def test_solve_matches_the_rule_one_watt_at_a_time(generated, pct, data):

@@ -242,6 +242,7 @@ def test_nodes_repeated_by_yaml_aliases_count_each_time(write_site):
     assert peak < 50_000_000
 
 
+@pytest.mark.slow
 def test_the_largest_site_allowed_still_loads(write_site):
     entries = [f'{{name: "e{e}-n{{i}}", count: 25000, sku: cpu-1u, mgmt_ip: 10.{e}.0.1}}'
                for e in range(4)]

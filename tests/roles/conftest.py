@@ -108,6 +108,7 @@ def bootstrapped(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Bootstra
     second = run_bootstrap()
     assert second.returncode == 0, second.output
     installed = run_installed_bootstrap(tmp_path_factory.mktemp("installed"))
+    lab.changed_by = "bootstrap"
     return Bootstrapped(lab, first, second, installed)
 
 

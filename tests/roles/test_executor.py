@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from ecohash.bundle import wheels
@@ -51,6 +52,7 @@ def ansible_playbook(playbook: Path, *arguments: str) -> subprocess.CompletedPro
         capture_output=True, text=True, timeout=120, env=environment, check=False)
 
 
+@pytest.mark.slow
 def test_the_playbook_reaches_the_executor_as_the_site_reaches_its_nodes(tmp_path: Path, write_site) -> None:
     site = write_site(with_executor("host: 10.20.3.4\nuser: runner\nport: 2200"))
     out = tmp_path / "executor.json"
@@ -65,6 +67,7 @@ def test_the_playbook_reaches_the_executor_as_the_site_reaches_its_nodes(tmp_pat
     }
 
 
+@pytest.mark.slow
 def test_a_site_without_an_executor_is_refused_naming_the_key(tmp_path: Path, write_site) -> None:
     playbook = tmp_path / "play.yml"
     playbook.write_text(EXECUTOR_PLAY.format(out=tmp_path / "executor.json"))
@@ -88,6 +91,7 @@ def role_view(tmp_path: Path, pip_list: list[str]) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_the_role_installs_the_locks_executor_pins_with_their_hashes(tmp_path: Path) -> None:
     view = role_view(tmp_path, [])
     assert view["requirements"] == wheels.executor_requirements()
@@ -99,6 +103,7 @@ def test_the_role_installs_the_locks_executor_pins_with_their_hashes(tmp_path: P
     assert view["missing"] == wanted
 
 
+@pytest.mark.slow
 def test_pip_runs_only_for_pins_the_virtualenv_lacks_or_holds_at_another_version(tmp_path: Path) -> None:
     pins, _ = wheels.read_lock(REPO / wheels.LOCK_FILE_NAME)
     wanted = [f"{pin.name}=={pin.text.split('==')[1].split()[0]}" for pin in wheels.executor_pins(pins)]

@@ -35,7 +35,8 @@ echo run >> "{log}"
 exec "{python}" "$@"
 """
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the files are given to root, as on a node")
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="the files are given to root, as on a node"),
+              pytest.mark.slow]
 
 
 def run(tmp_path: Path, tasks: list[dict[str, Any]], check: bool = False) -> tuple[list[dict[str, Any]], int]:

@@ -78,6 +78,7 @@ def registry_tasks(tmp_path: Path, certs_d: Path, registry: str | None) -> dict[
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the tasks give their files to root, as on a node")
+@pytest.mark.slow
 def test_the_registry_is_configured_and_removed_when_the_inventory_drops_it(
     tmp_path: Path, certs_d: Path
 ) -> None:
@@ -132,18 +133,21 @@ def prepull(tmp_path: Path, check: bool) -> dict[str, list[dict[str, Any]]]:
     }, check=check)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_check_mode_reports_a_missing_image_as_a_change_and_pulls_nothing(tmp_path: Path, fake_ctr: Path) -> None:
     results = prepull(tmp_path, check=True)
     assert changed_tasks(results), results  # what `ecohash drift` lists for the node
     assert [call for call in fake_ctr.read_text().splitlines() if " pull " in call] == []
 
 
+@pytest.mark.slow
 def test_check_mode_reports_nothing_when_the_image_is_there(tmp_path: Path, fake_ctr: Path) -> None:
     (tmp_path / "images").write_text(f"docker.io/library/busybox:1\n{REFERENCE}\n")
     assert changed_tasks(prepull(tmp_path, check=True)) == []
     assert [call for call in fake_ctr.read_text().splitlines() if " pull " in call] == []
 
 
+@pytest.mark.slow
 def test_the_pull_goes_through_the_registrys_hosts_toml(tmp_path: Path, fake_ctr: Path) -> None:
     results = prepull(tmp_path, check=False)
     assert changed_tasks(results) != []

@@ -51,11 +51,11 @@ def caps() -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def provisioned(lab: Lab) -> Lab:
-    # Whatever earlier tests left: provision does what is not done (all of it on fresh hosts).
+def provisioned(provisioned_lab: Lab) -> Lab:
+    # The session's provisioned lab; a provision does whatever earlier tests left undone.
     result = ecohash("provision", "lab")
     assert result.returncode == 0, result.stdout + result.stderr
-    return lab
+    return provisioned_lab
 
 
 @contextmanager
@@ -80,7 +80,8 @@ def test_after_provision_nothing_is_pending_and_nothing_drifted(provisioned: Lab
     assert report["stack"]["method"] == "render" and report["stack"]["objects"] == []
     state = json.loads((state_dir() / "rollouts" / "lab" / "state.json").read_text())
     assert state["stack"]["action"] == "rendered" and len(state["stack"]["objects"]) > 10
-    assert all(node["vars"]["ecohash_gpu_cap_w"] == caps()[name] for name, node in state["nodes"].items())
+    planned = caps()
+    assert all(node["vars"]["ecohash_gpu_cap_w"] == planned[name] for name, node in state["nodes"].items())
 
 
 def test_a_hand_edited_file_and_a_hand_set_power_limit_are_drift(provisioned: Lab) -> None:

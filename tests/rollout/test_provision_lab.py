@@ -1,7 +1,8 @@
 """`ecohash provision lab` against the issue, on real lab hosts, through the real CLI.
 
 One sequence, each step building on the last (a full rollout takes minutes):
-a full provision of fresh hosts; a second one with no changes; a forced one during
+a full provision of fresh hosts (the session's offline lab's, shared with the other
+tests of the provisioned lab); a second one with no changes; a forced one during
 which a host dies; a re-run that finishes that host alone; a concurrent provision
 refused; and one interrupted with Ctrl-C, then resumed.
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from ecohash.paths import facts_dir, state_dir
+from ecohash.paths import state_dir
 from tests.labhosts import Lab
 from tests.roles.conftest import ECOHASH, LAB_HOSTS, SERVER
 
@@ -78,21 +79,16 @@ class Provisioned:
 
 
 @pytest.fixture(scope="module")
-def provisioned(lab: Lab) -> Provisioned:
-    lab.up()  # fresh hosts; `lab up` also forgets the lab's rollout state and cached facts
-    assert not (state_dir() / STATE_FILE).exists()
-    assert not (facts_dir("lab")).exists()
-    started = time.monotonic()
-    result = subprocess.run([ECOHASH, "provision", "lab", "--json"], capture_output=True, text=True,
-                            timeout=900, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)  # --json: stdout is the report alone
-    first = Provision(result.returncode, result.stderr, report, time.monotonic() - started)
-    return Provisioned(lab, first, result.stdout)
+def first_provision(provisioned_lab: Lab) -> Provisioned:
+    """The session's offline provision of fresh hosts (shared: it takes minutes); this
+    module runs before the others that use the provisioned lab, so nothing changed since."""
+    run = provisioned_lab.provision_offline()
+    report = json.loads(run.stdout)  # --json: stdout is the report alone
+    return Provisioned(provisioned_lab, Provision(0, run.stderr, report, run.seconds), run.stdout)
 
 
-def test_a_full_provision_passes_every_host_in_a_canary_wave_then_the_rest(provisioned: Provisioned) -> None:
-    report = provisioned.first.report
+def test_a_full_provision_passes_every_host_in_a_canary_wave_then_the_rest(first_provision: Provisioned) -> None:
+    report = first_provision.first.report
     assert report["outcome"] == "completed"
     assert statuses(report) == dict.fromkeys(LAB_HOSTS, "passed")
     assert report["totals"] == {"nodes": 4, "passed": 4, "failed": 0, "skipped": 0, "not_run": 0}
@@ -111,33 +107,33 @@ def test_a_full_provision_passes_every_host_in_a_canary_wave_then_the_rest(provi
     assert stack["objects"] == len(list(Path(stack["directory"]).rglob("*.yaml"))) > 10
 
 
-def test_caps_on_the_hosts_are_the_plan_s_and_the_report_and_state_agree(provisioned: Provisioned) -> None:
+def test_caps_on_the_hosts_are_the_plan_s_and_the_report_and_state_agree(first_provision: Provisioned) -> None:
     plan = json.loads(subprocess.run([ECOHASH, "plan", "lab", "--json"], capture_output=True, text=True,
                                      check=True).stdout)
     caps = {node["name"]: node["gpu_cap_w"] for node in plan["nodes"]}
     state = rollout_state()
-    for node in provisioned.first.report["nodes"]:
+    for node in first_provision.first.report["nodes"]:
         name = node["name"]
         assert node["gpu_cap_w"] == caps[name]
-        limits = provisioned.lab.ssh(
+        limits = first_provision.lab.ssh(
             name, "nvidia-smi --query-gpu=power.limit --format=csv,noheader,nounits").stdout.split()
         assert limits == [f"{caps[name]:.2f}"] * 2
         recorded = state["nodes"][name]
         assert (recorded["status"], recorded["fingerprint"], recorded["cap_w"]) == \
             ("passed", node["fingerprint"], caps[name])
-        assert recorded["run"] == provisioned.first.report["run"]
+        assert recorded["run"] == first_provision.first.report["run"]
 
 
-def test_the_report_is_stored_with_the_run_in_three_forms(provisioned: Provisioned) -> None:
-    directory = Path(provisioned.first.report["directory"])
-    assert json.loads((directory / "report.json").read_text()) == provisioned.first.report
+def test_the_report_is_stored_with_the_run_in_three_forms(first_provision: Provisioned) -> None:
+    directory = Path(first_provision.first.report["directory"])
+    assert json.loads((directory / "report.json").read_text()) == first_provision.first.report
     html = (directory / "report.html").read_text()
     assert "SIMULATED" in html and all(name in html for name in LAB_HOSTS)
     assert "lab" in (directory / "report.txt").read_text()
     assert sorted(p.name for p in directory.glob("wave-*")) == ["wave-01", "wave-02"]
 
 
-def test_status_shows_every_node_current(provisioned: Provisioned) -> None:
+def test_status_shows_every_node_current(first_provision: Provisioned) -> None:
     status = json.loads(subprocess.run([ECOHASH, "status", "lab", "--json"], capture_output=True,
                                        text=True, check=True).stdout)
     assert status["counts"] == {"current": 4}
@@ -145,28 +141,28 @@ def test_status_shows_every_node_current(provisioned: Provisioned) -> None:
 
 
 def test_a_second_provision_touches_no_host_and_takes_a_fraction_of_the_time(
-    provisioned: Provisioned,
+    first_provision: Provisioned,
 ) -> None:
-    logins = {name: ssh_logins(provisioned.lab, name) for name in LAB_HOSTS}
+    logins = {name: ssh_logins(first_provision.lab, name) for name in LAB_HOSTS}
     second = provision()
     assert second.returncode == 0, second.output
     assert statuses(second.report) == dict.fromkeys(LAB_HOSTS, "skipped")
     assert second.report["waves"] == []
     # Not one SSH session was opened on any host (the count above opened one each).
-    assert {name: ssh_logins(provisioned.lab, name) - 1 for name in LAB_HOSTS} == logins
-    assert second.seconds < 0.3 * provisioned.first.seconds, (second.seconds, provisioned.first.seconds)
+    assert {name: ssh_logins(first_provision.lab, name) - 1 for name in LAB_HOSTS} == logins
+    assert second.seconds < 0.3 * first_provision.first.seconds, (second.seconds, first_provision.first.seconds)
 
 
-def test_secrets_reach_no_report_state_or_output(provisioned: Provisioned) -> None:
+def test_secrets_reach_no_report_state_or_output(first_provision: Provisioned) -> None:
     token = (state_dir() / "secrets" / "lab" / "k3s-token").read_text().strip()
     assert len(token) == 64
-    directory = Path(provisioned.first.report["directory"])
-    texts = [provisioned.first.output, provisioned.first_json, (state_dir() / STATE_FILE).read_text()]
+    directory = Path(first_provision.first.report["directory"])
+    texts = [first_provision.first.output, first_provision.first_json, (state_dir() / STATE_FILE).read_text()]
     texts += [p.read_text(errors="replace") for p in directory.rglob("*") if p.is_file()]
     assert all(token not in text for text in texts)
 
 
-def test_a_host_dying_mid_run_fails_alone_and_a_rerun_finishes_it(provisioned: Provisioned) -> None:
+def test_a_host_dying_mid_run_fails_alone_and_a_rerun_finishes_it(first_provision: Provisioned) -> None:
     dead = "c02-r01-n02"  # in the second wave
     link = ["ip", "-n", f"ecolab-{dead}", "link", "set", "eth0"]
     before = rollout_state()["nodes"][dead]
@@ -189,10 +185,10 @@ def test_a_host_dying_mid_run_fails_alone_and_a_rerun_finishes_it(provisioned: P
     canary, second = run.report["waves"]
     assert (canary["shards"], second["shards"]) == (1, 2)  # the server's wave is one job
     assert [wave["nodes"] for wave in run.report["waves"]] == \
-        [wave["nodes"] for wave in provisioned.first.report["waves"]]
+        [wave["nodes"] for wave in first_provision.first.report["waves"]]
     jobs = sorted(Path(second["directory"]).glob("shard-*/hosts.limit"))
     assert [job.read_text().split() for job in jobs] == [[name] for name in second["nodes"]]
-    first = {node["name"]: node for node in provisioned.first.report["nodes"]}
+    first = {node["name"]: node for node in first_provision.first.report["nodes"]}
     for node in run.report["nodes"]:
         if node["name"] != dead:  # the same fingerprint, verdict and checks as the unsharded run's
             same = first[node["name"]]
@@ -211,7 +207,7 @@ def test_a_host_dying_mid_run_fails_alone_and_a_rerun_finishes_it(provisioned: P
 
 
 def test_a_concurrent_provision_is_refused_and_ctrl_c_leaves_state_consistent(
-    provisioned: Provisioned,
+    first_provision: Provisioned,
 ) -> None:
     node = "c01-r01-n02"
     refused: list[subprocess.CompletedProcess[str]] = []

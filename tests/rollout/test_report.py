@@ -310,6 +310,7 @@ def test_a_large_site_counts_nodes_per_container_instead_of_listing_them_but_lis
     assert nodes[0]["name"] not in text
 
 
+@pytest.mark.slow
 def test_nodes_a_wave_never_ran_are_named_with_the_reason_on_a_site_of_any_size():
     reason = "the playbook ended before this node ran: c000-r01-n000 failed: Install k3s: checksum mismatch"
     nodes = [make_node(f"c{i // 100:03d}-r01-n{i % 100:03d}", "not-run", wave=None, reason=None)

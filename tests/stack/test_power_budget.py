@@ -51,6 +51,7 @@ def test_the_site_configmap_does_not_grow_with_racks_or_nodes():
     assert large["power-budget-c1"] > 100 * small["power-budget-c1"]
 
 
+@pytest.mark.slow
 def test_the_benchmarks_50000_node_site_fits_every_configmap():
     # Its racks alone once made the site's ConfigMap 1.1 MB, and render refused the site.
     split = split_plan(plan_of(site_text(50_000)))

@@ -104,6 +104,7 @@ def test_budget_configmaps_are_ecohash_plan_json(name, tmp_path):
     assert rebuilt == plan
 
 
+@pytest.mark.slow
 def test_render_is_byte_identical_across_runs_hash_seeds_and_directories(tmp_path):
     outputs = []
     # By name from the checkout, by absolute path from elsewhere, with other hash seeds.
@@ -325,6 +326,7 @@ _YAML_VALUES = st.recursive(
 
 @settings(max_examples=400, deadline=None)
 @given(st.dictionaries(_TEXT, _YAML_VALUES, min_size=1, max_size=4))
+@pytest.mark.slow
 def test_yaml_is_what_pyyamls_emitter_writes_whichever_emitter_wrote_it(obj):
     assert to_yaml(obj) == yaml.dump(obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False,
                                      allow_unicode=True, width=1000)
