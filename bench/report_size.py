@@ -89,7 +89,8 @@ def synthetic_node(index: int) -> dict[str, Any]:
     name = node_name(index)
     container, rack, _ = name.split("-")
     node: dict[str, Any] = {
-        "name": name, "container": container, "rack": rack, "gpu_model": "h100-sxm", "gpus": 2, "gpu_cap_w": 450,
+        "name": name, "container": container, "rack": rack, "gpu_model": "h100-sxm", "gpus": 2,
+        "gpu_cap_w": 450,
         "status": "passed", "reason": None, "fingerprint": FINGERPRINT, "wave": 2 + index // 200,
         "duration_s": 56.5 + index % 7, "verdict": {**copy.deepcopy(VERDICT), "node": name},
         "checks": copy.deepcopy(CHECKS), "gpu_draw_w": 900.0,
