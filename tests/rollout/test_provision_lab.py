@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from ecohash.paths import state_dir
+from ecohash.rollout.report import REPORT_SCHEMA
 from tests.labhosts import Lab
 from tests.roles.conftest import ECOHASH, LAB_HOSTS, SERVER
 
@@ -126,7 +127,12 @@ def test_caps_on_the_hosts_are_the_plan_s_and_the_report_and_state_agree(first_p
 
 def test_the_report_is_stored_with_the_run_in_three_forms(first_provision: Provisioned) -> None:
     directory = Path(first_provision.first.report["directory"])
-    assert json.loads((directory / "report.json").read_text()) == first_provision.first.report
+    # The same report, but for its version: the stored file's (REPORT_SCHEMA), the output's
+    # the JSON contract's stamp (docs/json.md).
+    stored = json.loads((directory / "report.json").read_text())
+    printed = dict(first_provision.first.report)
+    assert (stored.pop("schema"), printed.pop("schema")) == (REPORT_SCHEMA, "ecohash.provision/2")
+    assert stored == printed
     html = (directory / "report.html").read_text()
     assert "SIMULATED" in html and all(name in html for name in LAB_HOSTS)
     assert "lab" in (directory / "report.txt").read_text()
