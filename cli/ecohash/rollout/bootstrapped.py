@@ -14,8 +14,7 @@ from __future__ import annotations
 from ecohash.ansible.inventory import Inventory
 from ecohash.ansible.runner import RunResult
 from ecohash.rollout.fingerprint import Fingerprints
-from ecohash.rollout.state import PASSED, NodeRecord, RolloutState
-from ecohash.timestamps import utc_time
+from ecohash.rollout.state import PASSED, RolloutState
 
 # Said in the record's reason: the node passed the playbook, not testinfra's verification.
 NOT_VERIFIED = "converged by `ecohash bootstrap` (not verified: provision verifies)"
@@ -34,7 +33,6 @@ class ConvergedRecorder:
 
     def __init__(self, site_name: str, inventory: Inventory, scope: list[str]):
         self.site_name = site_name
-        self.inventory = inventory
         self.fingerprints = Fingerprints(inventory)
         self.given = {name: self.fingerprints.of(name) for name in scope}
 
@@ -45,19 +43,9 @@ class ConvergedRecorder:
             return []
         state = RolloutState.load(self.site_name)
         for name in names:
-            fingerprint = self.given[name]
-            state.record(name, NodeRecord(
-                fingerprint=fingerprint.value,
-                components=dict(fingerprint.components),
-                status=PASSED,
-                reason=NOT_VERIFIED,
-                cap_w=self.inventory.host_vars(name)["ecohash_gpu_cap_w"],
-                time=utc_time(),
-                run=result.directory.name,
-                duration_s=result.hosts[name].duration_s,
-                vars=dict(fingerprint.node_vars),
-                site_vars=self.fingerprints.site_vars_digest,
-            ))
+            state.record(name, self.fingerprints.record(
+                name, self.given[name], status=PASSED, reason=NOT_VERIFIED, run=result.directory.name,
+                duration_s=result.hosts[name].duration_s))
         state.site_vars[self.fingerprints.site_vars_digest] = self.fingerprints.site_vars
         state.save()
         return names

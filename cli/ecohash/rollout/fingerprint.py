@@ -30,6 +30,8 @@ from typing import Any
 from ecohash.ansible.content import PlaybookContent, config_files
 from ecohash.ansible.inventory import Inventory
 from ecohash.paths import project_root
+from ecohash.rollout.state import NodeRecord
+from ecohash.timestamps import utc_time
 
 # 2: the roles part follows imports and dependencies, and covers ansible.cfg and its plugins.
 FINGERPRINT_VERSION = 2
@@ -120,6 +122,23 @@ class Fingerprints:
                       "vars": _digest({**self.site_vars, **node_vars})}
         value = _digest({"version": FINGERPRINT_VERSION, **components})
         return Fingerprint(value, components, node_vars)
+
+    def record(self, node: str, fingerprint: Fingerprint, *, status: str, reason: str | None, run: str,
+               duration_s: float | None) -> NodeRecord:
+        """What rollout state keeps of a node a run finished with at `fingerprint` (taken
+        before the run): provision and bootstrap record it alike."""
+        return NodeRecord(
+            fingerprint=fingerprint.value,
+            components=dict(fingerprint.components),
+            status=status,
+            reason=reason,
+            cap_w=self._inventory.host_vars(node)["ecohash_gpu_cap_w"],
+            time=utc_time(),
+            run=run,
+            duration_s=duration_s,
+            vars=dict(fingerprint.node_vars),
+            site_vars=self.site_vars_digest,
+        )
 
     def roles_of(self, node: str) -> frozenset[str]:
         """The roles a rollout runs on the node, every import, include and dependency included."""

@@ -53,7 +53,7 @@ from ecohash.rollout import preflight
 from ecohash.rollout.changes import record_stack
 from ecohash.rollout.fingerprint import Fingerprint, Fingerprints
 from ecohash.rollout.report import REPORT_SCHEMA, write_report
-from ecohash.rollout.state import FAILED, INTERRUPTED, PASSED, UNREACHABLE, NodeRecord, RolloutState
+from ecohash.rollout.state import FAILED, INTERRUPTED, PASSED, UNREACHABLE, RolloutState
 from ecohash.rollout.verify import Verification, VerifyTarget, event_caps, verify_nodes
 from ecohash.rollout.waves import Wave, WaveNode, plan_waves
 from ecohash.ssh.config import Target
@@ -433,18 +433,9 @@ def _save_state(rollout: Rollout) -> None:
         recorded = rollout.state.nodes.get(name)
         if recorded is not None and recorded.run == rollout.run_id:
             continue  # already saved by this run after an earlier wave
-        rollout.state.record(name, NodeRecord(
-            fingerprint=outcome.fingerprint.value,
-            components=dict(outcome.fingerprint.components),
-            status=outcome.status,
-            reason=outcome.reason,
-            cap_w=rollout.inventory.host_vars(name)["ecohash_gpu_cap_w"],
-            time=utc_time(),
-            run=rollout.run_id,
-            duration_s=outcome.duration_s,
-            vars=dict(outcome.fingerprint.node_vars),
-            site_vars=rollout.fingerprints.site_vars_digest,
-        ))
+        rollout.state.record(name, rollout.fingerprints.record(
+            name, outcome.fingerprint, status=outcome.status, reason=outcome.reason, run=rollout.run_id,
+            duration_s=outcome.duration_s))
     rollout.state.site_vars[rollout.fingerprints.site_vars_digest] = rollout.fingerprints.site_vars
     rollout.state.save()
 
