@@ -73,7 +73,7 @@ def test_written_file_has_the_generated_header_and_the_fixed_keys(tmp_path: Path
         "mirror": {"url": "http://10.213.0.1:8080", "keyring_sha256": "ab" * 32},
         "registry": "http://10.213.0.1:5000",
         "standard": "/lab/node-standard.lock.yml",
-        "rollout": {"serial": 2, "max_fail_percentage": 50},
+        "rollout": {"serial": 3, "max_fail_percentage": 50},
     }
     assert site["spec"]["kubernetes"] == {"distribution": "k3s", "servers": ["c01-r01-n01"]}
     assert site["spec"]["network"] == {"mgmt_cidr": "10.213.0.0/24"}

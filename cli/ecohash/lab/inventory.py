@@ -64,9 +64,12 @@ class LabProvisioning:
             },
             "registry": self.registry_url,
             "standard": str(self.standard_file),
-            # Batches of two: a small lab still rolls out in more than one batch, and one
-            # dead host in a batch (50%) does not stop the others.
-            "rollout": {"serial": 2, "max_fail_percentage": 50},
+            # Batches of three: a four-host lab's bootstrap is the Kubernetes server's play,
+            # then its three agents in one batch (a batch of one more would be a whole pass
+            # of every task again, for nothing the tests look at), and provision still goes
+            # in a canary wave, then the rest. One dead host in a batch (up to 50%) does
+            # not stop the others.
+            "rollout": {"serial": 3, "max_fail_percentage": 50},
             # The user, port and ansible-runner's path are the defaults: the nodes' user and
             # port, and the path the executor role installs to.
             **({"executor": {"host": self.executor}} if self.executor else {}),
