@@ -57,6 +57,16 @@ class EcohashGroup(click.Group):
                 ctx.meta[JSON_WANTED] = True
             echo_json_error(ctx, error, error.exit_code)
             raise
+        except click.Abort as abort:
+            # click turns Ctrl-C or end of input at a prompt into the Abort that a "no" to
+            # confirm(abort=True) raises too; only the "no" keeps click's "Aborted!", exit 1.
+            # An interrupt is 130 here as anywhere, and as every prompt asks before applying
+            # changes, none were.
+            if not isinstance(abort.__context__, (KeyboardInterrupt, EOFError)):
+                raise
+            click.echo()  # the prompt's line is left open, and the message needs its own
+            click.echo("ecohash: interrupted at the prompt: nothing was applied", err=True)
+            sys.exit(INTERRUPTED_EXIT)
         except KeyboardInterrupt:
             # Here, once, for every command: click would print "Aborted!" and exit 1, which a
             # script cannot tell from a failure; 130 is what a shell reports for Ctrl-C.
