@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+from typing import IO, Any
 
 import click
 import pytest
@@ -13,6 +15,7 @@ from click.testing import CliRunner, Result
 from ecohash.commands import apply as apply_module
 from ecohash.commands.apply import apply
 from ecohash.commands.main import EcohashGroup, cli
+from ecohash.interrupts import INTERRUPTED_EXIT
 from ecohash.locks import site_lock
 from tests.conftest import EXAMPLE_SITE
 from tests.fakepulumi import FakePulumi, fake, hide_pulumi, state  # noqa: F401 (fixtures)
@@ -33,7 +36,7 @@ def ecohash() -> None:
 ecohash.add_command(apply)
 
 
-def run(*args: str, input: str | None = None) -> Result:
+def run(*args: str, input: str | IO[bytes] | None = None) -> Result:
     return CliRunner().invoke(ecohash, ["apply", *args], input=input, catch_exceptions=False)
 
 
@@ -120,8 +123,35 @@ def test_on_a_terminal_declining_applies_nothing(site: str, fake: FakePulumi, mo
     monkeypatch.setattr(apply_module, "_can_ask", lambda: True)
     result = run(site, input="n\n")
     assert result.exit_code == 1
-    assert "Aborted!" in result.stderr
+    assert result.stderr == "Aborted!\n"
     assert operations(fake) == ["preview"]
+
+
+class CtrlCAtTheKeyboard(io.RawIOBase):
+    """A terminal whose user presses Ctrl-C instead of answering."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if len(buffer) == 0:  # click's probe for a binary stream reads nothing
+            return 0
+        raise KeyboardInterrupt
+
+
+# Ctrl-C at the prompt, and Ctrl-D (end of input): an interrupt, as anywhere else, not "no".
+@pytest.mark.parametrize("answer", [CtrlCAtTheKeyboard, lambda: ""], ids=["ctrl-c", "end of input"])
+def test_on_a_terminal_interrupting_the_question_applies_nothing_and_exits_130(
+        site: str, fake: FakePulumi, state: Path, monkeypatch, answer) -> None:
+    monkeypatch.setattr(apply_module, "_can_ask", lambda: True)
+    result = run(site, input=answer())
+    assert result.exit_code == INTERRUPTED_EXIT
+    assert result.stderr == "ecohash: interrupted at the prompt: nothing was applied\n"
+    assert "Apply these changes to tx-odessa? [y/N]: \n" in result.stdout
+    assert operations(fake) == ["preview"]
+    assert not (state / "rollouts").exists()
+    with site_lock("tx-odessa", "provision"):  # and the site's lock was let go
+        pass
 
 
 def test_backend_option_and_variable_reach_pulumi(site: str, fake: FakePulumi, monkeypatch,

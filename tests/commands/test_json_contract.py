@@ -232,6 +232,49 @@ def test_a_bad_option_value_with_json_is_the_error_object_with_click_s_status() 
     assert "--wave-size" in conforms(result.stdout, "error")["error"]["message"]
 
 
+# Usage errors click's parser raises before any option is read, --json included (and, for
+# the missing argument and the value click cannot convert, after): each, wherever --json
+# stands, is the error object on stdout with click's exit status and message.
+USAGE_ERRORS = {
+    "unknown option": (("plan", "--json", "--no-such-option", TX), "--no-such-option"),
+    "unknown option before --json": (("plan", TX, "--no-such-option", "--json"), "--no-such-option"),
+    "missing argument": (("plan", "--json"), "SITE"),
+    "missing argument of a subcommand": (("curtail", "status", "--json"), "SITE"),
+    "value click cannot convert": (("capacity", TX, "--sku", "hgx-h100-8", "--cap", "many", "--json"), "--cap"),
+    "option missing its value": (("provision", TX, "--json", "--wave-size"), "--wave-size"),
+    "flag given a value": (("status", TX, "--json", "--all=yes"), "--all"),
+}
+
+
+@pytest.mark.parametrize("args, named", USAGE_ERRORS.values(), ids=USAGE_ERRORS.keys())
+def test_a_usage_error_with_json_is_the_error_object_with_click_s_status(args: tuple[str, ...],
+                                                                         named: str) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2
+    error = conforms(result.stdout, "error")["error"]
+    assert error["exit_code"] == result.exit_code
+    assert named in error["message"]
+    assert f"Error: {error['message']}" in result.stderr
+
+
+def test_a_usage_error_under_detailed_exit_codes_is_the_error_object_with_status_1() -> None:
+    result = invoke("plan", TX, "--detailed-exitcode", "--json", "--no-such-option")
+    assert result.exit_code == 1
+    assert conforms(result.stdout, "error")["error"]["exit_code"] == 1
+
+
+@pytest.mark.parametrize("args", [
+    ("plan", "--no-such-option", TX),
+    ("plan", "--no-such-option", "--", "--json"),  # past "--", an operand named --json
+    ("lab", "--json", "status"),  # the group has no --json: it is the unknown option
+    ("apply", TX, "--json"),  # a command without --json
+], ids=["without --json", "--json after --", "--json given to the group", "command without --json"])
+def test_a_usage_error_without_a_json_option_given_prints_nothing_on_stdout(args: tuple[str, ...]) -> None:
+    result = invoke(*args)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert "Error: " in result.stderr
+
+
 def test_a_failure_after_the_output_adds_no_second_object(monkeypatch: pytest.MonkeyPatch) -> None:
     reachable_nodes(monkeypatch, except_="c01-r01-n01")
     result = invoke("provision", TX, "--dry-run", "--here", "--limit", FEW_NODES, "--json")

@@ -17,7 +17,14 @@ from ecohash.commands.drift import drift
 from ecohash.commands.fleet import fleet
 from ecohash.commands.grid import grid
 from ecohash.commands.lab import lab
-from ecohash.commands.options import CONTEXT_SETTINGS, echo_error, echo_json_error, exit_code_for
+from ecohash.commands.options import (
+    CONTEXT_SETTINGS,
+    JSON_WANTED,
+    echo_error,
+    echo_json_error,
+    exit_code_for,
+    usage_error_wants_json,
+)
 from ecohash.commands.plan import plan
 from ecohash.commands.provision import provision
 from ecohash.commands.render import render
@@ -33,6 +40,9 @@ class EcohashGroup(click.Group):
     lists its commands in the order they were added: the order people use them in."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        # The subcommand's arguments, copied before it parses them: a usage error leaves its
+        # --json unread.
+        arguments = list(ctx.args)
         try:
             return super().invoke(ctx)
         except EcohashError as error:
@@ -42,9 +52,21 @@ class EcohashGroup(click.Group):
             sys.exit(exit_code)
         except click.ClickException as error:
             # A usage error: click prints it to stderr and exits as usual; --json adds the
-            # object to stdout (when --json was read before the error stopped parsing).
+            # object to stdout, whether or not parsing got as far as reading --json.
+            if isinstance(error, click.UsageError) and usage_error_wants_json(ctx, error, arguments):
+                ctx.meta[JSON_WANTED] = True
             echo_json_error(ctx, error, error.exit_code)
             raise
+        except click.Abort as abort:
+            # click turns Ctrl-C or end of input at a prompt into the Abort that a "no" to
+            # confirm(abort=True) raises too; only the "no" keeps click's "Aborted!", exit 1.
+            # An interrupt is 130 here as anywhere, and as every prompt asks before applying
+            # changes, none were.
+            if not isinstance(abort.__context__, (KeyboardInterrupt, EOFError)):
+                raise
+            click.echo()  # the prompt's line is left open, and the message needs its own
+            click.echo("ecohash: interrupted at the prompt: nothing was applied", err=True)
+            sys.exit(INTERRUPTED_EXIT)
         except KeyboardInterrupt:
             # Here, once, for every command: click would print "Aborted!" and exit 1, which a
             # script cannot tell from a failure; 130 is what a shell reports for Ctrl-C.

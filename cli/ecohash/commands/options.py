@@ -33,9 +33,23 @@ def _want_json(ctx: click.Context, _parameter: click.Parameter, value: bool) -> 
     return value
 
 
+JSON_FLAG = "--json"
+# ctx.meta key: the command with --json whose arguments click is parsing, or parsed last.
+JSON_COMMAND_PARSING = "ecohash.json_command_parsing"
+
+
+class _JsonOption(click.Option):
+    def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
+        # Some of click's parser errors (an option missing its value) carry no context; this
+        # names the command they stopped, so --json given to it still gets the error object.
+        ctx.meta[JSON_COMMAND_PARSING] = ctx.command
+        super().add_to_parser(parser, ctx)
+
+
 # Eager, so it is read before the options whose callbacks can fail: their errors, too,
 # come as the error object.
-json_option = click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_want_json,
+json_option = click.option(JSON_FLAG, "as_json", cls=_JsonOption, is_flag=True, is_eager=True,
+                           callback=_want_json,
                            help="Print one JSON object (docs/json.md) instead of a table.")
 # Past 50 nodes text is summarised per container (ecohash.summarise); this shows every one.
 all_option = click.option("--all", "show_all", is_flag=True,
@@ -102,6 +116,22 @@ def echo_json_error(ctx: click.Context, error: Exception, exit_code: int) -> Non
     """With --json, the error object on stdout, unless the command already printed its output."""
     if ctx.meta.get(JSON_WANTED) and not ctx.meta.get(JSON_PRINTED):
         click.echo(dumps_indented(error_data(error, exit_code)))
+
+
+def usage_error_wants_json(ctx: click.Context, error: click.UsageError, arguments: list[str]) -> bool:
+    """Whether `arguments`, as typed, gave --json to the command that `error` stopped.
+
+    click's parser stops at an unknown option or a missing value before it reads any
+    option, --json included, yet a script that passed --json still reads stdout for the
+    error object. Only a command that has --json counts: given to one without it, --json
+    is itself the usage error, and such a command has no JSON contract to keep.
+    """
+    failed = error.ctx.command if error.ctx is not None else ctx.meta.get(JSON_COMMAND_PARSING)
+    if failed is None or not any(isinstance(parameter, _JsonOption) for parameter in failed.params):
+        return False
+    # Past "--" every argument is an operand, even one spelled --json.
+    options = arguments[:arguments.index("--")] if "--" in arguments else arguments
+    return JSON_FLAG in options
 
 
 def echo_error(error: Exception) -> None:
