@@ -59,6 +59,7 @@ from ecohash.rollout.waves import Wave, WaveNode, plan_waves
 from ecohash.ssh.config import Target
 from ecohash.stack.render import checked_render, write_render
 from ecohash.standard import NodeStandard, standard_file_of
+from ecohash.summarise import names_line
 from ecohash.timestamps import utc_time
 
 # A run's words for nodes it did not provision (never written to state).
@@ -222,7 +223,7 @@ def _roll_out(rollout: Rollout, display: Display, cancel: threading.Event) -> No
         if cancel.is_set():
             break
         display.say(f"{wave.name} ({wave.index}/{len(waves)}): {len(wave.nodes)} node(s): "
-                    + _some_names(wave.nodes))
+                    + _names(rollout, wave.nodes))
         _run_wave(rollout, wave, display, cancel)
         _save_state(rollout)
         if cancel.is_set() or over_failure_limit(rollout, wave.name) or cut_short(rollout, wave):
@@ -415,14 +416,14 @@ def cut_short(rollout: Rollout, wave: Wave) -> bool:
         return False
     rollout.outcome = "stopped"
     rollout.message = (f"stopped after {wave.name}: the playbook ended before {len(left)} of its "
-                       f"{len(wave.nodes)} node(s) ran ({_some_names(left)}); "
+                       f"{len(wave.nodes)} node(s) ran ({_names(rollout, left)}); "
                        "fix what ended it and run provision again: what passed is recorded")
     return True
 
 
-def _some_names(names: Sequence[str]) -> str:
-    """Names for one line: a wave can hold thousands."""
-    return ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+def _names(rollout: Rollout, names: Sequence[str]) -> str:
+    """Names for one line, summarised per container past summarise's limit: a wave can hold thousands."""
+    return names_line([(name, rollout.inventory.host_vars(name)["ecohash_container"]) for name in names])
 
 
 def _save_state(rollout: Rollout) -> None:
