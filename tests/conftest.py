@@ -70,32 +70,31 @@ def write_site(tmp_path: Path) -> Callable[..., Path]:
 # rollout tests, skipped with the reason where it cannot run, and its tests run grouped by
 # the converged state they need so that each state is built once (a stable sort: within a
 # group, the usual order).
-# Under pytest-xdist (scripts/test runs on every core), the lab's tests are one group that
-# one worker runs in that order, while the other workers take the rest.
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: lab_state_rank(getattr(item, "fixturenames", [])))
     reason = lab_unavailable_reason()
+    if reason is None:
+        return
     for item in items:
-        if item.get_closest_marker("lab") is None:
-            continue
-        item.add_marker(pytest.mark.xdist_group(name="lab"))
-        if reason is not None:
+        if item.get_closest_marker("lab") is not None:
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True)
 def output_width(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables are as wide as the terminal: tests read them at the width that output to no
-    terminal gets (140 columns), also in pytest-xdist's workers, which are given COLUMNS=80."""
+    terminal gets (140 columns), also in pytest-xdist's workers (`scripts/test --fast`),
+    which are given COLUMNS=80."""
     monkeypatch.setenv("COLUMNS", "140")
 
 
 @pytest.fixture(autouse=True)
 def own_state_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests other than the lab's keep ecohash's state in a directory of their own worker's,
-    not in the user's (or root's /var/lib/ecohash, where the lab keeps its hosts and rollout
-    state): they run beside the lab's tests, and must neither see its state nor change it.
+    """Tests other than the lab's keep ecohash's state in a directory of their own session's
+    (or xdist worker's), not in the user's (or root's /var/lib/ecohash, where the lab keeps
+    its hosts and rollout state): scripts/test runs them beside the lab's tests, and they
+    must neither see its state nor change it.
     A test that sets ECOHASH_STATE_DIR itself still wins."""
     if request.node.get_closest_marker("lab") is None and "ECOHASH_STATE_DIR" not in os.environ:
         monkeypatch.setenv("ECOHASH_STATE_DIR", str(tmp_path_factory.getbasetemp() / "state"))
