@@ -266,8 +266,7 @@ def _target(rollout: Rollout, name: str) -> Target:
 
 def _waves(rollout: Rollout, names: list[str]) -> list[Wave]:
     servers = set(rollout.inventory.groups.get(SERVERS_GROUP, []))
-    nodes = [WaveNode(name, rollout.inventory.host_vars(name)["ecohash_container"], name in servers)
-             for name in names]
+    nodes = [WaveNode(name, _container_of(rollout, name), name in servers) for name in names]
     return plan_waves(nodes, rollout.serial, rollout.request.canary_per_container)
 
 
@@ -423,7 +422,11 @@ def cut_short(rollout: Rollout, wave: Wave) -> bool:
 
 def _names(rollout: Rollout, names: Sequence[str]) -> str:
     """Names for one line, summarised per container past summarise's limit: a wave can hold thousands."""
-    return names_line([(name, rollout.inventory.host_vars(name)["ecohash_container"]) for name in names])
+    return names_line([(name, _container_of(rollout, name)) for name in names])
+
+
+def _container_of(rollout: Rollout, name: str) -> str:
+    return str(rollout.inventory.host_vars(name)["ecohash_container"])
 
 
 def _save_state(rollout: Rollout) -> None:
