@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ecohash import lab as lab_library
+from ecohash.commands.options import WIDTH_WITHOUT_TERMINAL
 from ecohash.lab import network
 from ecohash.lab.layout import LabPaths
 from tests.labhosts import LAB_CONTAINERS, LAB_NODES, Lab, lab_state_rank, lab_unavailable_reason
@@ -83,9 +84,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(autouse=True)
 def output_width(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables are as wide as the terminal: tests read them at the width that output to no
-    terminal gets (140 columns), also in pytest-xdist's workers (`scripts/test --fast`),
-    which are given COLUMNS=80."""
-    monkeypatch.setenv("COLUMNS", "140")
+    terminal gets, also in pytest-xdist's workers (`scripts/test --fast`), which are given
+    COLUMNS=80."""
+    monkeypatch.setenv("COLUMNS", str(WIDTH_WITHOUT_TERMINAL))
 
 
 @pytest.fixture(autouse=True)

@@ -145,13 +145,17 @@ def _has_location(line: str) -> bool:
     return ":" in head and head.split(":")[1].isdigit()
 
 
+# How wide tables are off a terminal (pipes, CI logs): wide enough not to wrap them.
+WIDTH_WITHOUT_TERMINAL = 140
+
+
 def console(stderr: bool = False) -> Any:
     """A rich console; off a terminal (pipes, CI logs) it is wide enough not to wrap tables."""
     import shutil
 
     from rich.console import Console
 
-    return Console(width=shutil.get_terminal_size((140, 24)).columns, stderr=stderr)
+    return Console(width=shutil.get_terminal_size((WIDTH_WITHOUT_TERMINAL, 24)).columns, stderr=stderr)
 
 
 class RenamedOption(click.Option):
