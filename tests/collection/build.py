@@ -1,6 +1,6 @@
 """The ecohash.site collection as Galaxy and AWX get it: built from this checkout, installed alone.
 
-Shared by the collection tests and the role tests (tests/roles/conftest.py), which run the
+Shared by the collection tests and the role tests (tests/roles/bootstraps.py), which run the
 installed copy's bootstrap playbook on the lab.
 """
 

@@ -23,7 +23,7 @@ from ecohash.grid.rule import solve, target_for
 from ecohash.inventory import load_site
 from ecohash.paths import state_dir
 from tests.labhosts import Lab
-from tests.roles.conftest import ECOHASH, LAB_HOSTS
+from tests.roles.bootstraps import ECOHASH, LAB_HOSTS
 
 pytestmark = pytest.mark.lab
 

@@ -30,7 +30,7 @@ from ecohash.paths import state_dir
 from tests.grid.test_curtail_lab import SITE_FILE, ecohash, enforced, planned_caps
 from tests.grid.vtn import Vtn, VtnThread
 from tests.labhosts import Lab
-from tests.roles.conftest import ECOHASH, LAB_HOSTS
+from tests.roles.bootstraps import ECOHASH, LAB_HOSTS
 
 pytestmark = pytest.mark.lab
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.roles.conftest import LAB_HOSTS, Bootstrapped
+from tests.roles.bootstraps import LAB_HOSTS, Bootstrapped
 
 pytestmark = pytest.mark.lab
 

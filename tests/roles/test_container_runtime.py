@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ecohash.standard import load_standard
-from tests.roles.conftest import LAB_HOSTS, Bootstrapped, run_bootstrap
-from tests.roles.registry import LAB_REGISTRY, REGISTRY_HOST, site_without_registry
+from tests.roles.bootstraps import LAB_HOSTS, Bootstrapped
+from tests.roles.registry import LAB_REGISTRY, REGISTRY_HOST
+from tests.roles.rounds import CERTS_D, REGISTRY_NODE, ChangedAndBack
 
 pytestmark = pytest.mark.lab
 
@@ -35,24 +36,25 @@ def test_simulated_toolkit_is_installed_and_hands_containers_to_runc(bootstrappe
     assert "runc version 1.1.5" in host.check_output("nvidia-container-runtime --version")
 
 
-def test_the_site_registry_is_configured_for_containerd_and_removed_with_it(bootstrapped: Bootstrapped) -> None:
-    name, lab = "c01-r01-n02", bootstrapped.lab
+def test_the_site_registry_is_configured_for_containerd_and_removed_with_it(
+    bootstrapped: Bootstrapped, changed_and_back: ChangedAndBack,
+) -> None:
+    name, lab = REGISTRY_NODE, bootstrapped.lab
     host = bootstrapped.host(name)
-    certs_d = "/etc/containerd/certs.d"
     # The lab's site file names its registry: bootstrap configured containerd for it.
-    own = host.file(f"{certs_d}/{REGISTRY_HOST}/hosts.toml").content_string
+    own = host.file(f"{CERTS_D}/{REGISTRY_HOST}/hosts.toml").content_string
     assert f'server = "{LAB_REGISTRY}"\n' in own and f'[host."{LAB_REGISTRY}"]' in own
-    assert f'[host."{LAB_REGISTRY}"]' in host.file(f"{certs_d}/nvcr.io/hosts.toml").content_string
+    assert f'[host."{LAB_REGISTRY}"]' in host.file(f"{CERTS_D}/nvcr.io/hosts.toml").content_string
     # containerd takes the file (it logs one it cannot decode and goes on with https) and
     # asks docker-registry over plain http: it answers that it has no such repository.
-    pull = lab.ssh(name, f"ctr images pull --hosts-dir {certs_d} {REGISTRY_HOST}/ecohash/absent:1", check=False)
+    pull = lab.ssh(name, f"ctr images pull --hosts-dir {CERTS_D} {REGISTRY_HOST}/ecohash/absent:1", check=False)
     assert pull.returncode != 0
     assert "not found" in pull.stderr, pull.stderr
     assert "hosts.toml" not in pull.stderr and "TLS" not in pull.stderr, pull.stderr
-    with site_without_registry():
-        gone = run_bootstrap("--limit", name)
-        assert gone.returncode == 0, gone.output
-        assert [d for d in host.check_output(f"ls -A {certs_d}").split() if d] == []
-    back = run_bootstrap("--limit", name)
-    assert back.returncode == 0, back.output
-    assert host.file(f"{certs_d}/{REGISTRY_HOST}/hosts.toml").exists
+    # A run on a site that names no registry removed all of it; one on the site as it was put it back.
+    runs = changed_and_back
+    assert runs.changed.returncode == 0, runs.changed.output
+    assert runs.registry_dirs_changed == []
+    assert runs.back.returncode == 0, runs.back.output
+    assert runs.registry_file_back
+    assert runs.again.summary["hosts"][name]["changed"] == 0

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.roles.conftest import LAB_HOSTS, Bootstrapped, host_results, run_bootstrap
+from tests.roles.bootstraps import LAB_HOSTS, Bootstrapped, host_results
+from tests.roles.rounds import CURTAILED_HOST, CheckRun
 
 pytestmark = pytest.mark.lab
 
@@ -62,18 +63,17 @@ def test_a_curtailed_host_reset_by_hand_comes_back_curtailed_at_boot(
     assert bootstrapped.lab.ssh(CURTAILED, LIMITS).stdout.splitlines() == ["300.00, Enabled"] * 2
 
 
-def test_check_mode_during_a_curtailment_finds_nothing_for_gpu_power_to_change(
-    bootstrapped: Bootstrapped, curtailed: dict
-) -> None:
-    run = run_bootstrap("--check", "--limit", CURTAILED)
+def test_check_mode_during_a_curtailment_finds_nothing_for_gpu_power_to_change(check_run: CheckRun) -> None:
+    assert check_run.curtailment["override"]["event"] == "lab-test-check"
     # This role's answer; node_health's verdict on the curtailed limit is its own (it reads
     # the same override through `ecohash-gpu-power read`).
-    results = [e for e in host_results(run) if e.get("role") == "gpu_power" and e["host"] == CURTAILED]
+    results = [e for e in host_results(check_run.run)
+               if e.get("role") == "gpu_power" and e["host"] == CURTAILED_HOST]
     assert "Read the GPUs' limits and persistence mode, and any curtailment in force" in [
         e["task"] for e in results
-    ], run.output
+    ], check_run.run.output
     assert [e["task"] for e in results if e["res"].get("changed") or e["res"].get("failed")] == []
-    assert bootstrapped.lab.ssh(CURTAILED, LIMITS).stdout.splitlines() == ["300.00, Enabled"] * 2
+    assert check_run.curtailed_limits == ["300.00, Enabled"] * 2
 
 
 def test_an_expired_override_ends_on_its_own(bootstrapped: Bootstrapped) -> None:

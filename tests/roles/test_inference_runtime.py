@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
 from ecohash.standard import image_reference
-from tests.roles.conftest import ECOHASH, LAB_HOSTS, Bootstrapped, run_bootstrap
+from tests.roles.bootstraps import LAB_HOSTS, Bootstrapped
 from tests.roles.registry import LAB_REGISTRY, lab_standard
+from tests.roles.rounds import IMAGE_HOST, FaultRounds, changed_tasks
 
 pytestmark = pytest.mark.lab
 
@@ -45,19 +45,16 @@ def test_the_pinned_image_was_pulled_from_the_site_registry(bootstrapped: Bootst
 
 
 def test_drift_names_a_pinned_image_missing_from_a_node_and_a_run_pulls_it_again(
-    bootstrapped: Bootstrapped,
+    bootstrapped: Bootstrapped, faults: FaultRounds,
 ) -> None:
-    name, lab = "c02-r01-n02", bootstrapped.lab
-    reference = image_reference(lab_standard(lab), LAB_REGISTRY)
-    lab.ssh(name, f"ctr --namespace k8s.io images rm {reference}")
-    result = subprocess.run([ECOHASH, "drift", "lab", "--limit", name, "--json"],
-                            capture_output=True, text=True, timeout=900, check=False)
+    result = faults.repair.image_drift
     assert result.returncode == 2, result.stdout + result.stderr
     [node] = json.loads(result.stdout)["nodes"]
-    assert node["status"] == "drifted"
+    assert node["name"] == IMAGE_HOST and node["status"] == "drifted"
     tasks = {change["task"] for change in node["changes"]}
     assert "Report the missing image as a pull to come" in tasks, tasks
-    # A run pulls it back from the registry by digest.
-    run = run_bootstrap("--limit", name)
-    assert run.returncode == 0, run.output
-    assert reference in lab.ssh(name, "ctr --namespace k8s.io images list --quiet").stdout.split()
+    # A run pulled it back from the registry by digest.
+    assert faults.repair.run.returncode == 0, faults.repair.run.output
+    assert changed_tasks(faults.repair.run, IMAGE_HOST, role="inference_runtime") != []
+    reference = image_reference(lab_standard(bootstrapped.lab), LAB_REGISTRY)
+    assert reference in bootstrapped.lab.ssh(IMAGE_HOST, "ctr --namespace k8s.io images list --quiet").stdout.split()

@@ -10,19 +10,17 @@ reconciliation and the kubeconfig's fetch run through the production tasks too.
 from __future__ import annotations
 
 import hashlib
-import json
 import stat
 
 import pytest
 import yaml
 
-from ecohash.ansible.inventory import load_inventory
 from ecohash.inventory import load_site
 from ecohash.inventory.labels import LABEL_PREFIX, node_labels
 from ecohash.lab.layout import inventory_file
 from ecohash.paths import state_dir
-from ecohash.rollout.verify import Verification, VerifyTarget, verify_nodes
-from tests.roles.conftest import H100_HOSTS, LAB_HOSTS, SERVER, Bootstrapped
+from tests.roles.bootstraps import LAB_HOSTS, SERVER, Bootstrapped, cluster_nodes, verify
+from tests.roles.rounds import KUBECONFIG_HOST, MOVED_TO_RACK, TAMPERED_HOST, FaultRounds, changed_tasks
 
 pytestmark = pytest.mark.lab
 
@@ -75,34 +73,15 @@ def test_agents_join_the_first_server(bootstrapped: Bootstrapped, name: str) -> 
     assert host.service("k3s-agent").is_running
 
 
-def test_a_tampered_binary_is_replaced_by_the_verified_one(bootstrapped: Bootstrapped) -> None:
-    from tests.roles.conftest import host_results, run_bootstrap
-
-    name = H100_HOSTS[1]
-    bootstrapped.lab.ssh(name, "echo tampered >> /usr/local/bin/k3s")
-    run = run_bootstrap("--limit", name)
-    assert run.returncode == 0, run.output
-    changed = {str(result["task"]).split(" : ")[-1] for result in host_results(run)
-               if result.get("res", {}).get("changed")}
+def test_a_tampered_binary_is_replaced_by_the_verified_one(
+    bootstrapped: Bootstrapped, faults: FaultRounds,
+) -> None:
+    assert faults.repair.run.returncode == 0, faults.repair.run.output
     # The verified binary back, and k3s restarted on it (the lab's SIMULATED k3s runs too).
-    assert changed == {"Install k3s if its sha256 matches the standard", "Restart k3s"}
-    binary = bootstrapped.host(name).file("/usr/local/bin/k3s")
+    assert changed_tasks(faults.repair.run, TAMPERED_HOST) == [
+        "Install k3s if its sha256 matches the standard", "Restart k3s"]
+    binary = bootstrapped.host(TAMPERED_HOST).file("/usr/local/bin/k3s")
     assert binary.sha256sum == lab_standard(bootstrapped)["k3s"]["sha256"]
-
-
-def cluster_nodes(bootstrapped: Bootstrapped) -> dict[str, dict]:
-    """The Node objects, as the first server's cluster-admin kubeconfig reads them."""
-    out = bootstrapped.lab.ssh(SERVER, "k3s kubectl get nodes -o json").stdout
-    return {node["metadata"]["name"]: node for node in json.loads(out)["items"]}
-
-
-def verify(bootstrapped: Bootstrapped, name: str) -> Verification:
-    """provision's acceptance checks of one node, against the site file as it is now."""
-    inventory = load_inventory(inventory_file())
-    host_vars = inventory.host_vars(name)
-    return verify_nodes([VerifyTarget(
-        name, host_vars["ansible_host"], 22, "root", bootstrapped.lab.ssh_config, host_vars,
-        inventory.all_vars["ecohash_standard"])])[name]
 
 
 def managed_labels(node: dict) -> dict[str, str]:
@@ -112,7 +91,7 @@ def managed_labels(node: dict) -> dict[str, str]:
 def test_every_node_joined_with_the_inventorys_labels_and_taints(bootstrapped: Bootstrapped) -> None:
     site = load_site(inventory_file())
     containers = {c.name: c for c in site.containers}
-    nodes = cluster_nodes(bootstrapped)
+    nodes = cluster_nodes(bootstrapped.lab)
     assert sorted(nodes) == LAB_HOSTS
     for node in site.nodes:
         assert managed_labels(nodes[node.name]) == node_labels(site.name, containers[node.container], node)
@@ -120,58 +99,30 @@ def test_every_node_joined_with_the_inventorys_labels_and_taints(bootstrapped: B
             {"key": "nvidia.com/gpu", "value": "present", "effect": "PreferNoSchedule"}]
 
 
-def test_the_kubeconfig_goes_to_the_secrets_directory_only(bootstrapped: Bootstrapped) -> None:
-    from tests.roles.conftest import run_bootstrap
-
+def test_the_kubeconfig_goes_to_the_secrets_directory_only(faults: FaultRounds) -> None:
     fetched = state_dir() / "secrets" / "lab" / "kubeconfig"
     assert stat.S_IMODE(fetched.stat().st_mode) == 0o600
     assert stat.S_IMODE(fetched.parent.stat().st_mode) == 0o700
     assert "https://10.213.0.11:6443" in fetched.read_text()
-    # A site that names its own kubeconfig, in the inventory's directory: bootstrap only
-    # ever writes the secrets directory's.
-    site_file = inventory_file()
-    original = site_file.read_text()
-    named = site_file.parent / "cluster.kubeconfig"
-    document = yaml.safe_load(original)
-    document["spec"]["kubernetes"]["kubeconfig"] = named.name
-    site_file.write_text(yaml.safe_dump(document, sort_keys=False))
-    fetched.unlink()
-    try:
-        run = run_bootstrap("--limit", SERVER)
-    finally:
-        site_file.write_text(original)
-    assert run.returncode == 0, run.output
-    assert not named.exists()
-    assert stat.S_IMODE(fetched.stat().st_mode) == 0o600
+    # A site that names its own kubeconfig, in the inventory's directory, and the fetched
+    # one removed: bootstrap only ever writes the secrets directory's.
+    assert faults.repair.run.returncode == 0, faults.repair.run.output
+    assert KUBECONFIG_HOST in faults.repair.run.summary["hosts"]
+    assert not faults.repair.named_kubeconfig_written
+    assert not faults.repair.named_kubeconfig.exists()
 
 
-def test_a_moved_node_gets_its_new_labels_and_loses_stale_ones(bootstrapped: Bootstrapped) -> None:
+def test_a_moved_node_gets_its_new_labels_and_loses_stale_ones(faults: FaultRounds) -> None:
     """k3s applies node-label only at registration: the role reconciles the live Node."""
-    from tests.roles.conftest import run_bootstrap
-
-    name = "c02-r01-n02"
-    lab = bootstrapped.lab
-    lab.ssh(SERVER, f"k3s kubectl label node {name} ecohash.io/stale=yes example.com/theirs=kept")
-    site_file = inventory_file()
-    original = site_file.read_text()
-    document = yaml.safe_load(original)
-    container = next(c for c in document["spec"]["containers"] if c["name"] == "c02")
-    container["racks"][0]["name"] = "r07"  # the node was moved to another rack
-    site_file.write_text(yaml.safe_dump(document, sort_keys=False))
-    try:
-        run = run_bootstrap("--limit", name)
-        labels = cluster_nodes(bootstrapped)[name]["metadata"]["labels"]
-        verification = verify(bootstrapped, name)
-    finally:
-        site_file.write_text(original)
-        run_bootstrap("--limit", name)  # heal: back to its rack, as the other tests expect
-    assert run.returncode == 0, run.output
-    assert labels["ecohash.io/rack"] == "r07"
+    assert faults.repair.run.returncode == 0, faults.repair.run.output
+    labels = faults.repair.moved_labels
+    assert labels["ecohash.io/rack"] == MOVED_TO_RACK
     assert "ecohash.io/stale" not in labels
     assert labels["example.com/theirs"] == "kept"  # not ecohash's to remove
-    assert verification.passed, verification.reason
-    assert "Node labels and taints as the inventory gives them" in [c.name for c in verification.checks]
-    assert cluster_nodes(bootstrapped)[name]["metadata"]["labels"]["ecohash.io/rack"] == "r01"
+    assert faults.repair.moved_verification.passed, faults.repair.moved_verification.reason
+    assert "Node labels and taints as the inventory gives them" in [
+        c.name for c in faults.repair.moved_verification.checks]
+    assert faults.moved_rack_after_heal == "r01"  # back in its rack once the site was
 
 
 def test_verification_finds_a_node_whose_labels_drifted(bootstrapped: Bootstrapped) -> None:
@@ -179,7 +130,7 @@ def test_verification_finds_a_node_whose_labels_drifted(bootstrapped: Bootstrapp
     lab = bootstrapped.lab
     lab.ssh(SERVER, f"k3s kubectl label --overwrite node {name} ecohash.io/container=c09")
     try:
-        verification = verify(bootstrapped, name)
+        verification = verify(bootstrapped.lab, name)
     finally:
         lab.ssh(SERVER, f"k3s kubectl label --overwrite node {name} ecohash.io/container=c02")
     assert not verification.passed

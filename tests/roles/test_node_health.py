@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.roles.conftest import LAB_HOSTS, Bootstrapped, run_bootstrap
+from tests.roles.bootstraps import LAB_HOSTS, Bootstrapped
+from tests.roles.rounds import ECC_HOST, FAILING_HOSTS, REMAP_HOST, FaultRounds
 
 pytestmark = pytest.mark.lab
 
@@ -28,51 +29,33 @@ def test_verdict_file_passes_and_says_simulated(bootstrapped: Bootstrapped, name
     assert checks["remapped_rows_pending"]["found"] == ["GPU 0: 0", "GPU 1: 0"]
 
 
-def test_a_gpu_with_a_pending_row_remap_fails_the_node(bootstrapped: Bootstrapped) -> None:
-    from ecohash.lab.simhardware import with_fault
-
-    name = "c01-r01-n02"
-    lab = bootstrapped.lab
-    lab.ssh(name, "cp /etc/ecohash-sim/gpus.json /root/gpus.json")
-    hardware = json.loads(lab.ssh(name, "cat /etc/ecohash-sim/gpus.json").stdout)
-    faulty = with_fault(hardware, 1, "remapped_rows_pending", True)  # SIMULATED fault
-    lab.ssh(name, "cat > /etc/ecohash-sim/gpus.json", input_bytes=json.dumps(faulty).encode())
-    try:
-        run = run_bootstrap("--limit", name)
-        verdict = json.loads(lab.ssh(name, "cat /var/lib/ecohash/health/verdict.json").stdout)
-    finally:
-        lab.ssh(name, "cp /root/gpus.json /etc/ecohash-sim/gpus.json")
-        run_bootstrap("--limit", name)  # heal
+def test_a_gpu_with_a_pending_row_remap_fails_the_node(faults: FaultRounds) -> None:
+    run = faults.failure.run
     assert run.returncode == 1
-    assert run.summary["failed_hosts"] == [name]
-    assert "failed acceptance: remapped_rows_pending" in run.summary["hosts"][name]["failure"]
+    assert sorted(run.summary["failed_hosts"]) == sorted(FAILING_HOSTS)  # one fault each
+    assert "failed acceptance: remapped_rows_pending" in run.summary["hosts"][REMAP_HOST]["failure"]
+    verdict = faults.failure.verdicts[REMAP_HOST]
     assert verdict["failed_checks"] == ["remapped_rows_pending"]
     pending = next(c for c in verdict["checks"] if c["check"] == "remapped_rows_pending")
     assert pending["found"] == ["GPU 0: 0", "GPU 1: 1"]
     assert "reset the GPU" in pending["expected"]
 
 
-def test_a_node_with_uncorrected_ecc_errors_fails_and_is_not_joined(bootstrapped: Bootstrapped) -> None:
-    name = "c02-r01-n02"
-    lab = bootstrapped.lab
-    lab.ssh(name, "cp /etc/ecohash-sim/gpus.json /root/gpus.json")
-    hardware = json.loads(lab.ssh(name, "cat /etc/ecohash-sim/gpus.json").stdout)
-    hardware["gpus"][1]["ecc_uncorrected_volatile"] = 3
-    lab.ssh(name, "cat > /etc/ecohash-sim/gpus.json", input_bytes=json.dumps(hardware).encode())
-    lab.ssh(name, "rm /etc/rancher/k3s/config.yaml")  # would be rewritten if the node joined
-    try:
-        run = run_bootstrap("--limit", name)
-        verdict = json.loads(lab.ssh(name, "cat /var/lib/ecohash/health/verdict.json").stdout)
-        config_exists = lab.ssh(name, "test -e /etc/rancher/k3s/config.yaml", check=False).returncode == 0
-    finally:
-        lab.ssh(name, "cp /root/gpus.json /etc/ecohash-sim/gpus.json")
-        run_bootstrap("--limit", name)  # heal: put the node back as the other tests expect it
+def test_a_node_with_uncorrected_ecc_errors_fails_and_is_not_joined(faults: FaultRounds) -> None:
+    run = faults.failure.run
     assert run.returncode == 1
-    assert run.summary["failed_hosts"] == [name]
-    assert "failed acceptance: ecc_uncorrected" in run.summary["hosts"][name]["failure"]
+    assert ECC_HOST in run.summary["failed_hosts"]
+    assert "failed acceptance: ecc_uncorrected" in run.summary["hosts"][ECC_HOST]["failure"]
+    verdict = faults.failure.verdicts[ECC_HOST]
     assert verdict["passed"] is False
     assert verdict["failed_checks"] == ["ecc_uncorrected"]
-    assert not config_exists  # later roles skipped the node
+    assert not faults.failure.ecc_host_rejoined  # later roles skipped the node
+
+
+def test_the_failed_nodes_pass_again_once_their_gpus_are_healthy(faults: FaultRounds) -> None:
+    heal = faults.heal
+    assert sorted(heal.summary["hosts"]) == sorted(FAILING_HOSTS)
+    assert all(host["health"]["passed"] for host in heal.summary["hosts"].values()), heal.summary
 
 
 def test_verify_playbook_as_a_technician_runs_it_changes_nothing(bootstrapped: Bootstrapped) -> None:

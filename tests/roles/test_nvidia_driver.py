@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.roles.conftest import LAB_HOSTS, Bootstrapped
+from tests.roles.bootstraps import LAB_HOSTS, Bootstrapped
+from tests.roles.rounds import FEWER_GPUS_HOST, FaultRounds
 
 pytestmark = pytest.mark.lab
 
@@ -43,28 +44,11 @@ def test_simulated_driver_says_so(bootstrapped: Bootstrapped) -> None:
     assert host.file("/usr/share/doc/nvidia-driver-sim/README.simulated").exists
 
 
-def test_verification_fails_when_the_node_has_fewer_gpus_than_its_sku(
-    bootstrapped: Bootstrapped,
-) -> None:
-    import json
-
-    from tests.roles.conftest import run_bootstrap
-
-    name = "c02-r01-n02"
-    host = bootstrapped.host(name)
-    hardware = json.loads(host.file("/etc/ecohash-sim/gpus.json").content_string)
-    reduced = dict(hardware, gpus=hardware["gpus"][:1], count=1)  # a GPU fell off the bus
-    bootstrapped.lab.ssh(name, "cp /etc/ecohash-sim/gpus.json /root/gpus.json")
-    bootstrapped.lab.ssh(name, "cat > /etc/ecohash-sim/gpus.json",
-                         input_bytes=json.dumps(reduced).encode())
-    try:
-        run = run_bootstrap("--limit", name)
-    finally:
-        bootstrapped.lab.ssh(name, "cp /root/gpus.json /etc/ecohash-sim/gpus.json")
+def test_verification_fails_when_the_node_has_fewer_gpus_than_its_sku(faults: FaultRounds) -> None:
+    run = faults.failure.run
     assert run.returncode == 1
-    assert run.summary["failed_hosts"] == [name]
-    failure = run.summary["hosts"][name]["failure"]
-    assert "nvidia-smi reports 1 GPU(s)" in failure
+    assert FEWER_GPUS_HOST in run.summary["failed_hosts"]
+    assert "nvidia-smi reports 1 GPU(s)" in run.summary["hosts"][FEWER_GPUS_HOST]["failure"]
 
 
 def test_the_persistence_daemon_starts_after_the_driver_reboot(bootstrapped: Bootstrapped) -> None:

@@ -36,7 +36,7 @@ from ecohash.lab.layout import EXECUTOR_ADDRESS, EXECUTOR_NAME, inventory_file
 from ecohash.paths import state_dir
 from tests.ansible.test_artifacts import member, stream, symlink
 from tests.labhosts import Lab
-from tests.roles.conftest import ECOHASH, LAB_HOSTS
+from tests.roles.bootstraps import ECOHASH, LAB_HOSTS
 from tests.rollout.test_gitops_lab import drift, edited_site, nodes_by_status
 from tests.rollout.test_provision_lab import Provision, provision, statuses
 

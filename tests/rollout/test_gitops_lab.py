@@ -20,7 +20,7 @@ import pytest
 
 from ecohash.paths import state_dir
 from tests.labhosts import Lab
-from tests.roles.conftest import ECOHASH, LAB_HOSTS
+from tests.roles.bootstraps import ECOHASH, LAB_HOSTS
 
 pytestmark = pytest.mark.lab
 

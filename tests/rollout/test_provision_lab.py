@@ -22,7 +22,7 @@ import pytest
 from ecohash.paths import state_dir
 from ecohash.rollout.report import REPORT_SCHEMA
 from tests.labhosts import Lab
-from tests.roles.conftest import ECOHASH, LAB_HOSTS, SERVER
+from tests.roles.bootstraps import ECOHASH, LAB_HOSTS, SERVER
 
 pytestmark = pytest.mark.lab
 
