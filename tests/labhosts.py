@@ -107,6 +107,13 @@ class Lab:
         self.offline_provision = ProvisionRun(result.stdout, result.stderr, time.monotonic() - started)
         return self.offline_provision
 
+    def with_executor(self) -> None:
+        """`lab up --executor`'s extra host, keeping hosts that already have one (the role
+        tests' bootstrapped lab): an executor's provision of converged nodes is a forced
+        one, not another convergence from fresh."""
+        if not self.executor:
+            self.up(executor=True)
+
     def fresh(self) -> None:
         """Hosts nobody changed, for tests that expect them: new ones only when needed."""
         if self.changed_by is not None or self.executor:

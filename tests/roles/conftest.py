@@ -17,7 +17,9 @@ from tests.roles.bootstraps import Bootstrapped, run_bootstrap, run_installed_bo
 
 @pytest.fixture(scope="session")
 def bootstrapped(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Bootstrapped:
-    lab.up()  # fresh hosts: nothing from earlier tests
+    # Fresh hosts, nothing from earlier tests; and the site's executor, which bootstrap
+    # never uses (it runs Ansible here), installed now for the executor's tests that follow.
+    lab.up(executor=True)
     first = run_bootstrap()
     assert first.returncode == 0, first.output
     second = run_bootstrap()

@@ -1,8 +1,10 @@
 """Site-local execution on the lab: `ecohash lab up --executor`, then provision and drift
 through the executor, through the real CLI.
 
-One lab for the module (a full provision takes minutes): the lab's hosts and one more, the
-executor, which `lab up` installs from the mirror with playbooks/executor.yml. The executor
+One lab for the module: the lab's hosts and one more, the executor, which `lab up`
+installs from the mirror with playbooks/executor.yml. The role tests, which run first,
+start their lab with it, so a forced provision of their converged hosts is the module's
+first (a convergence from fresh takes minutes and the role tests have shown it). The executor
 role must change nothing on a second run or in check mode. A provision and a drift run
 their Ansible there: the controller starts no ansible-playbook, and the nodes see SSH
 sessions from the executor's address. An executor killed mid-wave fails the run with a
@@ -86,7 +88,9 @@ class ControllerWatch:
 
 @pytest.fixture(scope="module")
 def executor_lab(lab: Lab) -> Iterator[Lab]:
-    lab.up(executor=True)  # fresh hosts, the executor installed from the mirror
+    # The executor installed from the mirror: on the role tests' bootstrapped hosts where
+    # they ran first (tests/roles/conftest.py), on fresh ones otherwise.
+    lab.with_executor()
     yield lab
 
 
@@ -113,7 +117,9 @@ class Provisioned:
 
 @pytest.fixture(scope="module")
 def provisioned(executor_lab: Lab) -> Provisioned:
-    result, watch = watched("provision", "lab", "--json")
+    # Forced: nodes a bootstrap left converged are recorded current, and every node must
+    # run its play through the executor here.
+    result, watch = watched("provision", "lab", "--json", "--force")
     return Provisioned(executor_lab, result, watch)
 
 
