@@ -3,8 +3,9 @@
 The role tests' lab is bootstrapped from fresh by the real CLI, twice, then once more by
 the ecohash.site collection as AWX would run it (tests/roles/conftest.py). The third run is
 `ansible-playbook ecohash.site.bootstrap` from the collection built from this checkout and
-installed alone, its inventory an AWX-style source file naming the lab's site file; on
-converged hosts it must change nothing. Everything runs for real except what needs
+installed alone, its inventory an AWX-style source file naming the lab's site file, limited
+to one converged node (INSTALLED_RUN_HOST: every role's tasks run there, and a run over
+the site would cost a minute more), where it must change nothing. Everything runs for real except what needs
 hardware: the driver, the container toolkit and k3s are the lab's SIMULATED stand-ins from
 its signed mirror, installed through the production tasks.
 """
@@ -28,6 +29,11 @@ from ecohash.paths import facts_dir, resolve_site
 from ecohash.rollout.verify import Verification, VerifyTarget, verify_nodes
 from tests.collection.build import FQCN, REPO, build_collection, install_collection, installed_environment
 from tests.labhosts import ECOHASH, Lab
+
+LAB_HOSTS = ["c01-r01-n01", "c01-r01-n02", "c02-r01-n01", "c02-r01-n02"]
+H100_HOSTS = ["c01-r01-n01", "c01-r01-n02"]
+SERVER = "c01-r01-n01"
+INSTALLED_RUN_HOST = "c02-r01-n02"  # an agent: no server runs alone first
 
 
 @dataclass
@@ -83,7 +89,8 @@ def run_installed_bootstrap(directory: Path) -> InstalledRun:
         **fact_cache_environment(facts_dir("lab")),
     }
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-vv", "-i", str(source), f"{FQCN}.bootstrap"],
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-vv", "-i", str(source), f"{FQCN}.bootstrap",
+         "--limit", INSTALLED_RUN_HOST],
         capture_output=True, text=True, timeout=900, check=False, cwd=directory, env=environment,
     )  # fmt: skip
     return InstalledRun(result.returncode, result.stdout + result.stderr, collections)
@@ -98,11 +105,6 @@ class Bootstrapped:
 
     def host(self, name: str) -> testinfra.host.Host:
         return testinfra.get_host(f"ssh://{name}", ssh_config=str(self.lab.ssh_config))
-
-
-LAB_HOSTS = ["c01-r01-n01", "c01-r01-n02", "c02-r01-n01", "c02-r01-n02"]
-H100_HOSTS = ["c01-r01-n01", "c01-r01-n02"]
-SERVER = "c01-r01-n01"
 
 
 def cluster_nodes(lab: Lab) -> dict[str, dict]:
