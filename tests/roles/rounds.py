@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -61,6 +62,11 @@ ECC_HOST = "c02-r01-n02"  # a GPU with uncorrected ECC errors
 FEWER_GPUS_HOST = "c02-r01-n01"  # a GPU fell off the bus
 FAILING_HOSTS = [REMAP_HOST, FEWER_GPUS_HOST, ECC_HOST]
 
+# Left alone by the failure round and the heal: an override that expires is watched there
+# meanwhile, so that its wait for the host's 30-second timer costs no time of its own.
+EXPIRING_HOST = SERVER
+OVERRIDE_FILE = "/etc/ecohash/gpu-power-override.json"
+
 # The hosts whose site and standard change and change back.
 TOOLKIT_HOST = "c02-r01-n01"  # the SIMULATED container toolkit upgraded, then rolled back
 REGISTRY_NODE = "c01-r01-n02"  # the site's registry removed, then named again
@@ -97,23 +103,57 @@ class FailureRound:
 
 
 @dataclass
+class ExpiredOverride:
+    """A curtailment's override on EXPIRING_HOST that ended 5 s after it began, with nobody
+    running anything there: only the host's timer (every 30 s) could remove it."""
+
+    until: int  # the override's end, the host's epoch seconds
+    limits_during: list[str]  # GPU_LIMITS once it was applied
+    removed: bool  # whether the file was gone within 45 s of its end
+    limits_after: list[str]
+    journal: str  # ecohash-gpu-power.service's journal
+
+
+@dataclass
 class FaultRounds:
-    """Both rounds, and the run that healed their hosts afterwards."""
+    """Both rounds, the run that healed their hosts afterwards, and the override that
+    expired on EXPIRING_HOST meanwhile."""
 
     repair: RepairRound
     failure: FailureRound
     heal: BootstrapRun
     moved_rack_after_heal: str
+    expired: ExpiredOverride
 
 
 def fault_rounds(lab: Lab) -> FaultRounds:
     repair = repair_round(lab)
-    failure = failure_round(lab)
-    # Both rounds' hosts back to the lab standard, and MOVED_HOST back in its rack.
-    heal = run_bootstrap("--limit", ",".join(FAILING_HOSTS))
-    assert heal.returncode == 0 and heal.summary["failed_hosts"] == [], heal.output
-    moved_rack = cluster_nodes(lab)[MOVED_HOST]["metadata"]["labels"]["ecohash.io/rack"]
-    return FaultRounds(repair, failure, heal, moved_rack)
+    until = int(lab.ssh(EXPIRING_HOST, "date +%s").stdout) + 5
+    ends = time.monotonic() + 5
+    try:
+        lab.ssh(EXPIRING_HOST, f"ecohash-gpu-power curtail --cap 300 --until {until} --event lab-test-expiring")
+        limits_during = lab.ssh(EXPIRING_HOST, GPU_LIMITS).stdout.splitlines()
+        failure = failure_round(lab)
+        # Both rounds' hosts back to the lab standard, and MOVED_HOST back in its rack.
+        heal = run_bootstrap("--limit", ",".join(FAILING_HOSTS))
+        assert heal.returncode == 0 and heal.summary["failed_hosts"] == [], heal.output
+        moved_rack = cluster_nodes(lab)[MOVED_HOST]["metadata"]["labels"]["ecohash.io/rack"]
+        removed = wait_until_gone(lab, EXPIRING_HOST, OVERRIDE_FILE, deadline=ends + 45)
+        expired = ExpiredOverride(
+            until, limits_during, removed, lab.ssh(EXPIRING_HOST, GPU_LIMITS).stdout.splitlines(),
+            lab.ssh(EXPIRING_HOST, "journalctl --no-pager -q -u ecohash-gpu-power.service").stdout)
+    finally:
+        lab.ssh(EXPIRING_HOST, "ecohash-gpu-power release")
+    return FaultRounds(repair, failure, heal, moved_rack, expired)
+
+
+def wait_until_gone(lab: Lab, host: str, path: str, *, deadline: float) -> bool:
+    """Whether `path` is gone from `host` by `deadline` (time.monotonic())."""
+    while lab.ssh(host, f"test -e {path}", check=False).returncode == 0:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(2)
+    return True
 
 
 def repair_round(lab: Lab) -> RepairRound:
