@@ -103,12 +103,14 @@ async def vtn_and_ven(**ven_options) -> AsyncIterator[tuple[Vtn, Ven]]:
         await vtn.server.stop()
 
 
-def test_simple_levels_become_requests_merged_by_run_and_opted_in():
+# The 2.0b schema enumerates the signal's name in both cases; openleadr's examples send "simple".
+@pytest.mark.parametrize("signal_name", ["SIMPLE", "simple"])
+def test_simple_levels_become_requests_merged_by_run_and_opted_in(signal_name: str):
     async def scenario():
         async with vtn_and_ven() as (vtn, ven):
             assert ven.said("registered with the VTN at http://127.0.0.1:")
             # The first interval must not be over before the next poll (1 s) delivers it.
-            event_id = vtn.add_event("SIMPLE", "level", [2, 3, 3, 0], start_in=2, seconds=2)
+            event_id = vtn.add_event(signal_name, "level", [2, 3, 3, 0], start_in=2, seconds=2)
             await until(lambda: vtn.opts.get(event_id))
             assert vtn.opts[event_id] == ["optIn"]
             start = vtn.event(event_id).event_signals[0].intervals[0].dtstart.timestamp()

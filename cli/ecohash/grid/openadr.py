@@ -35,6 +35,10 @@ from ecohash.inventory.site import Site
 
 SOURCE = "openadr"
 SIMPLE, LOAD_DISPATCH = "SIMPLE", "LOAD_DISPATCH"
+# The signal names ecohash acts on, as the 2.0b schema enumerates them: it lists SIMPLE in
+# both cases (SignalNameEnumeratedType has "SIMPLE" and "simple"), and openleadr's own
+# examples send the lowercase one. Both are the same signal.
+SIGNAL_NAMES = {"SIMPLE": SIMPLE, "simple": SIMPLE, LOAD_DISPATCH: LOAD_DISPATCH}
 # LOAD_DISPATCH amounts are real power: W times the signal's SI scale. Other scales (mW, GW)
 # are not what a site's dispatch looks like, so they are refused rather than guessed at.
 WATTS_PER_UNIT = {"none": 1, "k": 10**3, "M": 10**6}
@@ -315,9 +319,10 @@ def requests_for_event(site: Site, config: OpenAdr, event: dict[str, Any], now: 
 def _signal_runs(site: Site, config: OpenAdr, signal: dict[str, Any],
                  event_start: float) -> list[tuple[float, float | None, Ask, str, float | None]]:
     """(start, end, ask, what, restore_minutes) per run of consecutive intervals with the same ask."""
-    name, kind = signal.get("signal_name"), signal.get("signal_type")
-    if name not in (SIMPLE, LOAD_DISPATCH):
-        raise SignalRefused(f"signal {name!r} is not one ecohash acts on ({SIMPLE}, {LOAD_DISPATCH})")
+    given, kind = signal.get("signal_name"), signal.get("signal_type")
+    name = SIGNAL_NAMES.get(given) if isinstance(given, str) else None
+    if name is None:
+        raise SignalRefused(f"signal {given!r} is not one ecohash acts on ({', '.join(SIGNAL_NAMES)})")
     intervals = signal.get("intervals") or []
     if not intervals:
         raise SignalRefused(f"{name} signal has no intervals")
