@@ -241,7 +241,7 @@ def changed_and_back(bootstrapped: Bootstrapped) -> ChangedAndBack:
     lab, limit = bootstrapped.lab, ",".join(CHANGED_HOSTS)
     toolkit, registry_node = bootstrapped.host(TOOLKIT_HOST), bootstrapped.host(REGISTRY_NODE)
     package = simtoolkit.PACKAGE_NAME
-    with toolkit_in_standard(lab.paths.run / "node-standard.lock.yml", simtoolkit.LATER_PACKAGE_VERSION), \
+    with toolkit_in_standard(lab.paths.standard_file, simtoolkit.LATER_PACKAGE_VERSION), \
             site_without_registry():
         changed = run_bootstrap("--limit", limit)
         toolkit_changed = toolkit.package(package).version

@@ -14,7 +14,6 @@ from tests.roles.rounds import CURTAILED_HOST, EXPIRING_HOST, GPU_LIMITS, CheckR
 pytestmark = pytest.mark.lab
 
 CAPS = {"c01-r01-n01": 450, "c01-r01-n02": 450, "c02-r01-n01": 350, "c02-r01-n02": 350}
-CURTAILED = "c01-r01-n02"
 
 
 @pytest.mark.parametrize("name", LAB_HOSTS)
@@ -39,14 +38,14 @@ def test_the_boot_unit_applies_the_cap_by_itself(bootstrapped: Bootstrapped) -> 
 
 @pytest.fixture
 def curtailed(bootstrapped: Bootstrapped) -> Iterator[dict]:
-    """CURTAILED under an override to 300 W until released; released afterwards whatever happens."""
+    """CURTAILED_HOST under an override to 300 W until released; released afterwards whatever happens."""
     done = bootstrapped.lab.ssh(
-        CURTAILED, "ecohash-gpu-power curtail --cap 300 --until 0 --event lab-test-1"
+        CURTAILED_HOST, "ecohash-gpu-power curtail --cap 300 --until 0 --event lab-test-1"
     )
     try:
         yield json.loads(done.stdout)
     finally:
-        bootstrapped.lab.ssh(CURTAILED, "ecohash-gpu-power release")
+        bootstrapped.lab.ssh(CURTAILED_HOST, "ecohash-gpu-power release")
 
 
 def test_a_curtailed_host_reset_by_hand_comes_back_curtailed_at_boot(
@@ -55,9 +54,9 @@ def test_a_curtailed_host_reset_by_hand_comes_back_curtailed_at_boot(
     assert curtailed["override"]["event"] == "lab-test-1"
     assert [gpu["enforced_w"] for gpu in curtailed["gpus"]] == [300.0, 300.0]
     assert [gpu["draw_w"] for gpu in curtailed["gpus"]] == [300.0, 300.0]  # flat out, so capped
-    bootstrapped.lab.ssh(CURTAILED, "nvidia-smi -pl 700 && nvidia-smi -pm 0")
-    bootstrapped.lab.ssh(CURTAILED, "systemctl restart ecohash-gpu-power.service")
-    assert bootstrapped.lab.ssh(CURTAILED, GPU_LIMITS).stdout.splitlines() == ["300.00, Enabled"] * 2
+    bootstrapped.lab.ssh(CURTAILED_HOST, "nvidia-smi -pl 700 && nvidia-smi -pm 0")
+    bootstrapped.lab.ssh(CURTAILED_HOST, "systemctl restart ecohash-gpu-power.service")
+    assert bootstrapped.lab.ssh(CURTAILED_HOST, GPU_LIMITS).stdout.splitlines() == ["300.00, Enabled"] * 2
 
 
 def test_check_mode_during_a_curtailment_finds_nothing_for_gpu_power_to_change(check_run: CheckRun) -> None:
